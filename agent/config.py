@@ -1,0 +1,175 @@
+"""Agent configuration: a YAML/JSON file and/or command-line flags, validated up front."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .routes import MAX_VNI, RouteDistinguisher, RouteError, RouteTarget
+
+_IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
+
+
+class ConfigError(ValueError):
+    """Invalid agent configuration; the message names the field and what is wrong."""
+
+
+@dataclass(frozen=True)
+class VniConfig:
+    """One overlay served by this host: VNI -> vxlan device on a bridge, with its RD and RTs."""
+
+    vni: int
+    device: str
+    bridge: str
+    rd: RouteDistinguisher
+    import_rts: frozenset[RouteTarget]
+    export_rts: tuple[RouteTarget, ...]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    vtep: ipaddress.IPv4Address
+    vnis: tuple[VniConfig, ...]
+    gobgp_address: str = "127.0.0.1:50051"
+    seed_prefix_vteps: bool = False  # opt-in: a Type-5 <vtep>/32 route (the seed's form) counts as a VTEP
+    state_file: Path | None = None  # ownership ledger of the kernel entries this agent made
+    status_file: Path | None = None  # JSON snapshot for operators and labctl
+    batch_window: float = 0.05  # seconds to gather route events into one reconcile
+    resync_interval: float = 60.0  # seconds between full kernel re-reads (self-heal)
+    name: str = field(default="evpn-agent")
+
+    def vni(self, vni: int) -> VniConfig | None:
+        return self._by_vni.get(vni)
+
+    @cached_property
+    def _by_vni(self) -> dict[int, VniConfig]:
+        return {v.vni: v for v in self.vnis}
+
+
+_TOP_KEYS = {
+    "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
+    "status_file", "batch_window", "resync_interval", "name", "vnis",
+}
+_VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets"}
+
+
+def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
+    if key not in mapping or mapping[key] in (None, ""):
+        raise ConfigError(f"{where}.{key}: missing")
+    return mapping[key]
+
+
+def _check_keys(mapping: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(mapping) - allowed)
+    if unknown:
+        raise ConfigError(f"{where}: unknown key {unknown[0]!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _rts(values: Any, where: str) -> tuple[RouteTarget, ...]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list) or not values:
+        raise ConfigError(f"{where}: expected a list of route targets like ['65000:100']")
+    try:
+        return tuple(RouteTarget.parse(v) for v in values)
+    except RouteError as exc:
+        raise ConfigError(f"{where}: {exc}") from exc
+
+
+def _vni_config(raw: Any, index: int, vtep: ipaddress.IPv4Address, rt_asn: int | None) -> VniConfig:
+    where = f"vnis[{index}]"
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{where}: expected a mapping with vni, device, bridge")
+    _check_keys(raw, _VNI_KEYS, where)
+    vni = _require(raw, "vni", where)
+    if not isinstance(vni, int) or isinstance(vni, bool) or not 1 <= vni <= MAX_VNI:
+        raise ConfigError(f"{where}.vni: {vni!r} is not a VNI (1..{MAX_VNI})")
+    names = {}
+    for key in ("device", "bridge"):
+        name = str(_require(raw, key, where))
+        if not _IFNAME_RE.match(name):
+            raise ConfigError(f"{where}.{key}: {name!r} is not a valid interface name (1-15 of A-Z a-z 0-9 _ . -)")
+        names[key] = name
+    if "rd" in raw:
+        try:
+            rd = RouteDistinguisher.parse(str(raw["rd"]))
+        except RouteError as exc:
+            raise ConfigError(f"{where}.rd: {exc}") from exc
+    elif vni <= 0xFFFF:
+        rd = RouteDistinguisher.ip_based(vtep, vni)
+    else:
+        raise ConfigError(f"{where}.rd: VNI {vni} does not fit a type-1 RD's 16-bit number; set rd explicitly")
+    both = raw.get("route_targets")
+    if both is not None:
+        imports = exports = _rts(both, f"{where}.route_targets")
+    elif rt_asn is not None or ("import_rts" in raw and "export_rts" in raw):
+        default = (RouteTarget(str(rt_asn), vni),) if rt_asn is not None else ()
+        imports = _rts(raw["import_rts"], f"{where}.import_rts") if "import_rts" in raw else default
+        exports = _rts(raw["export_rts"], f"{where}.export_rts") if "export_rts" in raw else default
+    else:
+        raise ConfigError(f"{where}: no route targets: set route_target_asn (RT = ASN:VNI) or import_rts/export_rts")
+    return VniConfig(vni, names["device"], names["bridge"], rd, frozenset(imports), tuple(exports))
+
+
+def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
+    """Validate a config mapping (from a file merged with flags) into an AgentConfig."""
+    if not isinstance(raw, Mapping):
+        raise ConfigError("config: expected a mapping at the top level")
+    _check_keys(raw, _TOP_KEYS, "config")
+    try:
+        vtep = ipaddress.IPv4Address(str(_require(raw, "vtep", "config")))
+    except ipaddress.AddressValueError as exc:
+        raise ConfigError(f"config.vtep: {raw['vtep']!r} is not an IPv4 address") from exc
+    rt_asn = raw.get("route_target_asn")
+    if rt_asn is not None and (not isinstance(rt_asn, int) or isinstance(rt_asn, bool) or not 1 <= rt_asn <= 0xFFFF):
+        raise ConfigError(f"config.route_target_asn: {rt_asn!r} must be a 2-octet AS number (1..65535)")
+    raw_vnis = raw.get("vnis") or []
+    if not isinstance(raw_vnis, list):
+        raise ConfigError("config.vnis: expected a list")
+    vnis = tuple(_vni_config(item, i, vtep, rt_asn) for i, item in enumerate(raw_vnis))
+    seen: dict[str, int] = {}
+    for v in vnis:
+        for kind, value in (("vni", str(v.vni)), ("device", v.device)):
+            if (kind, value) in seen:  # type: ignore[comparison-overlap]
+                raise ConfigError(f"config.vnis: duplicate {kind} {value}")
+            seen[(kind, value)] = v.vni  # type: ignore[index]
+    address = str(raw.get("gobgp_address", "127.0.0.1:50051"))
+    host, sep, port = address.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"config.gobgp_address: {address!r} must be HOST:PORT")
+    numbers = {}
+    for key, default in (("batch_window", 0.05), ("resync_interval", 60.0)):
+        value = raw.get(key, default)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
+            raise ConfigError(f"config.{key}: {value!r} must be a positive number of seconds")
+        numbers[key] = float(value)
+    return AgentConfig(
+        vtep=vtep,
+        vnis=vnis,
+        gobgp_address=address,
+        seed_prefix_vteps=bool(raw.get("seed_prefix_vteps", False)),
+        state_file=Path(raw["state_file"]) if raw.get("state_file") else None,
+        status_file=Path(raw["status_file"]) if raw.get("status_file") else None,
+        name=str(raw.get("name", "evpn-agent")),
+        **numbers,
+    )
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"config file {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path}: not valid YAML/JSON ({exc.__class__.__name__})") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {path}: expected a mapping at the top level")
+    return data

@@ -1,0 +1,68 @@
+"""gRPC client of the local gobgpd: add/delete our paths, watch the best-path table."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Iterator
+
+import grpc
+
+from protos.gobgpapi import gobgp_pb2 as gobgp
+from protos.gobgpapi import gobgp_pb2_grpc as gobgp_grpc
+
+from .codec import EVPN_FAMILY
+from .errors import GobgpUnavailable
+
+log = logging.getLogger("evpn.agent.gobgp")
+
+
+class GobgpClient:
+    def __init__(self, address: str, timeout: float = 5.0) -> None:
+        self.address = address
+        self.timeout = timeout
+        self._channel = grpc.insecure_channel(address)
+        self._stub = gobgp_grpc.GobgpApiStub(self._channel)
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def wait_ready(self, timeout: float) -> None:
+        try:
+            grpc.channel_ready_future(self._channel).result(timeout=timeout)
+        except grpc.FutureTimeoutError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address} not reachable within {timeout:.1f}s") from exc
+
+    def add_path(self, path: gobgp.Path) -> bytes:
+        return self._call("AddPath", self._stub.AddPath, gobgp.AddPathRequest(table_type=gobgp.GLOBAL, path=path)).uuid
+
+    def delete_path(self, path: gobgp.Path) -> None:
+        self._call("DeletePath", self._stub.DeletePath, gobgp.DeletePathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY, path=path))
+
+    def list_evpn(self) -> list[gobgp.Path]:
+        request = gobgp.ListPathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY)
+        try:
+            return [p for rsp in self._stub.ListPath(request, timeout=self.timeout) for p in rsp.destination.paths]
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: ListPath failed: {exc.code().name}") from exc
+
+    def watch_best(self) -> Iterator[list[gobgp.Path]]:
+        """Best-path changes; the first item is the whole table at subscription time (init)."""
+        table = gobgp.WatchEventRequest.Table(
+            filters=[gobgp.WatchEventRequest.Table.Filter(type=gobgp.WatchEventRequest.Table.Filter.BEST, init=True)]
+        )
+        stream = self._stub.WatchEvent(gobgp.WatchEventRequest(table=table))
+        try:
+            for rsp in stream:
+                if rsp.HasField("table"):
+                    yield list(rsp.table.paths)
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: watch ended: {exc.code().name}") from exc
+        finally:
+            stream.cancel()
+        raise GobgpUnavailable(f"gobgpd at {self.address}: watch stream closed")
+
+    def _call(self, name: str, method: Callable[..., Any], request: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout)
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: {name} failed: {exc.code().name}: {exc.details()}") from exc

@@ -1,0 +1,41 @@
+"""Which kernel entries this agent made, kept in a small JSON file across restarts.
+
+The kernel does not record who added a vxlan FDB entry, so the agent keeps its
+own list; it only ever removes entries on that list, and entries someone else
+made are left alone.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+from pathlib import Path
+
+from .desired import FloodEntry
+
+log = logging.getLogger("evpn.agent.ledger")
+
+
+class Ledger:
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+
+    def load(self) -> set[FloodEntry]:
+        if self.path is None or not self.path.exists():
+            return set()
+        try:
+            data = json.loads(self.path.read_text())
+            return {FloodEntry(dev, ipaddress.ip_address(dst)) for dev, dst in data.get("flood", [])}
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
+            return set()
+
+    def save(self, flood: set[FloodEntry]) -> None:
+        if self.path is None:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"flood": [[e.device, str(e.vtep)] for e in sorted(flood)]}))
+        os.replace(tmp, self.path)

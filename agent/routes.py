@@ -1,0 +1,167 @@
+"""EVPN route model: plain dataclasses, independent of gobgp's protobufs."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Union
+
+IPv4 = ipaddress.IPv4Address
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+
+ENCAP_VXLAN = 8  # RFC 8365 / IANA BGP tunnel type 8
+PMSI_INGRESS_REPLICATION = 6  # RFC 6514 tunnel type 6
+MAX_VNI = 0xFFFFFF
+
+
+class RouteError(ValueError):
+    """A value that cannot be part of a valid EVPN route; the message names the field."""
+
+
+@dataclass(frozen=True, order=True)
+class RouteTarget:
+    """A route target ``admin:value`` (RFC 4360 / RFC 5668): admin is an AS number or an IPv4 address.
+
+    2-octet AS (admin <= 65535) carries a 32-bit value; 4-octet AS and IPv4 admins carry 16 bits.
+    """
+
+    admin: str
+    value: int
+
+    def __post_init__(self) -> None:
+        where = f"route target {self.admin}:{self.value}"
+        if self.admin.isdigit():
+            asn = int(self.admin)
+            if asn > 0xFFFFFFFF:
+                raise RouteError(f"{where}: AS must be 0..4294967295")
+            limit = 0xFFFFFFFF if asn <= 0xFFFF else 0xFFFF
+        else:
+            try:
+                ipaddress.IPv4Address(self.admin)
+            except ipaddress.AddressValueError as exc:
+                raise RouteError(f"{where}: {self.admin!r} is neither an AS number nor an IPv4 address") from exc
+            limit = 0xFFFF
+        if not 0 <= self.value <= limit:
+            raise RouteError(f"{where}: value must be 0..{limit} for this kind of route target")
+
+    @classmethod
+    def parse(cls, text: str) -> "RouteTarget":
+        admin, sep, value = str(text).rpartition(":")
+        if not sep or not admin or not value.isdigit():
+            raise RouteError(f"route target {text!r}: expected ASN:NUMBER or IPv4:NUMBER, e.g. 65000:100")
+        if admin.isdigit():
+            admin = str(int(admin))
+        return cls(admin, int(value))
+
+    @property
+    def is_two_octet_as(self) -> bool:
+        return self.admin.isdigit() and int(self.admin) <= 0xFFFF
+
+    def __str__(self) -> str:
+        return f"{self.admin}:{self.value}"
+
+
+@dataclass(frozen=True, order=True)
+class RouteDistinguisher:
+    """A route distinguisher, kept as its canonical text (``10.0.0.101:100`` or ``65001:100``)."""
+
+    text: str
+
+    @classmethod
+    def ip_based(cls, ip: IPv4, assigned: int) -> "RouteDistinguisher":
+        if not 0 <= assigned <= 0xFFFF:
+            raise RouteError(f"route distinguisher {ip}:{assigned}: assigned number must be 0..65535 for type 1")
+        return cls(f"{ip}:{assigned}")
+
+    @classmethod
+    def parse(cls, text: str) -> "RouteDistinguisher":
+        admin, sep, assigned = str(text).rpartition(":")
+        if not sep or not assigned.isdigit():
+            raise RouteError(f"route distinguisher {text!r}: expected IP:NUMBER or ASN:NUMBER")
+        if admin.isdigit():
+            return cls(f"{int(admin)}:{int(assigned)}")
+        try:
+            return cls.ip_based(ipaddress.IPv4Address(admin), int(assigned))
+        except ipaddress.AddressValueError as exc:
+            raise RouteError(f"route distinguisher {text!r}: {admin!r} is neither an ASN nor an IPv4 address") from exc
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@dataclass(frozen=True)
+class PathAttrs:
+    """The attributes the agent acts on, shared by every route type."""
+
+    next_hop: IPAddress
+    route_targets: frozenset[RouteTarget] = frozenset()
+    encapsulation: int | None = None  # ENCAP_VXLAN when the encapsulation community is present
+    mac_mobility_seq: int | None = None
+    sticky: bool = False
+
+
+@dataclass(frozen=True)
+class ImetRoute:
+    """EVPN Type-3, Inclusive Multicast Ethernet Tag: "VTEP `originator` wants BUM traffic of this VNI"."""
+
+    rd: RouteDistinguisher
+    ethernet_tag: int
+    originator: IPAddress
+    attrs: PathAttrs
+    pmsi_vni: int | None = None  # MPLS label field of the PMSI tunnel attribute = VNI (RFC 8365 5.1.3)
+    pmsi_type: int | None = None
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return ("imet", self.rd.text, self.ethernet_tag, str(self.originator))
+
+    @property
+    def vtep(self) -> IPAddress:
+        return self.originator
+
+
+@dataclass(frozen=True)
+class MacIpRoute:
+    """EVPN Type-2, MAC/IP Advertisement: "MAC (and IP) lives behind VTEP next_hop"."""
+
+    rd: RouteDistinguisher
+    ethernet_tag: int
+    mac: str  # lower-case aa:bb:cc:dd:ee:ff
+    ip: IPAddress | None
+    label_vni: int | None  # first label = VNI (RFC 8365 5.1.3)
+    attrs: PathAttrs
+
+    @property
+    def key(self) -> tuple[str, str, int, str, str]:
+        return ("macip", self.rd.text, self.ethernet_tag, self.mac, str(self.ip or ""))
+
+    @property
+    def vtep(self) -> IPAddress:
+        return self.attrs.next_hop
+
+
+@dataclass(frozen=True)
+class PrefixRoute:
+    """EVPN Type-5, IP Prefix. Only used for the seed's ``add prefix <vtep>/32`` VTEP form (opt-in)."""
+
+    rd: RouteDistinguisher
+    ethernet_tag: int
+    prefix: ipaddress.IPv4Network | ipaddress.IPv6Network
+    label: int
+    attrs: PathAttrs
+
+    @property
+    def key(self) -> tuple[str, str, int, str]:
+        return ("prefix", self.rd.text, self.ethernet_tag, str(self.prefix))
+
+
+EvpnRoute = Union[ImetRoute, MacIpRoute, PrefixRoute]
+
+
+@dataclass(frozen=True)
+class RouteEvent:
+    """One change seen in gobgpd's best-path table."""
+
+    route: EvpnRoute
+    withdrawn: bool = False
+    local: bool = field(default=False)  # originated by this gobgpd (no neighbor)
