@@ -141,8 +141,9 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
             seen[(kind, value)] = v.vni  # type: ignore[index]
     address = str(raw.get("gobgp_address", "127.0.0.1:50051"))
     host, sep, port = address.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"config.gobgp_address: {address!r} must be HOST:PORT")
+    is_unix = address.startswith("unix:") and len(address) > len("unix:")
+    if not is_unix and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
+        raise ConfigError(f"config.gobgp_address: {address!r} must be HOST:PORT or unix:/path")
     numbers = {}
     for key, default in (("batch_window", 0.05), ("resync_interval", 60.0)):
         value = raw.get(key, default)

@@ -38,8 +38,23 @@ class GobgpClient:
     def delete_path(self, path: gobgp.Path) -> None:
         self._call("DeletePath", self._stub.DeletePath, gobgp.DeletePathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY, path=path))
 
-    def list_evpn(self) -> list[gobgp.Path]:
-        request = gobgp.ListPathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY)
+    def list_peers(self) -> list[tuple[str, int, str]]:
+        """(neighbor address, peer AS, session state name) of every configured neighbor."""
+        try:
+            peers = [rsp.peer for rsp in self._stub.ListPeer(gobgp.ListPeerRequest(), timeout=self.timeout)]
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: ListPeer failed: {exc.code().name}") from exc
+        state_names = gobgp.PeerState.SessionState
+        return [(p.conf.neighbor_address, p.conf.peer_asn, state_names.Name(p.state.session_state)) for p in peers]
+
+    def add_peer(self, peer: gobgp.Peer) -> None:
+        self._call("AddPeer", self._stub.AddPeer, gobgp.AddPeerRequest(peer=peer))
+
+    def delete_peer(self, address: str) -> None:
+        self._call("DeletePeer", self._stub.DeletePeer, gobgp.DeletePeerRequest(address=address))
+
+    def list_evpn(self, table_type: int = gobgp.GLOBAL, neighbor: str = "") -> list[gobgp.Path]:
+        request = gobgp.ListPathRequest(table_type=table_type, name=neighbor, family=EVPN_FAMILY)
         try:
             return [p for rsp in self._stub.ListPath(request, timeout=self.timeout) for p in rsp.destination.paths]
         except grpc.RpcError as exc:

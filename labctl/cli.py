@@ -1,0 +1,231 @@
+"""`labctl`: the command line. Every LabError becomes one red line and exit code 1."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable, TypeVar
+
+import click
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from .errors import LabError
+from .state import labs
+from .topology import load_topology
+
+console = Console()
+err_console = Console(stderr=True)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def clean_errors(func: F) -> F:
+    """Turn LabError (and Ctrl-C) into one line and an exit code, never a traceback."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except LabError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
+            sys.exit(1)
+        except KeyboardInterrupt:
+            err_console.print("[red]interrupted[/red]")
+            sys.exit(130)
+
+    wrapper.__name__ = func.__name__
+    wrapper.__doc__ = func.__doc__
+    return wrapper  # type: ignore[return-value]
+
+
+def resolve_lab(lab: str | None) -> str:
+    if lab:
+        return lab
+    running = labs()
+    if len(running) == 1:
+        return running[0]
+    if not running:
+        raise LabError("no lab is running (labctl up TOPOLOGY)")
+    raise LabError(f"several labs are running ({', '.join(running)}): name one with --lab")
+
+
+def _load_document(path: Path) -> tuple[Any, dict[str, Any]]:
+    topo = load_topology(path)
+    return topo, yaml.safe_load(path.read_text())
+
+
+lab_option = click.option("--lab", "lab_name", help="lab name (default: the only running lab)")
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="log every step (structured lines on stderr)")
+def main(verbose: bool) -> None:
+    """Build a BGP-EVPN/VXLAN lab in network namespaces and prove it with real traffic."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
+    )
+
+
+@main.command()
+@click.argument("topology", type=click.Path(path_type=Path))
+@clean_errors
+def check(topology: Path) -> None:
+    """Validate a topology file without creating anything."""
+    topo = load_topology(topology)
+    console.print(f"[green]ok[/green] {topology}: lab {topo.lab}, {len(topo.hosts)} hypervisors, "
+                  f"{len(topo.vms())} VMs, {len(topo.networks)} networks")
+
+
+@main.command()
+@click.argument("topology", type=click.Path(path_type=Path))
+@clean_errors
+def up(topology: Path) -> None:
+    """Build the lab of TOPOLOGY and wait until BGP and every agent have converged."""
+    from .lab import Lab
+
+    topo, document = _load_document(topology)
+    start = time.monotonic()
+    with console.status("starting") as status:
+        def progress(message: str) -> None:
+            console.print(f"  [dim]{time.monotonic() - start:5.1f}s[/dim] {message}", highlight=False)
+            status.update(message)
+
+        lab = Lab.up(topo, document, str(topology), progress)
+    console.print(f"[green]lab {lab.topo.lab} is up[/green] in {time.monotonic() - start:.1f}s: "
+                  f"{len(topo.hosts)} hypervisors, {len(topo.vms())} VMs; try 'labctl verify'")
+
+
+@main.command()
+@click.argument("lab_name", required=False)
+@clean_errors
+def down(lab_name: str | None) -> None:
+    """Remove every namespace, interface and process of a lab (also after a crash)."""
+    from .lab import teardown
+
+    name = lab_name or resolve_lab(None)
+    removed = teardown(name)
+    console.print(f"lab {name}: removed {len(removed)} namespaces")
+
+
+@main.command()
+@click.argument("topology", type=click.Path(path_type=Path))
+@lab_option
+@clean_errors
+def apply(topology: Path, lab_name: str | None) -> None:
+    """Add the hypervisors TOPOLOGY has and the running lab lacks (no change on the others)."""
+    from .lab import Lab
+
+    topo, document = _load_document(topology)
+    lab = Lab.open(lab_name or topo.lab)
+    added = lab.apply(topo, document, lambda m: console.print(f"  {m}", highlight=False))
+    console.print(f"added {len(added)} hypervisors: {', '.join(h.name for h in added) or 'none'}")
+
+
+@main.command()
+@click.argument("host")
+@lab_option
+@click.option("--no-wait", is_flag=True, help="do not wait for the survivors to forget it")
+@clean_errors
+def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
+    """A hypervisor dies: daemons killed, uplink down. Waits until the survivors' RIB and FDB forget it."""
+    from .lab import Lab
+    from .verify import wait_forgotten
+
+    lab = Lab.open(resolve_lab(lab_name))
+    lab.kill(host)
+    console.print(f"{host}: gobgpd and agent killed, uplink down")
+    if not no_wait:
+        took = wait_forgotten(lab, host)
+        console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
+                      f"(BGP hold time {lab.topo.timers.hold_time}s)")
+
+
+@main.command()
+@click.argument("host")
+@lab_option
+@clean_errors
+def revive(host: str, lab_name: str | None) -> None:
+    """Bring a killed hypervisor back: uplink up, gobgpd and agent started, converged."""
+    from .lab import Lab
+
+    lab = Lab.open(resolve_lab(lab_name))
+    took = lab.revive(host)
+    console.print(f"{host} is back; fabric converged in {took:.2f}s")
+
+
+@main.command()
+@lab_option
+@clean_errors
+def status(lab_name: str | None) -> None:
+    """BGP sessions, agents and flood lists of every hypervisor."""
+    from .status import render_status
+
+    render_status(console, resolve_lab(lab_name))
+
+
+@main.command()
+@lab_option
+@click.option("--only", multiple=True, help="run only checks whose id starts with this (repeatable)")
+@clean_errors
+def verify(lab_name: str | None, only: tuple[str, ...]) -> None:
+    """Prove the lab works: RIBs, FDBs, real pings and captures. Exit 1 if any check fails."""
+    from .lab import Lab
+    from .verify import run_checks
+
+    lab = Lab.open(resolve_lab(lab_name))
+    results = run_checks(lab, only=only, progress=lambda m: console.print(f"  [dim]{m}[/dim]", highlight=False))
+    table = Table(title=f"labctl verify: lab {lab.topo.lab}")
+    table.add_column("check")
+    table.add_column("result")
+    table.add_column("evidence", overflow="fold")
+    for r in results:
+        table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", r.evidence)
+    console.print(table)
+    failed = [r for r in results if not r.ok]
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    if failed:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("node", required=False)
+@lab_option
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-n", "--lines", default=40, show_default=True)
+@clean_errors
+def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> None:
+    """Show the daemons' logs (all nodes, or one)."""
+    from .plan import RUN_ROOT
+
+    base = RUN_ROOT / resolve_lab(lab_name)
+    files = sorted(base.glob(f"{node or '*'}/*.log"))
+    if not files:
+        raise LabError(f"no logs for {node or 'any node'} under {base}")
+    argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(f) for f in files]
+    os.execvp("tail", argv)
+
+
+@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@click.argument("node")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+@lab_option
+@clean_errors
+def exec_(node: str, command: tuple[str, ...], lab_name: str | None) -> None:
+    """Run COMMAND inside NODE's namespace (a hypervisor, 'controller', 'underlay' or a VM name)."""
+    from . import netns
+
+    lab = resolve_lab(lab_name)
+    candidates = [node, f"{lab}-{node}"]
+    ns_name = next((c for c in candidates if c in netns.list_namespaces()), None)
+    if ns_name is None:
+        raise LabError(f"no node {node!r} in lab {lab}")
+    sys.exit(subprocess.call(["ip", "netns", "exec", ns_name, *command]))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,120 @@
+"""Namespaces, links, addresses, bridges and vxlan devices, through pyroute2 (netlink)."""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from typing import Iterator
+
+from pyroute2 import IPRoute, netns
+from pyroute2.netlink.exceptions import NetlinkError
+
+from .errors import LabError
+
+log = logging.getLogger("evpn.labctl.netns")
+
+
+def list_namespaces() -> list[str]:
+    return sorted(netns.listnetns())
+
+
+def create(name: str) -> None:
+    if name in netns.listnetns():
+        raise LabError(f"namespace {name} already exists (a lab of that name is running: labctl down)")
+    netns.create(name)
+    with ns(name) as ip:
+        ip.link("set", index=_index(ip, "lo", name), state="up")
+    log.info("event=netns-created ns=%s", name)
+
+
+def remove(name: str) -> None:
+    with contextlib.suppress(FileNotFoundError, OSError):
+        netns.remove(name)
+        log.info("event=netns-removed ns=%s", name)
+
+
+def pids(name: str) -> list[int]:
+    """PIDs of the processes living in namespace `name`."""
+    return sorted(int(p) for p in netns.ns_pids().get(name, []))
+
+
+@contextlib.contextmanager
+def ns(name: str) -> Iterator[IPRoute]:
+    ip = IPRoute(netns=name)
+    try:
+        yield ip
+    finally:
+        ip.close()
+
+
+def _index(ip: IPRoute, ifname: str, where: str) -> int:
+    found = ip.link_lookup(ifname=ifname)
+    if not found:
+        raise LabError(f"{where}: interface {ifname} not found")
+    return int(found[0])
+
+
+def veth(ns_a: str, if_a: str, ns_b: str, if_b: str, mtu: int = 1500, mac_b: str | None = None) -> None:
+    """A veth pair with one end in each namespace, both up."""
+    with ns(ns_a) as ip:
+        peer: dict[str, object] = {"ifname": if_b, "net_ns_fd": ns_b}
+        ip.link("add", ifname=if_a, kind="veth", peer=peer)
+        ip.link("set", index=_index(ip, if_a, ns_a), mtu=mtu, state="up")
+    with ns(ns_b) as ip:
+        attrs: dict[str, object] = {"mtu": mtu, "state": "up"}
+        if mac_b:
+            attrs["address"] = mac_b
+        ip.link("set", index=_index(ip, if_b, ns_b), **attrs)
+
+
+def address(ns_name: str, ifname: str, cidr: str) -> None:
+    iface = ipaddress.ip_interface(cidr)
+    with ns(ns_name) as ip:
+        ip.addr("add", index=_index(ip, ifname, ns_name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+
+
+def route(ns_name: str, dst: str, gateway: str) -> None:
+    with ns(ns_name) as ip:
+        ip.route("add", dst=dst, gateway=gateway)
+
+
+def bridge(ns_name: str, name: str) -> None:
+    """A plain learning bridge without STP (the lab has no loops)."""
+    with ns(ns_name) as ip:
+        ip.link("add", ifname=name, kind="bridge", br_stp_state=0, br_forward_delay=0)
+        ip.link("set", index=_index(ip, name, ns_name), state="up")
+
+
+def vxlan(ns_name: str, name: str, vni: int, local: str, bridge_name: str) -> None:
+    """A VXLAN device (dstport 4789, learning off: the control plane fills its FDB) on a bridge."""
+    with ns(ns_name) as ip:
+        ip.link("add", ifname=name, kind="vxlan", vxlan_id=vni, vxlan_local=local, vxlan_port=4789, vxlan_learning=0)
+        index = _index(ip, name, ns_name)
+        ip.link("set", index=index, master=_index(ip, bridge_name, ns_name))
+        ip.link("set", index=index, state="up")
+
+
+def enslave(ns_name: str, ifname: str, bridge_name: str) -> None:
+    with ns(ns_name) as ip:
+        ip.link("set", index=_index(ip, ifname, ns_name), master=_index(ip, bridge_name, ns_name))
+
+
+def set_link(ns_name: str, ifname: str, up: bool) -> None:
+    with ns(ns_name) as ip:
+        ip.link("set", index=_index(ip, ifname, ns_name), state="up" if up else "down")
+
+
+def delete_link(ns_name: str, ifname: str) -> None:
+    with ns(ns_name) as ip, contextlib.suppress(NetlinkError, LabError):
+        ip.link("del", index=_index(ip, ifname, ns_name))
+
+
+def sysctl(ns_name: str, key: str, value: str) -> None:
+    """Write /proc/sys/<key> inside a namespace (the netns is entered and left around the write)."""
+    netns.pushns(ns_name)
+    try:
+        with open(f"/proc/sys/{key.replace('.', '/')}", "w") as handle:
+            handle.write(value)
+    finally:
+        netns.popns()

@@ -1,0 +1,259 @@
+"""The topology file: parsed and validated before anything is created."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import yaml
+
+from .errors import TopologyError
+
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
+SUFFIX_RE = re.compile(r"^[a-z0-9]{1,11}$")
+VM_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
+NET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+MAX_VNI = 0xFFFFFF
+RESERVED_SUFFIXES = ("controller", "underlay")
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    vni: int
+    subnet: ipaddress.IPv4Network
+    bridge: str
+    route_targets: tuple[str, ...]
+
+    @property
+    def vxlan_device(self) -> str:
+        return f"vxlan{self.vni}"
+
+
+@dataclass(frozen=True)
+class Vm:
+    name: str
+    mac: str
+    ip: ipaddress.IPv4Address
+    network: str
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    asn: int
+    vtep: ipaddress.IPv4Address
+    vms: tuple[Vm, ...]
+
+
+@dataclass(frozen=True)
+class Controller:
+    asn: int
+    address: ipaddress.IPv4Address
+
+
+@dataclass(frozen=True)
+class Timers:
+    hold_time: int
+    keepalive: int
+    connect_retry: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    lab: str
+    timers: Timers
+    links: ipaddress.IPv4Network
+    controller: Controller
+    networks: tuple[Network, ...]
+    hosts: tuple[Host, ...]
+
+    def network(self, name: str) -> Network:
+        return next(n for n in self.networks if n.name == name)
+
+    def host(self, name: str) -> Host | None:
+        return next((h for h in self.hosts if h.name == name), None)
+
+    def vms(self) -> list[tuple[Host, Vm]]:
+        return [(h, vm) for h in self.hosts for vm in h.vms]
+
+
+class _Reader:
+    """Field access that names the path of every problem (``hosts[1].vtep``)."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, problem: str) -> TopologyError:
+        return TopologyError(f"{self.source}: {where}: {problem}")
+
+    def mapping(self, value: Any, where: str, required: set[str], optional: set[str]) -> Mapping[str, Any]:
+        if not isinstance(value, Mapping):
+            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+        for key in value:
+            if key not in required | optional:
+                allowed = ", ".join(sorted(required | optional))
+                raise self.fail(f"{where}.{key}" if where else str(key), f"unknown key (allowed: {allowed})")
+        for key in sorted(required):
+            if value.get(key) is None:
+                raise self.fail(f"{where}.{key}" if where else key, "missing")
+        return value
+
+    def integer(self, value: Any, where: str, low: int, high: int) -> int:
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise self.fail(where, f"{value!r} must be an integer in {low}..{high}")
+        return value
+
+    def name(self, value: Any, where: str, pattern: re.Pattern[str], hint: str) -> str:
+        if not isinstance(value, str) or not pattern.match(value):
+            raise self.fail(where, f"{value!r} is not a valid name ({hint})")
+        return value
+
+    def ipv4(self, value: Any, where: str) -> ipaddress.IPv4Address:
+        try:
+            return ipaddress.IPv4Address(str(value).split("/")[0] if isinstance(value, str) else value)
+        except (ipaddress.AddressValueError, ValueError):
+            raise self.fail(where, f"{value!r} is not an IPv4 address") from None
+
+    def network(self, value: Any, where: str) -> ipaddress.IPv4Network:
+        try:
+            return ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as exc:
+            raise self.fail(where, f"{value!r} is not an IPv4 network ({exc})") from None
+
+    def items(self, value: Any, where: str) -> list[Any]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, "expected a non-empty list")
+        return value
+
+
+def parse_topology(data: Any, source: str = "topology") -> Topology:
+    """Validate a loaded YAML document; raise TopologyError naming the first problem found."""
+    r = _Reader(source)
+    top = r.mapping(data, "", {"lab", "controller", "networks", "hosts"}, {"bgp", "underlay"})
+    lab = r.name(top["lab"], "lab", LAB_NAME_RE, "1-8 of a-z 0-9, starting with a letter, no '-'")
+    bgp = r.mapping(top.get("bgp") or {}, "bgp", set(), {"hold_time", "keepalive", "connect_retry"})
+    hold = r.integer(bgp.get("hold_time", 3), "bgp.hold_time", 3, 65535)
+    keepalive = r.integer(bgp.get("keepalive", 1), "bgp.keepalive", 1, 21845)
+    if keepalive * 3 > hold:
+        raise r.fail("bgp.keepalive", f"{keepalive}s is more than a third of hold_time {hold}s")
+    timers = Timers(hold, keepalive, r.integer(bgp.get("connect_retry", 1), "bgp.connect_retry", 1, 120))
+    underlay = r.mapping(top.get("underlay") or {}, "underlay", set(), {"links"})
+    links = r.network(underlay.get("links", "10.255.0.0/16"), "underlay.links")
+    ctl = r.mapping(top["controller"], "controller", {"asn", "address"}, set())
+    controller = Controller(r.integer(ctl["asn"], "controller.asn", 1, 4294967294), r.ipv4(ctl["address"], "controller.address"))
+
+    networks: list[Network] = []
+    for i, raw in enumerate(r.items(top["networks"], "networks")):
+        where = f"networks[{i}]"
+        net = r.mapping(raw, where, {"name", "vni", "subnet"}, {"route_targets", "bridge"})
+        name = r.name(net["name"], f"{where}.name", NET_NAME_RE, "1-16 of a-z 0-9 _, starting with a letter")
+        vni = r.integer(net["vni"], f"{where}.vni", 1, MAX_VNI)
+        subnet = r.network(net["subnet"], f"{where}.subnet")
+        if subnet.prefixlen > 29:
+            raise r.fail(f"{where}.subnet", f"{subnet} is too small for VMs (at most /29)")
+        rts = net.get("route_targets") or [f"{controller.asn}:{vni}"]
+        if not isinstance(rts, list) or not all(isinstance(x, str) and re.match(r"^\d+:\d+$", x) for x in rts):
+            raise r.fail(f"{where}.route_targets", f"{rts!r} must be a list like ['65000:{vni}']")
+        bridge = r.name(net.get("bridge", f"br{i}"), f"{where}.bridge", re.compile(r"^[a-z][a-z0-9]{0,7}$"), "1-8 of a-z 0-9")
+        for other in networks:
+            if other.name == name:
+                raise r.fail(f"{where}.name", f"duplicate network name {name!r}")
+            if other.vni == vni:
+                raise r.fail(f"{where}.vni", f"VNI {vni} already used by network {other.name!r}")
+            if other.subnet.overlaps(subnet):
+                raise r.fail(f"{where}.subnet", f"{subnet} overlaps network {other.name!r} ({other.subnet})")
+            if other.bridge == bridge:
+                raise r.fail(f"{where}.bridge", f"bridge {bridge!r} already used by network {other.name!r}")
+        if subnet.overlaps(links):
+            raise r.fail(f"{where}.subnet", f"{subnet} overlaps underlay.links {links}")
+        networks.append(Network(name, vni, subnet, bridge, tuple(rts)))
+
+    hosts: list[Host] = []
+    seen_vms: dict[str, str] = {}
+    seen_macs: dict[str, str] = {}
+    seen_ips: dict[ipaddress.IPv4Address, str] = {}
+    underlay_ips = {controller.address: "controller.address"}
+    for i, raw in enumerate(r.items(top["hosts"], "hosts")):
+        where = f"hosts[{i}]"
+        h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms"})
+        name = h["name"]
+        if not isinstance(name, str) or not name.startswith(f"{lab}-") or not SUFFIX_RE.match(name[len(lab) + 1:]):
+            raise r.fail(f"{where}.name", f"{name!r} must be '{lab}-' followed by 1-11 of a-z 0-9 (e.g. {lab}-{i + 1})")
+        if name[len(lab) + 1:] in RESERVED_SUFFIXES:
+            raise r.fail(f"{where}.name", f"{name!r} is reserved for the lab's own nodes")
+        asn = r.integer(h["asn"], f"{where}.asn", 1, 4294967294)
+        vtep = r.ipv4(h["vtep"], f"{where}.vtep")
+        for other in hosts:
+            if other.name == name:
+                raise r.fail(f"{where}.name", f"duplicate host name {name!r}")
+            if other.asn == asn:
+                raise r.fail(f"{where}.asn", f"AS {asn} already used by host {other.name!r} (each hypervisor has its own AS)")
+        if asn == controller.asn:
+            raise r.fail(f"{where}.asn", f"AS {asn} is the controller's AS")
+        if vtep in underlay_ips:
+            raise r.fail(f"{where}.vtep", f"{vtep} already used by {underlay_ips[vtep]}")
+        if vtep in links or not vtep.is_private or vtep.is_loopback or vtep.is_multicast or vtep.is_unspecified:
+            raise r.fail(f"{where}.vtep", f"{vtep} must be a private unicast address outside underlay.links {links}")
+        for net in networks:
+            if vtep in net.subnet:
+                raise r.fail(f"{where}.vtep", f"{vtep} is inside network {net.name!r} ({net.subnet})")
+        underlay_ips[vtep] = f"{where}.vtep"
+        vms: list[Vm] = []
+        raw_vms = h.get("vms") or []
+        if not isinstance(raw_vms, list):
+            raise r.fail(f"{where}.vms", "expected a list")
+        for j, raw_vm in enumerate(raw_vms):
+            vw = f"{where}.vms[{j}]"
+            v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network"})
+            vm_name = r.name(v["name"], f"{vw}.name", VM_NAME_RE, "1-10 of a-z 0-9, starting with a letter")
+            if vm_name in seen_vms:
+                raise r.fail(f"{vw}.name", f"duplicate VM name {vm_name!r} (also on {seen_vms[vm_name]})")
+            if f"{lab}-{vm_name}" in {hh.name for hh in hosts} | {name, f"{lab}-controller", f"{lab}-underlay"}:
+                raise r.fail(f"{vw}.name", f"{vm_name!r} clashes with a node name")
+            mac = str(v["mac"]).lower()
+            if not MAC_RE.match(mac):
+                raise r.fail(f"{vw}.mac", f"{v['mac']!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+            if int(mac[:2], 16) & 1 or mac == "00:00:00:00:00:00":
+                raise r.fail(f"{vw}.mac", f"{mac} is not a unicast MAC")
+            if mac in seen_macs:
+                raise r.fail(f"{vw}.mac", f"{mac} already used by VM {seen_macs[mac]!r}")
+            if v.get("network") is None and len(networks) > 1:
+                raise r.fail(f"{vw}.network", "missing (the topology has several networks)")
+            net_name = v.get("network", networks[0].name)
+            net = next((n for n in networks if n.name == net_name), None)
+            if net is None:
+                raise r.fail(f"{vw}.network", f"{net_name!r} is not a network of this topology")
+            ip = r.ipv4(v["ip"], f"{vw}.ip")
+            if ip not in net.subnet or ip in (net.subnet.network_address, net.subnet.broadcast_address):
+                raise r.fail(f"{vw}.ip", f"{ip} is not a host address of network {net.name!r} ({net.subnet})")
+            if ip in seen_ips:
+                raise r.fail(f"{vw}.ip", f"{ip} already used by VM {seen_ips[ip]!r}")
+            seen_vms[vm_name] = name
+            seen_macs[mac] = vm_name
+            seen_ips[ip] = vm_name
+            vms.append(Vm(vm_name, mac, ip, net.name))
+        hosts.append(Host(name, asn, vtep, tuple(vms)))
+    if controller.address in links or any(controller.address in n.subnet for n in networks):
+        raise r.fail("controller.address", f"{controller.address} must be outside underlay.links and the networks")
+    if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + 1:
+        raise r.fail("underlay.links", f"{links} has too few /30 links for the controller and {len(hosts)} hosts")
+    return Topology(lab, timers, links, controller, tuple(networks), tuple(hosts))
+
+
+def load_topology(path: Path) -> Topology:
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else "document"
+        raise TopologyError(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    return parse_topology(data, str(path))
