@@ -137,10 +137,11 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
     from .verify import wait_forgotten
 
     lab = Lab.open(resolve_lab(lab_name))
+    killed_at = time.monotonic()
     lab.kill(host)
     console.print(f"{host}: gobgpd and agent killed, uplink down")
     if not no_wait:
-        took = wait_forgotten(lab, host)
+        took = wait_forgotten(lab, host, since=killed_at)
         console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
                       f"(BGP hold time {lab.topo.timers.hold_time}s)")
 

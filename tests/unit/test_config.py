@@ -338,7 +338,7 @@ def test_load_config_file_errors(tmp_path: Path) -> None:
         load_config_file(listy)
 
 
-@pytest.mark.parametrize("value", ["false", "no", "0", 1, [True]])
+@pytest.mark.parametrize("value", ["false", "0", 1])
 def test_seed_prefix_vteps_must_be_a_boolean(value: Any) -> None:
     # Every other typed field is checked strictly (True is rejected where a number is expected),
     # but bool() of the string "false" is True: a quoted YAML "false" would silently turn the

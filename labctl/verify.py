@@ -1,0 +1,272 @@
+"""`labctl verify`: every claim checked against real state — gobgpd RIBs over gRPC, kernel FDBs over
+netlink, real pings between VM namespaces and captures on the underlay links."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import dataclass
+from itertools import combinations
+from typing import Callable, Iterable
+
+from agent.codec import decode_paths
+from agent.desired import FloodEntry
+from agent.errors import GobgpUnavailable
+from agent.kernel import Kernel
+from agent.routes import ImetRoute, RouteEvent
+
+from .capture import VXLAN_PORT, capturing, decode_vxlan
+from .errors import LabError
+from .lab import Lab, gobgp_client, wait_until
+from .plan import UPLINK
+from .topology import Host, Vm
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    id: str
+    name: str
+    ok: bool
+    evidence: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """RIBs and FDBs read once, so every check judges the same moment."""
+
+    ribs: dict[str, list[RouteEvent]]  # node -> decoded EVPN routes of its global RIB
+    flood: dict[str, set[FloodEntry]]  # host -> flood entries on its vxlan devices
+    errors: dict[str, str]
+
+
+def read_rib(lab: Lab, node: str) -> list[RouteEvent]:
+    client = gobgp_client(lab.plan, node)
+    try:
+        events, errors = decode_paths(client.list_evpn())
+    finally:
+        client.close()
+    if errors:
+        raise LabError(f"{node}: malformed routes in RIB: {errors[0]}")
+    return events
+
+
+def read_flood(lab: Lab, host: Host) -> set[FloodEntry]:
+    with Kernel(netns=host.name) as kernel:
+        return kernel.flood_entries([n.vxlan_device for n in lab.plan.host_networks(host)])
+
+
+def snapshot(lab: Lab) -> Snapshot:
+    ribs: dict[str, list[RouteEvent]] = {}
+    flood: dict[str, set[FloodEntry]] = {}
+    errors: dict[str, str] = {}
+    for node in [lab.plan.controller_ns] + [h.name for h in lab.hosts_alive()]:
+        try:
+            ribs[node] = read_rib(lab, node)
+        except (GobgpUnavailable, LabError) as exc:
+            errors[node] = str(exc)
+    for host in lab.hosts_alive():
+        flood[host.name] = read_flood(lab, host)
+    return Snapshot(ribs, flood, errors)
+
+
+def imet_vteps(events: Iterable[RouteEvent], vni: int) -> dict[str, str]:
+    """VTEP -> next hop of the Type-3 routes for `vni` in a RIB."""
+    return {str(e.route.originator): str(e.route.attrs.next_hop) for e in events
+            if isinstance(e.route, ImetRoute) and e.route.pmsi_vni == vni}
+
+
+# -- control plane ---------------------------------------------------------------------
+
+
+def check_own_vtep(lab: Lab, snap: Snapshot) -> CheckResult:
+    bad, good = [], []
+    for host in lab.hosts_alive():
+        for net in lab.plan.host_networks(host):
+            found = imet_vteps(snap.ribs.get(host.name, []), net.vni).get(str(host.vtep))
+            (good if found == str(host.vtep) else bad).append(f"{host.name}/vni{net.vni}")
+    errors = [f"{n}: {e}" for n, e in snap.errors.items()]
+    return CheckResult("rib-own", "each local RIB holds its own VTEP (Type-3)", not bad and not errors,
+                       "; ".join(errors + ([f"missing: {', '.join(bad)}"] if bad else [f"{len(good)} own Type-3 routes present"])))
+
+
+def check_learned(lab: Lab, snap: Snapshot) -> CheckResult:
+    problems: list[str] = []
+    count = 0
+    alive = lab.hosts_alive()
+    for host in alive:
+        for net in lab.plan.host_networks(host):
+            viewers = [lab.plan.controller_ns] + [o.name for o in alive if o is not host and net in lab.plan.host_networks(o)]
+            for viewer in viewers:
+                nh = imet_vteps(snap.ribs.get(viewer, []), net.vni).get(str(host.vtep))
+                if nh is None:
+                    problems.append(f"{viewer} lacks {host.name}'s VTEP {host.vtep} (vni {net.vni})")
+                elif nh != str(host.vtep):
+                    problems.append(f"{viewer} has {host.name}'s VTEP with next hop {nh}, not {host.vtep}")
+                else:
+                    count += 1
+    for dead in lab.state.down_hosts:
+        dead_host = lab.topo.host(dead)
+        assert dead_host is not None
+        for viewer, events in snap.ribs.items():
+            if any(str(getattr(e.route, "originator", "")) == str(dead_host.vtep) for e in events):
+                problems.append(f"{viewer} still has a route of down host {dead}")
+    evidence = "; ".join(problems) if problems else f"{count} (viewer, VTEP) pairs learned with next hop intact"
+    if lab.state.down_hosts:
+        evidence += f"; down: {', '.join(lab.state.down_hosts)} (absent from every RIB)" if not problems else ""
+    return CheckResult("rib-learned", "every other hypervisor and the controller learned each VTEP", not problems, evidence)
+
+
+def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
+    problems: list[str] = []
+    alive = lab.hosts_alive()
+    for host in alive:
+        for net in lab.plan.host_networks(host):
+            kernel = {str(e.vtep) for e in snap.flood.get(host.name, set()) if e.device == net.vxlan_device}
+            expected = {str(o.vtep) for o in alive if o is not host and net in lab.plan.host_networks(o)}
+            rib = set(imet_vteps(snap.ribs.get(host.name, []), net.vni)) - {str(host.vtep)}
+            if kernel != expected:
+                problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != live VTEPs {sorted(expected)}")
+            if kernel != rib:
+                problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != RIB {sorted(rib)}")
+    return CheckResult("fdb-flood", "vxlan flood lists = other live VTEPs = RIB", not problems,
+                       "; ".join(problems) or f"{len(alive)} hypervisors agree: "
+                       + ", ".join(f"{h.name}→{','.join(sorted(str(e.vtep).rsplit('.', 1)[1] for e in snap.flood.get(h.name, set())))}" for h in alive))
+
+
+# -- data plane -------------------------------------------------------------------------
+
+
+def ping(lab: Lab, src: Vm, dst: Vm, count: int = 3) -> tuple[int, int]:
+    """(sent, received) of a real ping from one VM namespace to another VM's IP."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", str(dst.ip)],
+        capture_output=True, text=True, timeout=count + 5,
+    ).stdout
+    for line in out.splitlines():
+        if "packets transmitted" in line:
+            parts = line.split(",")
+            return int(parts[0].split()[0]), int(parts[1].split()[0])
+    return count, 0
+
+
+def _conversation(frames: list, a: Vm, b: Vm) -> list:
+    ips = {str(a.ip), str(b.ip)}
+    return [f for f in frames if f is not None and f.inner_kind == "icmp" and {f.inner_src_ip, f.inner_dst_ip} == ips]
+
+
+def check_same_host(lab: Lab) -> CheckResult:
+    evidence, ok = [], True
+    for host in lab.hosts_alive():
+        by_net: dict[str, list[Vm]] = {}
+        for vm in host.vms:
+            by_net.setdefault(vm.network, []).append(vm)
+        pair = next((vms[:2] for vms in by_net.values() if len(vms) >= 2), None)
+        if pair is None:
+            continue
+        a, b = pair
+        with capturing([(host.name, UPLINK)], f"udp port {VXLAN_PORT}") as caps:
+            sent, got = ping(lab, a, b)
+        leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
+        good = got == sent and not leaked
+        ok &= good
+        evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
+    return CheckResult("same-host", "VMs on one host talk through the bridge only", ok and bool(evidence), "; ".join(evidence) or "no host has two VMs on one network")
+
+
+def check_cross_host(lab: Lab) -> CheckResult:
+    alive = lab.hosts_alive()
+    evidence, ok = [], True
+    for ha, hb in combinations(alive, 2):
+        pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network), None)
+        if pair is None:
+            continue
+        a, b = pair
+        with capturing([(h.name, UPLINK) for h in alive], f"udp port {VXLAN_PORT}") as caps:
+            sent, got = ping(lab, a, b)
+        frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
+        ends = {str(ha.vtep), str(hb.vtep)}
+        wrong_vteps = [f for name in (ha.name, hb.name) for f in frames[name] if {f.outer_src, f.outer_dst} != ends]
+        bystanders = {name: len(fs) for name, fs in frames.items() if name not in (ha.name, hb.name) and fs}
+        vni = lab.topo.network(a.network).vni
+        wrong_vni = [f for fs in frames.values() for f in fs if f.vni != vni]
+        good = got == sent and bool(frames[ha.name]) and bool(frames[hb.name]) and not wrong_vteps and not bystanders and not wrong_vni
+        ok &= good
+        note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: {got}/{sent} replies, VXLAN {ha.vtep}↔{hb.vtep} vni {vni}: " \
+               f"{len(frames[ha.name])}+{len(frames[hb.name])} pkts"
+        if bystanders:
+            note += f", FLOODED to {bystanders}"
+        if wrong_vteps or wrong_vni:
+            note += f", {len(wrong_vteps)} with wrong VTEPs, {len(wrong_vni)} with wrong VNI"
+        evidence.append(note)
+    return CheckResult("cross-host", "VMs across hosts talk over VXLAN, unicast between exactly the two VTEPs", ok and bool(evidence),
+                       "; ".join(evidence) or "fewer than two live hosts share a network")
+
+
+def check_isolation(lab: Lab) -> CheckResult | None:
+    """VMs of different networks (VNIs) cannot reach each other."""
+    vms = [vm for h in lab.hosts_alive() for vm in h.vms]
+    pairs = [(a, b) for a, b in combinations(vms, 2) if a.network != b.network]
+    if not pairs:
+        return None
+    evidence, ok = [], True
+    tested: set[tuple[str, str]] = set()
+    for a, b in pairs:
+        if (a.network, b.network) in tested:
+            continue
+        tested.add((a.network, b.network))
+        sent, got = ping(lab, a, b, count=2)
+        ok &= got == 0
+        evidence.append(f"{a.name}({a.network})→{b.name}({b.network}): {got}/{sent} replies")
+    return CheckResult("isolation", "VMs on different VNIs are isolated", ok, "; ".join(evidence))
+
+
+def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda _: None) -> list[CheckResult]:
+    progress("reading RIBs (gRPC) and FDBs (netlink)")
+    snap = snapshot(lab)
+    checks: list[tuple[str, Callable[[], CheckResult | None]]] = [
+        ("rib-own", lambda: check_own_vtep(lab, snap)),
+        ("rib-learned", lambda: check_learned(lab, snap)),
+        ("fdb-flood", lambda: check_flood_lists(lab, snap)),
+        ("same-host", lambda: check_same_host(lab)),
+        ("cross-host", lambda: check_cross_host(lab)),
+        ("isolation", lambda: check_isolation(lab)),
+    ]
+    results: list[CheckResult] = []
+    for check_id, run in checks:
+        if only and not any(check_id.startswith(o) for o in only):
+            continue
+        progress(f"check {check_id}")
+        result = run()
+        if result is not None:
+            results.append(result)
+    for dead in lab.state.down_hosts:
+        results.append(CheckResult(f"down-{dead}", f"{dead} is down (labctl kill)", True, "excluded from the checks above; its routes must be gone"))
+    return results
+
+
+def mentions(lab: Lab, host: Host) -> list[str]:
+    """Where the survivors still name `host`: RIB routes or flood entries."""
+    found = []
+    for other in lab.hosts_alive():
+        if other is host:
+            continue
+        try:
+            if any(str(getattr(e.route, "originator", e.route.attrs.next_hop)) == str(host.vtep) for e in read_rib(lab, other.name)):
+                found.append(f"{other.name} RIB")
+        except GobgpUnavailable:
+            found.append(f"{other.name} RIB unreadable")
+        if any(str(e.vtep) == str(host.vtep) for e in read_flood(lab, other)):
+            found.append(f"{other.name} FDB")
+    return found
+
+
+def wait_forgotten(lab: Lab, name: str, since: float | None = None, timeout: float | None = None) -> float:
+    """Seconds from `since` (default: now) until no survivor's RIB or FDB names host `name`."""
+    host = lab.topo.host(name)
+    assert host is not None
+    start = since if since is not None else time.monotonic()
+    limit = timeout if timeout is not None else lab.topo.timers.hold_time * 3 + 10
+    wait_until(f"the survivors to forget {name}", lambda: not mentions(lab, host), limit, interval=0.05)
+    return time.monotonic() - start
