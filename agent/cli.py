@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .config import AgentConfig, ConfigError, load_config_file, parse_config
+from .routes import is_number
 
 
 def _setup_logging(level: str) -> None:
@@ -32,7 +33,7 @@ def _vni_flags(values: tuple[str, ...]) -> list[dict[str, Any]]:
     out = []
     for value in values:
         parts = value.split(":")
-        if len(parts) != 3 or not parts[0].isdigit():
+        if len(parts) != 3 or not is_number(parts[0]):
             raise ConfigError(f"--vni {value!r}: expected VNI:DEVICE:BRIDGE, e.g. 100:vxlan100:br0")
         out.append({"vni": int(parts[0]), "device": parts[1], "bridge": parts[2]})
     return out

@@ -13,6 +13,7 @@ import ipaddress
 from typing import Iterable
 
 from google.protobuf import any_pb2
+from google.protobuf.message import DecodeError
 
 from protos.gobgpapi import attribute_pb2 as attr
 from protos.gobgpapi import gobgp_pb2 as gobgp
@@ -31,11 +32,14 @@ from .routes import (
     RouteError,
     RouteEvent,
     RouteTarget,
+    is_number,
 )
 
 EVPN_FAMILY = gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN)
 _RT_SUBTYPE = 0x02  # route target sub-type of the AS/IPv4-specific extended communities
 _NO_NEIGHBOR = ("", "<nil>", "0.0.0.0", "::")
+_NO_IP = ("", "<nil>", "0.0.0.0", "::")  # gobgp renders a MAC-only route's absent IP as "<nil>"
+_USED_NLRI = (attr.EVPNInclusiveMulticastEthernetTagRoute, attr.EVPNMACIPAdvertisementRoute, attr.EVPNIPPrefixRoute)
 
 
 class MalformedRoute(ValueError):
@@ -46,7 +50,10 @@ def _unpack(any_msg: any_pb2.Any, message_type: type) -> object | None:
     if not any_msg.Is(message_type.DESCRIPTOR):
         return None
     msg = message_type()
-    any_msg.Unpack(msg)
+    try:
+        any_msg.Unpack(msg)
+    except DecodeError as exc:
+        raise MalformedRoute(f"{message_type.__name__}: undecodable bytes") from exc
     return msg
 
 
@@ -152,6 +159,8 @@ def decode_path(path: gobgp.Path) -> RouteEvent | None:
     """
     if (path.family.afi, path.family.safi) != (EVPN_FAMILY.afi, EVPN_FAMILY.safi):
         return None
+    if not any(path.nlri.Is(kind.DESCRIPTOR) for kind in _USED_NLRI):
+        return None  # EVPN types 1 and 4 (multihoming) and others: not used here
     attrs, pmsi = _attrs(path)
     route: EvpnRoute
     imet = _unpack(path.nlri, attr.EVPNInclusiveMulticastEthernetTagRoute)
@@ -170,7 +179,7 @@ def decode_path(path: gobgp.Path) -> RouteEvent | None:
             rd=_rd(macip.rd),  # type: ignore[attr-defined]
             ethernet_tag=macip.ethernet_tag,  # type: ignore[attr-defined]
             mac=_mac(macip.mac_address, "MAC address"),  # type: ignore[attr-defined]
-            ip=_ip(macip.ip_address, "IP address") if macip.ip_address not in ("", "0.0.0.0", "::") else None,  # type: ignore[attr-defined]
+            ip=_ip(macip.ip_address, "IP address") if macip.ip_address not in _NO_IP else None,  # type: ignore[attr-defined]
             label_vni=_vni(labels[0], "label") if labels and labels[0] else None,
             attrs=attrs,
         )
@@ -217,7 +226,7 @@ def _any(message: object) -> any_pb2.Any:
 
 def _rd_any(rd: RouteDistinguisher) -> any_pb2.Any:
     admin, _, assigned = rd.text.rpartition(":")
-    if admin.isdigit():
+    if is_number(admin):
         if int(admin) <= 0xFFFF:
             return _any(attr.RouteDistinguisherTwoOctetASN(admin=int(admin), assigned=int(assigned)))
         return _any(attr.RouteDistinguisherFourOctetASN(admin=int(admin), assigned=int(assigned)))
@@ -227,7 +236,7 @@ def _rd_any(rd: RouteDistinguisher) -> any_pb2.Any:
 def _rt_any(rt: RouteTarget) -> any_pb2.Any:
     if rt.is_two_octet_as:
         return _any(attr.TwoOctetAsSpecificExtended(is_transitive=True, sub_type=_RT_SUBTYPE, asn=int(rt.admin), local_admin=rt.value))
-    if rt.admin.isdigit():
+    if is_number(rt.admin):
         return _any(attr.FourOctetAsSpecificExtended(is_transitive=True, sub_type=_RT_SUBTYPE, asn=int(rt.admin), local_admin=rt.value))
     return _any(attr.IPv4AddressSpecificExtended(is_transitive=True, sub_type=_RT_SUBTYPE, address=rt.admin, local_admin=rt.value))
 

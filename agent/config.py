@@ -11,7 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .routes import MAX_VNI, RouteDistinguisher, RouteError, RouteTarget
+from .routes import MAX_VNI, RouteDistinguisher, RouteError, RouteTarget, is_number
 
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
 
@@ -142,8 +142,11 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
     address = str(raw.get("gobgp_address", "127.0.0.1:50051"))
     host, sep, port = address.rpartition(":")
     is_unix = address.startswith("unix:") and len(address) > len("unix:")
-    if not is_unix and (not sep or not host or not port.isdigit() or not 0 < int(port) < 65536):
+    if not is_unix and (not sep or not host or not is_number(port) or not 0 < int(port) < 65536):
         raise ConfigError(f"config.gobgp_address: {address!r} must be HOST:PORT or unix:/path")
+    seed = raw.get("seed_prefix_vteps", False)
+    if not isinstance(seed, bool):
+        raise ConfigError(f"config.seed_prefix_vteps: {seed!r} must be true or false")
     numbers = {}
     for key, default in (("batch_window", 0.05), ("resync_interval", 60.0)):
         value = raw.get(key, default)
@@ -154,7 +157,7 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
         vtep=vtep,
         vnis=vnis,
         gobgp_address=address,
-        seed_prefix_vteps=bool(raw.get("seed_prefix_vteps", False)),
+        seed_prefix_vteps=seed,
         state_file=Path(raw["state_file"]) if raw.get("state_file") else None,
         status_file=Path(raw["status_file"]) if raw.get("status_file") else None,
         name=str(raw.get("name", "evpn-agent")),

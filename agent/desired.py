@@ -1,12 +1,17 @@
 """Where a route becomes desired kernel state.
 
-`RibView` holds the imported remote routes and, per VNI, the kernel entries
-they call for. It is fed batches of route events and answers which entries a
-batch touched, so the reconciler works on changes, not on the whole table.
+`RibView` holds the imported remote routes (and the MACs learned locally) and
+answers, per batch of events, which kernel FDB entries the batch touched, so
+the reconciler works on changes, not on the whole table.
 
-- Type-3 (IMET) from VTEP X for VNI N  -> FloodEntry(vxlan device of N, X)
-  (``bridge fdb append 00:00:00:00:00:00 dev vxlanN dst X``: head-end replication)
-- Type-5 X/32 (seed form, opt-in)     -> FloodEntry as above
+- Type-3 (IMET) from VTEP X for VNI N -> FdbEntry(vxlanN, 00:00:00:00:00:00, X)
+  head-end replication: ``bridge fdb append 00:00:00:00:00:00 dev vxlanN dst X``
+- Type-5 X/32 (the seed's form, opt-in) -> the same flood entry
+- Type-2 (MAC/IP) MAC M behind VTEP X    -> FdbEntry(vxlanN, M, X)
+  unicast: ``bridge fdb replace M dev vxlanN dst X self`` + ``... master extern_learn``
+  One winner per (device, MAC): highest MAC-mobility sequence number, then the
+  lowest VTEP address (RFC 7432 section 15.1); a MAC learned locally competes
+  with its own sequence number and, when it wins, no remote entry is installed.
 """
 
 from __future__ import annotations
@@ -21,13 +26,24 @@ from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute,
 
 log = logging.getLogger("evpn.agent.desired")
 
+ZERO_MAC = "00:00:00:00:00:00"
+
 
 @dataclass(frozen=True, order=True)
-class FloodEntry:
-    """One head-end replication destination: the all-zero MAC on `device` pointing at `vtep`."""
+class FdbEntry:
+    """One vxlan FDB entry: frames for `mac` on `device` go to `vtep` (the zero MAC = flood list)."""
 
     device: str
+    mac: str
     vtep: IPAddress
+
+    @property
+    def is_flood(self) -> bool:
+        return self.mac == ZERO_MAC
+
+
+def flood_entry(device: str, vtep: IPAddress) -> FdbEntry:
+    return FdbEntry(device, ZERO_MAC, vtep)
 
 
 @dataclass(frozen=True)
@@ -76,14 +92,13 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
         return Verdict(None, "own route", vtep)
     if vtep.version != 4 or vtep.is_unspecified or vtep.is_multicast or vtep.is_loopback:
         return Verdict(None, f"VTEP {vtep} is not a usable unicast IPv4 address", vtep)
-    candidates: list[VniConfig] = []
-    for number in (carried, route.ethernet_tag or None):
-        if number is not None and (served := cfg.vni(number)) is not None:
-            candidates = [served]
-            break
-    if not candidates:
-        if carried is not None:
-            return Verdict(None, f"VNI {carried} not served", vtep)
+    number = carried if carried is not None else (route.ethernet_tag or None)
+    served = cfg.vni(number) if number is not None else None
+    if served is not None:
+        candidates = [served]
+    elif carried is not None:
+        return Verdict(None, f"VNI {carried} not served", vtep)
+    else:
         candidates = _vni_by_route_targets(route, cfg)
         if len(candidates) != 1:
             return Verdict(None, "no single served VNI matches its route targets", vtep)
@@ -94,22 +109,38 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
     return Verdict(vni, "", vtep)
 
 
+Slot = tuple[str, str, str]  # (device, mac, vtep-or-"") : what one winner is chosen for
+Rank = tuple[int, int]  # smaller wins: (-sequence, VTEP as integer)
+Candidate = tuple[Rank, "FdbEntry | None"]  # None: the MAC is local here, install nothing
+
+LOCAL_KEY = ("local",)
+
+
+@dataclass(frozen=True)
+class MacOwner:
+    """Who holds a MAC now, for status and mobility: a VTEP (or 'local') and its sequence number."""
+
+    vtep: str
+    sequence: int
+
+
 class RibView:
-    """The remote routes the agent imported, indexed by the kernel entries they ask for."""
+    """The remote routes the agent imported and the local MACs, indexed by the FDB entries they ask for."""
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self._routes: dict[tuple, FloodEntry | None] = {}
-        self._flood_refs: dict[FloodEntry, set[tuple]] = {}
+        self._route_slot: dict[tuple, Slot] = {}
+        self._slots: dict[Slot, dict[tuple, Candidate]] = {}
+        self._winner: dict[Slot, FdbEntry | None] = {}
+        self._desired: set[FdbEntry] = set()
         self.ignored: Counter[str] = Counter()
-        self.malformed = 0
 
     def __len__(self) -> int:
-        return len(self._routes)
+        return len(self._route_slot)
 
-    def _entry_for(self, route: EvpnRoute) -> FloodEntry | None:
-        if isinstance(route, MacIpRoute):
-            return None  # Type-2 programming is not part of the flood list
+    # -- mapping a route to a slot and a candidate --------------------------------
+
+    def _candidate(self, route: EvpnRoute) -> tuple[Slot, Candidate] | None:
         verdict = classify(route, self.cfg)
         if verdict.vni is None:
             if verdict.reason != "own route":
@@ -117,54 +148,118 @@ class RibView:
                 log.info("event=route-ignored route=%s reason=%r", route.key, verdict.reason)
             return None
         assert verdict.vtep is not None
-        return FloodEntry(verdict.vni.device, verdict.vtep)
+        device = verdict.vni.device
+        if isinstance(route, MacIpRoute):
+            if int(route.mac[:2], 16) & 1 or route.mac == ZERO_MAC:
+                self.ignored["type-2 with a non-unicast MAC"] += 1
+                return None
+            entry = FdbEntry(device, route.mac, verdict.vtep)
+            rank = (-(route.attrs.mac_mobility_seq or 0), int(verdict.vtep))
+            return (device, route.mac, ""), (rank, entry)
+        entry = flood_entry(device, verdict.vtep)
+        return (device, ZERO_MAC, str(verdict.vtep)), ((0, 0), entry)
 
-    def _unref(self, key: tuple, touched: set[FloodEntry]) -> None:
-        entry = self._routes.pop(key, None)
-        if entry is None:
-            return
-        refs = self._flood_refs[entry]
-        refs.discard(key)
-        if not refs:
-            del self._flood_refs[entry]
-            touched.add(entry)
+    # -- applying changes ------------------------------------------------------------
 
-    def apply(self, events: Iterable[RouteEvent]) -> set[FloodEntry]:
-        """Apply a batch of events; return the entries whose desired presence may have changed."""
-        touched: set[FloodEntry] = set()
+    def _rechoose(self, slot: Slot, touched: set[FdbEntry]) -> None:
+        candidates = self._slots.get(slot)
+        new = min(candidates.values(), key=lambda c: c[0])[1] if candidates else None
+        old = self._winner.get(slot)
+        if candidates:
+            self._winner[slot] = new
+        else:
+            self._winner.pop(slot, None)
+            self._slots.pop(slot, None)
+        if old != new:
+            if old is not None:
+                self._desired.discard(old)
+                touched.add(old)
+            if new is not None:
+                self._desired.add(new)
+                touched.add(new)
+
+    def _remove(self, key: tuple, touched: set[FdbEntry]) -> None:
+        slot = self._route_slot.pop(key, None)
+        if slot is not None:
+            self._slots[slot].pop(key, None)
+            self._rechoose(slot, touched)
+
+    def _insert(self, key: tuple, slot: Slot, candidate: Candidate, touched: set[FdbEntry]) -> None:
+        self._route_slot[key] = slot
+        self._slots.setdefault(slot, {})[key] = candidate
+        self._rechoose(slot, touched)
+
+    def apply(self, events: Iterable[RouteEvent]) -> set[FdbEntry]:
+        """Apply a batch of route events; return the entries whose desired presence changed."""
+        touched: set[FdbEntry] = set()
         for event in events:
             key = event.route.key
-            self._unref(key, touched)  # an update replaces what the previous version asked for
+            self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 log.info("event=route-withdrawn route=%s", key)
                 continue
-            entry = self._entry_for(event.route)
-            if entry is None:
+            found = self._candidate(event.route)
+            if found is None:
                 continue
-            log.info("event=route-seen route=%s vtep=%s device=%s", key, entry.vtep, entry.device)
-            self._routes[key] = entry
-            refs = self._flood_refs.setdefault(entry, set())
-            if not refs:
-                touched.add(entry)
-            refs.add(key)
+            slot, candidate = found
+            log.info("event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, slot[0])
+            self._insert(key, slot, candidate, touched)
+        return touched
+
+    def set_local(self, device: str, mac: str, sequence: int | None) -> set[FdbEntry]:
+        """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
+        touched: set[FdbEntry] = set()
+        key = LOCAL_KEY + (device, mac)
+        self._remove(key, touched)
+        if sequence is not None:
+            self._insert(key, (device, mac, ""), ((-sequence, int(self.cfg.vtep)), None), touched)
         return touched
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
-        """Forget everything and load a full table (after (re)connecting to gobgpd)."""
-        self._routes.clear()
-        self._flood_refs.clear()
+        """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
+        local = {k: self._slots[s][k] for k, s in self._route_slot.items() if k[:1] == LOCAL_KEY}
+        self._route_slot.clear()
+        self._slots.clear()
+        self._winner.clear()
+        self._desired.clear()
         self.ignored.clear()
+        scratch: set[FdbEntry] = set()
+        for key, candidate in local.items():
+            self._insert(key, (key[1], key[2], ""), candidate, scratch)
         self.apply(events)
 
-    def wants(self, entry: FloodEntry) -> bool:
-        return entry in self._flood_refs
+    # -- queries -----------------------------------------------------------------------
 
-    def desired(self) -> set[FloodEntry]:
-        return set(self._flood_refs)
+    def wants(self, entry: FdbEntry) -> bool:
+        return entry in self._desired
+
+    def desired(self) -> set[FdbEntry]:
+        return set(self._desired)
+
+    def highest_remote_sequence(self, device: str, mac: str) -> int | None:
+        """The highest sequence number among remote routes for `mac` (None: nobody else has it)."""
+        seqs = [-rank[0] for key, (rank, entry) in self._slots.get((device, mac, ""), {}).items() if entry is not None]
+        return max(seqs) if seqs else None
+
+    def mac_owner(self, device: str, mac: str) -> MacOwner | None:
+        candidates = self._slots.get((device, mac, ""))
+        if not candidates:
+            return None
+        rank, entry = min(candidates.values(), key=lambda c: c[0])
+        return MacOwner(str(entry.vtep) if entry is not None else "local", -rank[0])
 
     def remote_vteps(self) -> dict[int, list[str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, list[str]] = {v.vni: [] for v in self.cfg.vnis}
-        for entry in sorted(self._flood_refs):
-            out[by_device[entry.device]].append(str(entry.vtep))
+        for entry in sorted(self._desired):
+            if entry.is_flood:
+                out[by_device[entry.device]].append(str(entry.vtep))
+        return out
+
+    def remote_macs(self) -> dict[int, dict[str, str]]:
+        by_device = {v.device: v.vni for v in self.cfg.vnis}
+        out: dict[int, dict[str, str]] = {v.vni: {} for v in self.cfg.vnis}
+        for entry in sorted(self._desired):
+            if not entry.is_flood:
+                out[by_device[entry.device]][entry.mac] = str(entry.vtep)
         return out

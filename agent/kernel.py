@@ -9,18 +9,22 @@ from typing import Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .desired import FloodEntry
+from .desired import FdbEntry
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.kernel")
 
-ZERO_MAC = "00:00:00:00:00:00"
+NTF_SELF = 0x02
+NTF_MASTER = 0x04
+NTF_EXT_LEARNED = 0x10
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
 _EEXIST = 17
 _ENOENT = 2
 
 
 class Kernel:
-    """The FDB of this host's vxlan devices, through one netlink socket."""
+    """The FDB of this host's vxlan devices, through one netlink socket (used from one thread)."""
 
     def __init__(self, netns: str | None = None) -> None:
         self._ipr = IPRoute(netns=netns) if netns else IPRoute()
@@ -35,6 +39,10 @@ class Kernel:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def ipr(self) -> IPRoute:
+        return self._ipr
+
     def ifindex(self, device: str) -> int | None:
         """Index of `device`, looked up once; None if it does not exist."""
         if device not in self._ifindex:
@@ -44,47 +52,55 @@ class Kernel:
             self._ifindex[device] = found[0]
         return self._ifindex[device]
 
-    def forget(self, device: str) -> None:
-        self._ifindex.pop(device, None)
-
-    def flood_entries(self, devices: Iterable[str]) -> set[FloodEntry]:
-        """All head-end replication entries (zero MAC with a dst) on the given vxlan devices."""
-        found: set[FloodEntry] = set()
+    def entries(self, devices: Iterable[str]) -> set[FdbEntry]:
+        """Every vxlan FDB entry with a remote VTEP (flood and unicast) on the given devices."""
+        found: set[FdbEntry] = set()
         for device in devices:
             index = self.ifindex(device)
             if index is None:
                 log.warning("event=device-missing device=%s", device)
                 continue
             for msg in self._ipr.fdb("dump", ifindex=index):
-                if msg.get("ifindex") != index:
-                    continue
                 dst = msg.get_attr("NDA_DST")
-                if msg.get_attr("NDA_LLADDR") == ZERO_MAC and dst:
-                    found.add(FloodEntry(device, ipaddress.ip_address(dst)))
+                mac = msg.get_attr("NDA_LLADDR")
+                if msg.get("ifindex") == index and dst and mac:
+                    found.add(FdbEntry(device, mac.lower(), ipaddress.ip_address(dst)))
         return found
 
-    def add_flood(self, entry: FloodEntry) -> bool:
-        """Append a flood destination; False if it already existed."""
+    def add(self, entry: FdbEntry) -> bool:
+        """Install an entry; False if an identical one already existed (someone else's)."""
         index = self._require(entry.device)
         try:
-            self._ipr.fdb("append", ifindex=index, lladdr=ZERO_MAC, dst=str(entry.vtep))
+            if entry.is_flood:
+                self._ipr.fdb("append", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
+            else:
+                # the vxlan device's own entry (where to tunnel) ...
+                self._ipr.fdb("replace", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
+                # ... and the bridge's: MAC behind the vxlan port, never aged, marked as control-plane learned
+                self._ipr.fdb("replace", ifindex=index, lladdr=entry.mac, flags=NTF_MASTER | NTF_EXT_LEARNED, state=NUD_NOARP)
         except NetlinkError as exc:
             if exc.code == _EEXIST:
                 return False
-            raise KernelError(f"add flood entry {entry.vtep} on {entry.device}: {exc}") from exc
+            raise KernelError(f"add {entry.mac} dst {entry.vtep} on {entry.device}: {exc}") from exc
         return True
 
-    def del_flood(self, entry: FloodEntry) -> bool:
-        """Remove one flood destination; False if it was already gone."""
+    def delete(self, entry: FdbEntry) -> bool:
+        """Remove an entry; False if it was already gone."""
         index = self.ifindex(entry.device)
         if index is None:
             return False
         try:
-            self._ipr.fdb("del", ifindex=index, lladdr=ZERO_MAC, dst=str(entry.vtep))
+            self._ipr.fdb("del", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF)
         except NetlinkError as exc:
-            if exc.code == _ENOENT:
-                return False
-            raise KernelError(f"remove flood entry {entry.vtep} on {entry.device}: {exc}") from exc
+            if exc.code != _ENOENT:
+                raise KernelError(f"remove {entry.mac} dst {entry.vtep} on {entry.device}: {exc}") from exc
+            return False
+        if not entry.is_flood:
+            try:
+                self._ipr.fdb("del", ifindex=index, lladdr=entry.mac, flags=NTF_MASTER)
+            except NetlinkError as exc:
+                if exc.code != _ENOENT:
+                    raise KernelError(f"remove bridge entry {entry.mac} on {entry.device}: {exc}") from exc
         return True
 
     def _require(self, device: str) -> int:

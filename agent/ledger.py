@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .desired import FloodEntry
+from .desired import FdbEntry
 
 log = logging.getLogger("evpn.agent.ledger")
 
@@ -22,20 +22,20 @@ class Ledger:
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
-    def load(self) -> set[FloodEntry]:
+    def load(self) -> set[FdbEntry]:
         if self.path is None or not self.path.exists():
             return set()
         try:
             data = json.loads(self.path.read_text())
-            return {FloodEntry(dev, ipaddress.ip_address(dst)) for dev, dst in data.get("flood", [])}
+            return {FdbEntry(dev, mac, ipaddress.ip_address(dst)) for dev, mac, dst in data.get("fdb", [])}
         except (OSError, ValueError, TypeError) as exc:
             log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
             return set()
 
-    def save(self, flood: set[FloodEntry]) -> None:
+    def save(self, owned: set[FdbEntry]) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"flood": [[e.device, str(e.vtep)] for e in sorted(flood)]}))
+        tmp.write_text(json.dumps({"fdb": [[e.device, e.mac, str(e.vtep)] for e in sorted(owned)]}))
         os.replace(tmp, self.path)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -12,6 +13,12 @@ IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 ENCAP_VXLAN = 8  # RFC 8365 / IANA BGP tunnel type 8
 PMSI_INGRESS_REPLICATION = 6  # RFC 6514 tunnel type 6
 MAX_VNI = 0xFFFFFF
+_DIGITS = re.compile(r"[0-9]+")
+
+
+def is_number(text: str) -> bool:
+    """ASCII digits only (str.isdigit() also accepts '²', which int() refuses)."""
+    return _DIGITS.fullmatch(text) is not None
 
 
 class RouteError(ValueError):
@@ -30,7 +37,7 @@ class RouteTarget:
 
     def __post_init__(self) -> None:
         where = f"route target {self.admin}:{self.value}"
-        if self.admin.isdigit():
+        if is_number(self.admin):
             asn = int(self.admin)
             if asn > 0xFFFFFFFF:
                 raise RouteError(f"{where}: AS must be 0..4294967295")
@@ -47,15 +54,15 @@ class RouteTarget:
     @classmethod
     def parse(cls, text: str) -> "RouteTarget":
         admin, sep, value = str(text).rpartition(":")
-        if not sep or not admin or not value.isdigit():
+        if not sep or not admin or not is_number(value):
             raise RouteError(f"route target {text!r}: expected ASN:NUMBER or IPv4:NUMBER, e.g. 65000:100")
-        if admin.isdigit():
+        if is_number(admin):
             admin = str(int(admin))
         return cls(admin, int(value))
 
     @property
     def is_two_octet_as(self) -> bool:
-        return self.admin.isdigit() and int(self.admin) <= 0xFFFF
+        return is_number(self.admin) and int(self.admin) <= 0xFFFF
 
     def __str__(self) -> str:
         return f"{self.admin}:{self.value}"
@@ -76,10 +83,17 @@ class RouteDistinguisher:
     @classmethod
     def parse(cls, text: str) -> "RouteDistinguisher":
         admin, sep, assigned = str(text).rpartition(":")
-        if not sep or not assigned.isdigit():
+        if not sep or not is_number(assigned):
             raise RouteError(f"route distinguisher {text!r}: expected IP:NUMBER or ASN:NUMBER")
-        if admin.isdigit():
-            return cls(f"{int(admin)}:{int(assigned)}")
+        if is_number(admin):
+            asn, number = int(admin), int(assigned)
+            if asn <= 0xFFFF and number > 0xFFFFFFFF:
+                raise RouteError(f"route distinguisher {text!r}: a 2-byte AS takes a number up to 4294967295")
+            if 0xFFFF < asn <= 0xFFFFFFFF and number > 0xFFFF:
+                raise RouteError(f"route distinguisher {text!r}: a 4-byte AS takes a number up to 65535")
+            if asn > 0xFFFFFFFF:
+                raise RouteError(f"route distinguisher {text!r}: AS must be at most 4294967295")
+            return cls(f"{asn}:{number}")
         try:
             return cls.ip_based(ipaddress.IPv4Address(admin), int(assigned))
         except ipaddress.AddressValueError as exc:

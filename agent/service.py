@@ -1,12 +1,18 @@
-"""The agent's loop: advertise our VTEP, watch gobgpd's RIB, reconcile the kernel in batches.
+"""The agent's loop: advertise, watch gobgpd's RIB and the local bridges, reconcile the kernel in batches.
+
+Two sources feed one queue: the gRPC watch of gobgpd's best paths (remote
+routes) and the netlink watch of the bridges' FDB (local VM MACs). The main
+thread drains the queue in batches and applies each batch to the RibView and
+then to the kernel.
 
 If gobgpd goes away the kernel is left exactly as it is; the agent reconnects
-with backoff, advertises again, loads the full table, and only then removes
+with backoff, loads the full table, advertises again, and only then removes
 entries that went stale while it was away.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -17,18 +23,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .codec import decode_paths, encode_imet
-from .config import AgentConfig
+from protos.gobgpapi import gobgp_pb2 as gobgp
+
+from .codec import decode_path, decode_paths, encode_imet, encode_macip, MalformedRoute
+from .config import AgentConfig, VniConfig
 from .desired import RibView
 from .errors import GobgpUnavailable
 from .gobgp import GobgpClient
 from .kernel import Kernel
 from .ledger import Ledger
+from .localmacs import BridgeScope, LocalMac, LocalMacEvent, LocalMacWatcher, dump_local
 from .reconcile import Reconciler
+from .routes import RouteEvent
 
 log = logging.getLogger("evpn.agent")
-
-_END = object()
 
 
 @dataclass
@@ -45,6 +53,18 @@ class Backoff:
         self.current = 0.0
 
 
+@dataclass(frozen=True)
+class RibBatch:
+    session: int
+    paths: list[gobgp.Path]
+
+
+@dataclass(frozen=True)
+class WatchEnded:
+    session: int
+    error: GobgpUnavailable
+
+
 class Agent:
     def __init__(self, cfg: AgentConfig, kernel: Kernel, client_factory: Callable[[str], GobgpClient] = GobgpClient) -> None:
         self.cfg = cfg
@@ -52,95 +72,233 @@ class Agent:
         self.client_factory = client_factory
         self.rib = RibView(cfg)
         self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis])
+        self.events: queue.Queue[object] = queue.Queue()
         self.stop_event = threading.Event()
+        self.local: dict[LocalMac, int] = {}  # local MAC -> advertised MAC-mobility sequence
+        self.advertised: set[tuple] = set()
+        self.client: GobgpClient | None = None
+        self.session = 0
         self.connected = False
         self.ready = False
         self.reconnects = 0
         self.malformed = 0
         self.last_full_sync = 0.0
+        self._sessions = itertools.count(1)
 
-    # -- advertisement -----------------------------------------------------
+    # -- what we advertise -------------------------------------------------------------
 
-    def advertise(self, client: GobgpClient) -> None:
+    def _vni(self, number: int) -> VniConfig:
+        vni = self.cfg.vni(number)
+        assert vni is not None
+        return vni
+
+    def _own_paths(self) -> dict[tuple, gobgp.Path]:
+        paths: dict[tuple, gobgp.Path] = {}
         for vni in self.cfg.vnis:
-            client.add_path(encode_imet(vni.rd, self.cfg.vtep, vni.vni, vni.export_rts))
-            log.info("event=advertised type=3 vni=%d rd=%s vtep=%s rts=%s", vni.vni, vni.rd, self.cfg.vtep, ",".join(map(str, vni.export_rts)))
+            path = encode_imet(vni.rd, self.cfg.vtep, vni.vni, vni.export_rts)
+            paths[self._key(path)] = path
+        for mac, seq in self.local.items():
+            path = self._macip_path(mac, seq)
+            paths[self._key(path)] = path
+        return paths
 
-    # -- main loop -----------------------------------------------------------
+    def _macip_path(self, mac: LocalMac, seq: int) -> gobgp.Path:
+        vni = self._vni(mac.vni)
+        return encode_macip(vni.rd, self.cfg.vtep, vni.vni, mac.mac, None, vni.export_rts, seq)
+
+    @staticmethod
+    def _key(path: gobgp.Path) -> tuple:
+        event = decode_path(path)
+        assert event is not None
+        return event.route.key
+
+    def advertise_all(self, client: GobgpClient, table: list[gobgp.Path]) -> None:
+        """Advertise what we should, withdraw own routes gobgpd still holds that we no longer want."""
+        wanted = self._own_paths()
+        for key, path in wanted.items():
+            client.add_path(path)
+            log.info("event=advertised route=%s", key)
+        for path in table:
+            try:
+                event = decode_path(path)
+            except MalformedRoute:
+                continue
+            if event is not None and event.local and event.route.vtep == self.cfg.vtep and event.route.key not in wanted:
+                client.delete_path(path)
+                log.info("event=withdrew-stale route=%s", event.route.key)
+        self.advertised = set(wanted)
+
+    # -- local MACs ---------------------------------------------------------------------
+
+    def _scopes(self) -> list[BridgeScope]:
+        scopes = []
+        for vni in self.cfg.vnis:
+            bridge, vxlan = self.kernel.ifindex(vni.bridge), self.kernel.ifindex(vni.device)
+            if bridge is None or vxlan is None:
+                log.error("event=vni-devices-missing vni=%d bridge=%s device=%s (no local learning for it)", vni.vni, vni.bridge, vni.device)
+                continue
+            scopes.append(BridgeScope(vni.vni, bridge, vxlan))
+        return scopes
+
+    def _local_sequence(self, mac: LocalMac, floor: int = 0) -> int:
+        """RFC 7432 15.1: a MAC that is new here outbids every remote claim on it."""
+        remote = self.rib.highest_remote_sequence(self._vni(mac.vni).device, mac.mac)
+        return max(floor, remote + 1 if remote is not None else 0)
+
+    def _local_changed(self, events: list[LocalMacEvent]) -> set:
+        touched: set = set()
+        for event in events:
+            mac, device = event.mac, self._vni(event.mac.vni).device
+            if event.present and mac not in self.local:
+                seq = self._local_sequence(mac)
+                self.local[mac] = seq
+                touched |= self.rib.set_local(device, mac.mac, seq)
+                log.info("event=local-mac-learned vni=%d mac=%s seq=%d", mac.vni, mac.mac, seq)
+                self._send(lambda c, m=mac, s=seq: c.add_path(self._macip_path(m, s)))
+            elif not event.present and mac in self.local:
+                seq = self.local.pop(mac)
+                touched |= self.rib.set_local(device, mac.mac, None)
+                log.info("event=local-mac-gone vni=%d mac=%s", mac.vni, mac.mac)
+                self._send(lambda c, m=mac, s=seq: c.delete_path(self._macip_path(m, s)))
+        return touched
+
+    def _send(self, call: Callable[[GobgpClient], object]) -> None:
+        """Tell gobgpd now if connected; otherwise the next session's advertise_all catches up."""
+        if self.client is not None and self.connected:
+            call(self.client)
+
+    # -- main loop ------------------------------------------------------------------------
 
     def run(self) -> None:
+        scopes = self._scopes()
+        for mac in sorted(dump_local(self.kernel.ipr, scopes)):
+            self.local[mac] = 0
+            self.rib.set_local(self._vni(mac.vni).device, mac.mac, 0)
+        watcher = LocalMacWatcher(scopes, self.events)
+        watcher.start()
         backoff = Backoff()
-        while not self.stop_event.is_set():
-            client = self.client_factory(self.cfg.gobgp_address)
-            try:
-                client.wait_ready(timeout=2.0)
-                self._session(client, backoff)
-            except GobgpUnavailable as exc:
-                if self.stop_event.is_set():
-                    break
-                delay = backoff.next()
-                if self.connected:
-                    self.reconnects += 1
-                self.connected = False
-                self._write_status()
-                log.warning("event=gobgp-unavailable error=%r retry_in=%.1fs (data plane left as is)", str(exc), delay)
-                self.stop_event.wait(delay)
-            finally:
-                client.close()
+        try:
+            while not self.stop_event.is_set():
+                client = self.client_factory(self.cfg.gobgp_address)
+                try:
+                    client.wait_ready(timeout=2.0)
+                    self._session(client, backoff)
+                except GobgpUnavailable as exc:
+                    if self.stop_event.is_set():
+                        break
+                    delay = backoff.next()
+                    if self.connected:
+                        self.reconnects += 1
+                    self.connected = False
+                    self._write_status()
+                    log.warning("event=gobgp-unavailable error=%r retry_in=%.1fs (data plane left as is)", str(exc), delay)
+                    self.stop_event.wait(delay)
+                finally:
+                    self.connected = False
+                    self.client = None
+                    client.close()
+        finally:
+            watcher.stop()
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
-        self.advertise(client)
-        updates: queue.Queue[object] = queue.Queue()
-        reader = threading.Thread(target=self._read_stream, args=(client, updates), name="gobgp-watch", daemon=True)
+        self.session = session = next(self._sessions)
+        reader = threading.Thread(target=self._read_stream, args=(client, session), name="gobgp-watch", daemon=True)
         reader.start()
-        try:
-            first = updates.get(timeout=10.0)
-        except queue.Empty as exc:
-            raise GobgpUnavailable("no initial table from gobgpd within 10s") from exc
-        if first is _END or isinstance(first, Exception):
-            raise first if isinstance(first, GobgpUnavailable) else GobgpUnavailable("watch ended before the initial table")
-        self.connected = True
+        table = self._initial_table(session)
+        self.client, self.connected = client, True
         backoff.reset()
-        events, errors = decode_paths(first)  # type: ignore[arg-type]
+        events, errors = decode_paths(table)
         self._count_malformed(errors)
         self.rib.replace(events)
+        self._resequence_local(events)
+        self.advertise_all(client, table)
         plan = self.reconciler.full_sync(self.rib.desired())
         self.last_full_sync = time.monotonic()
-        log.info("event=synced routes=%d desired=%d added=%d removed=%d", len(events), len(self.rib.desired()), len(plan.add), len(plan.remove))
+        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d",
+                 len(events), len(self.rib.desired()), len(plan.add), len(plan.remove), len(self.local))
         self.ready = True
         self._write_status()
         while not self.stop_event.is_set():
             try:
-                item = updates.get(timeout=1.0)
+                batch = [self.events.get(timeout=1.0)]
             except queue.Empty:
                 self._maybe_resync()
                 continue
-            batch = [item]
             deadline = time.monotonic() + self.cfg.batch_window
             while (left := deadline - time.monotonic()) > 0:
                 try:
-                    batch.append(updates.get(timeout=left))
+                    batch.append(self.events.get(timeout=left))
                 except queue.Empty:
                     break
-            self._process(batch)
+            self._process(batch, session)
             self._maybe_resync()
 
-    def _process(self, batch: list[object]) -> None:
-        paths = []
-        failure: Exception | None = None
+    def _initial_table(self, session: int) -> list[gobgp.Path]:
+        """The first table event of this session's watch is the whole RIB (gobgp's init=true)."""
+        deadline = time.monotonic() + 10.0
+        pending_local: list[object] = []
+        try:
+            while True:
+                item = self.events.get(timeout=max(0.0, deadline - time.monotonic()))
+                if isinstance(item, RibBatch) and item.session == session:
+                    return item.paths
+                if isinstance(item, WatchEnded) and item.session == session:
+                    raise item.error
+                if isinstance(item, list):
+                    pending_local.append(item)  # local MAC events wait for the table
+        except queue.Empty as exc:
+            raise GobgpUnavailable("no initial table from gobgpd within 10s") from exc
+        finally:
+            for item in pending_local:
+                self.events.put(item)
+
+    def _resequence_local(self, events: list[RouteEvent]) -> None:
+        """After (re)connecting: keep the sequence we advertised before, or outbid a remote claim."""
+        own_seq = {(e.route.mac, e.route.label_vni): e.route.attrs.mac_mobility_seq or 0 for e in events
+                   if e.local and hasattr(e.route, "mac") and e.route.vtep == self.cfg.vtep}
+        for mac in list(self.local):
+            seq = self._local_sequence(mac, floor=own_seq.get((mac.mac, mac.vni), 0))
+            if seq != self.local[mac]:
+                self.local[mac] = seq
+                self.rib.set_local(self._vni(mac.vni).device, mac.mac, seq)
+
+    def _process(self, batch: list[object], session: int) -> None:
+        paths: list[gobgp.Path] = []
+        local_events: list[LocalMacEvent] = []
+        failure: GobgpUnavailable | None = None
         for item in batch:
-            if item is _END or isinstance(item, Exception):
-                failure = item if isinstance(item, Exception) else GobgpUnavailable("watch stream ended")
-                break
-            paths.extend(item)  # type: ignore[arg-type]
+            if isinstance(item, RibBatch):
+                if item.session == session:
+                    paths.extend(item.paths)
+            elif isinstance(item, WatchEnded):
+                if item.session == session:
+                    failure = item.error
+            elif isinstance(item, list):
+                local_events.extend(item)
         events, errors = decode_paths(paths)
         self._count_malformed(errors)
         touched = self.rib.apply(events)
-        if touched:
-            self.reconciler.sync_touched(touched, self.rib.wants)
-        self._write_status()
+        self._log_remote_claims(events)
+        try:
+            touched |= self._local_changed(local_events)
+        finally:
+            if touched:
+                self.reconciler.sync_touched(touched, self.rib.wants)
+            self._write_status()
         if failure is not None:
             raise failure
+
+    def _log_remote_claims(self, events: list[RouteEvent]) -> None:
+        """Log remote claims on MACs that are local here. If the claim wins (higher sequence) the remote
+        entry is installed on the vxlan port, the bridge reports the MAC there and it stops being local."""
+        for event in events:
+            route = event.route
+            if event.withdrawn or not hasattr(route, "mac") or route.vtep == self.cfg.vtep:
+                continue
+            mac = LocalMac(route.label_vni or 0, route.mac)
+            if mac in self.local:
+                log.info("event=mac-claimed-remotely vni=%d mac=%s vtep=%s seq=%s local_seq=%d",
+                         mac.vni, mac.mac, route.vtep, route.attrs.mac_mobility_seq, self.local[mac])
 
     def _maybe_resync(self) -> None:
         if time.monotonic() - self.last_full_sync >= self.cfg.resync_interval:
@@ -154,19 +312,18 @@ class Agent:
             self.malformed += 1
             log.warning("event=route-malformed error=%r", error)
 
-    def _read_stream(self, client: GobgpClient, updates: "queue.Queue[object]") -> None:
+    def _read_stream(self, client: GobgpClient, session: int) -> None:
         try:
             for paths in client.watch_best():
-                updates.put(paths)
+                self.events.put(RibBatch(session, paths))
                 if self.stop_event.is_set():
                     return
         except GobgpUnavailable as exc:
-            updates.put(exc)
+            self.events.put(WatchEnded(session, exc))
         except Exception as exc:  # noqa: BLE001 - the reader must always report its end
-            updates.put(GobgpUnavailable(f"watch failed: {exc!r}"))
-        updates.put(_END)
+            self.events.put(WatchEnded(session, GobgpUnavailable(f"watch failed: {exc!r}")))
 
-    # -- status ----------------------------------------------------------------
+    # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
         return {
@@ -178,7 +335,9 @@ class Agent:
             "reconnects": self.reconnects,
             "routes": len(self.rib),
             "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},
-            "owned_flood_entries": len(self.reconciler.owned),
+            "remote_macs": {str(k): v for k, v in self.rib.remote_macs().items()},
+            "local_macs": {f"{m.vni}/{m.mac}": seq for m, seq in sorted(self.local.items())},
+            "owned_fdb_entries": len(self.reconciler.owned),
             "entries_added": self.reconciler.added,
             "entries_removed": self.reconciler.removed,
             "kernel_errors": self.reconciler.errors,

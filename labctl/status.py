@@ -20,7 +20,7 @@ def render_status(console: Console, lab_name: str) -> None:
     table = Table(title=f"lab {lab.topo.lab}: hypervisors")
     for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
         table.add_column(column)
-    from .verify import read_flood
+    from .verify import read_fdb
 
     for host in lab.topo.hosts:
         if host.name in lab.state.down_hosts:
@@ -31,7 +31,7 @@ def render_status(console: Console, lab_name: str) -> None:
         if status and not status.get("connected"):
             agent = "[red]gobgpd unreachable[/red]"
         remote = status.get("remote_vteps", {}) or {}
-        flood = read_flood(lab, host)
+        flood = {e for e in read_fdb(lab, host) if e.is_flood}
         table.add_row(
             host.name, str(host.asn), str(host.vtep), sessions.get(str(host.vtep), "?"), agent,
             "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in remote.items()),  # type: ignore[union-attr]

@@ -10,7 +10,7 @@ from itertools import combinations
 from typing import Callable, Iterable
 
 from agent.codec import decode_paths
-from agent.desired import FloodEntry
+from agent.desired import FdbEntry
 from agent.errors import GobgpUnavailable
 from agent.kernel import Kernel
 from agent.routes import ImetRoute, RouteEvent
@@ -37,7 +37,7 @@ class Snapshot:
     """RIBs and FDBs read once, so every check judges the same moment."""
 
     ribs: dict[str, list[RouteEvent]]  # node -> decoded EVPN routes of its global RIB
-    flood: dict[str, set[FloodEntry]]  # host -> flood entries on its vxlan devices
+    fdb: dict[str, set[FdbEntry]]  # host -> vxlan FDB entries with a remote VTEP (flood and unicast)
     errors: dict[str, str]
 
 
@@ -52,14 +52,14 @@ def read_rib(lab: Lab, node: str) -> list[RouteEvent]:
     return events
 
 
-def read_flood(lab: Lab, host: Host) -> set[FloodEntry]:
+def read_fdb(lab: Lab, host: Host) -> set[FdbEntry]:
     with Kernel(netns=host.name) as kernel:
-        return kernel.flood_entries([n.vxlan_device for n in lab.plan.host_networks(host)])
+        return kernel.entries([n.vxlan_device for n in lab.plan.host_networks(host)])
 
 
 def snapshot(lab: Lab) -> Snapshot:
     ribs: dict[str, list[RouteEvent]] = {}
-    flood: dict[str, set[FloodEntry]] = {}
+    fdb: dict[str, set[FdbEntry]] = {}
     errors: dict[str, str] = {}
     for node in [lab.plan.controller_ns] + [h.name for h in lab.hosts_alive()]:
         try:
@@ -67,8 +67,8 @@ def snapshot(lab: Lab) -> Snapshot:
         except (GobgpUnavailable, LabError) as exc:
             errors[node] = str(exc)
     for host in lab.hosts_alive():
-        flood[host.name] = read_flood(lab, host)
-    return Snapshot(ribs, flood, errors)
+        fdb[host.name] = read_fdb(lab, host)
+    return Snapshot(ribs, fdb, errors)
 
 
 def imet_vteps(events: Iterable[RouteEvent], vni: int) -> dict[str, str]:
@@ -123,7 +123,7 @@ def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
     alive = lab.hosts_alive()
     for host in alive:
         for net in lab.plan.host_networks(host):
-            kernel = {str(e.vtep) for e in snap.flood.get(host.name, set()) if e.device == net.vxlan_device}
+            kernel = {str(e.vtep) for e in snap.fdb.get(host.name, set()) if e.device == net.vxlan_device and e.is_flood}
             expected = {str(o.vtep) for o in alive if o is not host and net in lab.plan.host_networks(o)}
             rib = set(imet_vteps(snap.ribs.get(host.name, []), net.vni)) - {str(host.vtep)}
             if kernel != expected:
@@ -132,7 +132,7 @@ def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
                 problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != RIB {sorted(rib)}")
     return CheckResult("fdb-flood", "vxlan flood lists = other live VTEPs = RIB", not problems,
                        "; ".join(problems) or f"{len(alive)} hypervisors agree: "
-                       + ", ".join(f"{h.name}→{','.join(sorted(str(e.vtep).rsplit('.', 1)[1] for e in snap.flood.get(h.name, set())))}" for h in alive))
+                       + ", ".join(f"{h.name}→{','.join(sorted(str(e.vtep).rsplit('.', 1)[1] for e in snap.fdb.get(h.name, set()) if e.is_flood))}" for h in alive))
 
 
 # -- data plane -------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def mentions(lab: Lab, host: Host) -> list[str]:
                 found.append(f"{other.name} RIB")
         except GobgpUnavailable:
             found.append(f"{other.name} RIB unreadable")
-        if any(str(e.vtep) == str(host.vtep) for e in read_flood(lab, other)):
+        if any(str(e.vtep) == str(host.vtep) for e in read_fdb(lab, other)):
             found.append(f"{other.name} FDB")
     return found
 

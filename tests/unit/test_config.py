@@ -349,3 +349,10 @@ def test_seed_prefix_vteps_must_be_a_boolean(value: Any) -> None:
 @pytest.mark.parametrize("value", [True, False])
 def test_seed_prefix_vteps_boolean(value: bool) -> None:
     assert parse_config(base(seed_prefix_vteps=value)).seed_prefix_vteps is value
+
+
+@pytest.mark.parametrize("rd", ["65000:4294967296", "70000:70000"])
+def test_explicit_rd_out_of_range_is_a_config_error(rd: str) -> None:
+    # accepted today, then encode_imet fails (protobuf "Value out of range") or gobgp truncates
+    # the number when the agent advertises its Type-3 route
+    assert error_of(with_vni(rd=rd)).startswith("vnis[0].rd:")

@@ -1,0 +1,98 @@
+"""Local MAC learning: which VM MACs sit behind this host's bridges (netlink dump + events).
+
+A MAC is local when the bridge learned it on a port that is not the VXLAN
+device, and it is not one of the bridge's own (permanent) port addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Iterable
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.rtnl import RTMGRP_NEIGH
+
+log = logging.getLogger("evpn.agent.localmacs")
+
+AF_BRIDGE = 7
+NUD_PERMANENT = 0x80
+NTF_SELF = 0x02
+NTF_EXT_LEARNED = 0x10
+
+
+@dataclass(frozen=True, order=True)
+class LocalMac:
+    vni: int
+    mac: str
+
+
+@dataclass(frozen=True)
+class LocalMacEvent:
+    mac: LocalMac
+    present: bool
+
+
+@dataclass(frozen=True)
+class BridgeScope:
+    """One served VNI as the kernel sees it: bridge and vxlan device by ifindex."""
+
+    vni: int
+    bridge_index: int
+    vxlan_index: int
+
+
+def classify_fdb(msg: object, scopes: Iterable[BridgeScope]) -> LocalMacEvent | None:
+    """Turn one AF_BRIDGE neighbour message into a local-MAC event, or None if it is not one."""
+    get = msg.get  # type: ignore[attr-defined]
+    if get("family") != AF_BRIDGE:
+        return None
+    master = msg.get_attr("NDA_MASTER")  # type: ignore[attr-defined]
+    mac = msg.get_attr("NDA_LLADDR")  # type: ignore[attr-defined]
+    if master is None or mac is None or int(mac[:2], 16) & 1:
+        return None
+    scope = next((s for s in scopes if s.bridge_index == master), None)
+    if scope is None:
+        return None
+    local = LocalMac(scope.vni, mac.lower())
+    if get("ifindex") == scope.vxlan_index:
+        # the MAC sits behind the vxlan port (remote, or moved away): not local
+        return LocalMacEvent(local, present=False)
+    if (get("flags") or 0) & (NTF_SELF | NTF_EXT_LEARNED) or (get("state") or 0) & NUD_PERMANENT:
+        return None  # a port's own address, or an entry a control plane installed
+    return LocalMacEvent(local, present=get("event") == "RTM_NEWNEIGH")
+
+
+def dump_local(ipr: IPRoute, scopes: list[BridgeScope]) -> set[LocalMac]:
+    found: set[LocalMac] = set()
+    for msg in ipr.fdb("dump"):
+        event = classify_fdb(msg, scopes)
+        if event is not None and event.present:
+            found.add(event.mac)
+    return found
+
+
+class LocalMacWatcher:
+    """Reads bridge FDB events in a thread of its own (pyroute2 sockets stay in the thread that made them)."""
+
+    def __init__(self, scopes: list[BridgeScope], out: "queue.Queue[object]") -> None:
+        self.scopes = scopes
+        self.out = out
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fdb-watch", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        with IPRoute() as ipr:
+            ipr.bind(groups=RTMGRP_NEIGH)
+            while not self._stop.is_set():
+                events = [e for e in (classify_fdb(m, self.scopes) for m in ipr.get()) if e is not None]
+                if events:
+                    self.out.put(events)
