@@ -42,6 +42,8 @@ class AgentConfig:
     status_file: Path | None = None  # JSON snapshot for operators and labctl
     batch_window: float = 0.05  # seconds to gather route events into one reconcile
     resync_interval: float = 60.0  # seconds between full kernel re-reads (self-heal)
+    stale_settle: float = 1.0  # after (re)connecting: BGP up this long before stale entries go
+    stale_timeout: float = 30.0  # ... or this long after (re)connecting, whatever the sessions do
     name: str = field(default="evpn-agent")
 
     def vni(self, vni: int) -> VniConfig | None:
@@ -54,7 +56,7 @@ class AgentConfig:
 
 _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
-    "status_file", "batch_window", "resync_interval", "name", "vnis",
+    "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets"}
 
@@ -148,7 +150,7 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
     if not isinstance(seed, bool):
         raise ConfigError(f"config.seed_prefix_vteps: {seed!r} must be true or false")
     numbers = {}
-    for key, default in (("batch_window", 0.05), ("resync_interval", 60.0)):
+    for key, default in (("batch_window", 0.05), ("resync_interval", 60.0), ("stale_settle", 1.0), ("stale_timeout", 30.0)):
         value = raw.get(key, default)
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"config.{key}: {value!r} must be a positive number of seconds")

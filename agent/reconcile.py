@@ -60,12 +60,17 @@ class Reconciler:
         self.removed = 0
         self.errors = 0
 
-    def full_sync(self, desired: set[FdbEntry]) -> Plan:
-        """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan."""
+    def full_sync(self, desired: set[FdbEntry], remove_stale: bool = True) -> Plan:
+        """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
+
+        With remove_stale=False only additions are made (the RIB may still be filling up).
+        """
         present = self.kernel.entries(self.devices)
         vanished = self.owned - present
         self.owned &= present
         plan = plan_full(desired, present, self.owned)
+        if not remove_stale:
+            plan.remove = []
         self._apply(plan)
         if vanished and not plan:
             self.ledger.save(self.owned)  # forget them on disk too: a later hand-made copy is not ours

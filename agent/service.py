@@ -83,6 +83,8 @@ class Agent:
         self.reconnects = 0
         self.malformed = 0
         self.last_full_sync = 0.0
+        self.stale_pending_since: float | None = None
+        self.peers_up_since: float | None = None
         self._sessions = itertools.count(1)
 
     # -- what we advertise -------------------------------------------------------------
@@ -212,16 +214,22 @@ class Agent:
         self.rib.replace(events)
         self._resequence_local(events)
         self.advertise_all(client, table)
-        plan = self.reconciler.full_sync(self.rib.desired())
+        self.stale_pending_since = time.monotonic()
+        settled = self._peers_settled(client)
+        plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = time.monotonic()
-        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d",
-                 len(events), len(self.rib.desired()), len(plan.add), len(plan.remove), len(self.local))
+        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s",
+                 len(events), len(self.rib.desired()), len(plan.add), len(plan.remove), len(self.local),
+                 "done" if settled else "deferred until BGP sessions are up")
+        if settled:
+            self.stale_pending_since = None
         self.ready = True
         self._write_status()
         while not self.stop_event.is_set():
             try:
-                batch = [self.events.get(timeout=1.0)]
+                batch = [self.events.get(timeout=0.5 if self.stale_pending_since else 1.0)]
             except queue.Empty:
+                self._maybe_remove_stale(client)
                 self._maybe_resync()
                 continue
             deadline = time.monotonic() + self.cfg.batch_window
@@ -231,6 +239,7 @@ class Agent:
                 except queue.Empty:
                     break
             self._process(batch, session)
+            self._maybe_remove_stale(client)
             self._maybe_resync()
 
     def _initial_table(self, session: int) -> list[gobgp.Path]:
@@ -300,8 +309,32 @@ class Agent:
                 log.info("event=mac-claimed-remotely vni=%d mac=%s vtep=%s seq=%s local_seq=%d",
                          mac.vni, mac.mac, route.vtep, route.attrs.mac_mobility_seq, self.local[mac])
 
+    def _peers_settled(self, client: GobgpClient) -> bool:
+        """True when every configured BGP neighbor is established (the table we hold is complete)."""
+        peers = client.list_peers()
+        return bool(peers) and all(state == "ESTABLISHED" for _, _, state in peers)
+
+    def _maybe_remove_stale(self, client: GobgpClient) -> None:
+        """Remove entries left from before the reconnect once the sessions are up and the RIB had
+        `stale_settle` seconds to fill, or after `stale_timeout` whatever happens."""
+        if self.stale_pending_since is None:
+            return
+        now = time.monotonic()
+        if self._peers_settled(client):
+            if self.peers_up_since is None:
+                self.peers_up_since = now
+        else:
+            self.peers_up_since = None
+        settled = self.peers_up_since is not None and now - self.peers_up_since >= self.cfg.stale_settle
+        if settled or now - self.stale_pending_since >= self.cfg.stale_timeout:
+            plan = self.reconciler.full_sync(self.rib.desired())
+            self.last_full_sync = now
+            self.stale_pending_since = self.peers_up_since = None
+            log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
+                     "sessions-up" if settled else "timeout")
+
     def _maybe_resync(self) -> None:
-        if time.monotonic() - self.last_full_sync >= self.cfg.resync_interval:
+        if self.stale_pending_since is None and time.monotonic() - self.last_full_sync >= self.cfg.resync_interval:
             plan = self.reconciler.full_sync(self.rib.desired())
             self.last_full_sync = time.monotonic()
             if plan:

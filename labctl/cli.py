@@ -20,7 +20,9 @@ from .state import labs
 from .topology import load_topology
 
 console = Console()
-err_console = Console(stderr=True)
+if not console.is_terminal:
+    console = Console(width=160)  # logs and CI: long evidence lines instead of narrow wrapped columns
+err_console = Console(stderr=True, width=160)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

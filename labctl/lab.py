@@ -91,6 +91,10 @@ class Lab:
         netns.address(self.plan.router_ns, link.router_if, f"{link.router_ip}/30")
         netns.address(node_ns, UPLINK, f"{link.node_ip}/30")
         netns.address(node_ns, "lo", f"{loopback}/32")
+        self._uplink_routes(node_ns, loopback)
+
+    def _uplink_routes(self, node_ns: str, loopback: object) -> None:
+        link = self.plan.uplink(node_ns)
         netns.route(node_ns, "0.0.0.0/0", str(link.router_ip))
         netns.route(self.plan.router_ns, f"{loopback}/32", str(link.node_ip))
 
@@ -225,8 +229,8 @@ class Lab:
         host = self._host(name)
         if name in self.state.down_hosts:
             raise LabError(f"{name} is already down (labctl revive {name})")
+        netns.set_link(name, UPLINK, up=False)  # first, so no FIN or NOTIFICATION gets out: peers must use the hold timer
         self._stop_node(name, hard=True)
-        netns.set_link(name, UPLINK, up=False)
         self.state.down_hosts.append(name)
         self.state.save()
         log.info("event=host-killed host=%s vtep=%s", name, host.vtep)
@@ -236,6 +240,7 @@ class Lab:
         if name not in self.state.down_hosts:
             raise LabError(f"{name} is not down")
         netns.set_link(name, UPLINK, up=True)
+        self._uplink_routes(name, host.vtep)  # an interface going down took its routes with it
         self.state.down_hosts.remove(name)
         self.state.save()
         self._start_host(host)

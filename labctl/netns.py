@@ -75,8 +75,9 @@ def address(ns_name: str, ifname: str, cidr: str) -> None:
 
 
 def route(ns_name: str, dst: str, gateway: str) -> None:
+    """Add or replace a static route (idempotent: also used to restore routes after a link flap)."""
     with ns(ns_name) as ip:
-        ip.route("add", dst=dst, gateway=gateway)
+        ip.route("replace", dst=dst, gateway=gateway)
 
 
 def bridge(ns_name: str, name: str) -> None:

@@ -13,7 +13,7 @@ from agent.codec import decode_paths
 from agent.desired import FdbEntry
 from agent.errors import GobgpUnavailable
 from agent.kernel import Kernel
-from agent.routes import ImetRoute, RouteEvent
+from agent.routes import ImetRoute, MacIpRoute, RouteEvent
 
 from .capture import VXLAN_PORT, capturing, decode_vxlan
 from .errors import LabError
@@ -183,6 +183,7 @@ def check_cross_host(lab: Lab) -> CheckResult:
         if pair is None:
             continue
         a, b = pair
+        learned_in = warm_up(lab, (ha, a), (hb, b))
         with capturing([(h.name, UPLINK) for h in alive], f"udp port {VXLAN_PORT}") as caps:
             sent, got = ping(lab, a, b)
         frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
@@ -193,8 +194,8 @@ def check_cross_host(lab: Lab) -> CheckResult:
         wrong_vni = [f for fs in frames.values() for f in fs if f.vni != vni]
         good = got == sent and bool(frames[ha.name]) and bool(frames[hb.name]) and not wrong_vteps and not bystanders and not wrong_vni
         ok &= good
-        note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: {got}/{sent} replies, VXLAN {ha.vtep}↔{hb.vtep} vni {vni}: " \
-               f"{len(frames[ha.name])}+{len(frames[hb.name])} pkts"
+        note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: MACs learned in {learned_in:.2f}s, {got}/{sent} replies, " \
+               f"VXLAN {ha.vtep}↔{hb.vtep} vni {vni}: {len(frames[ha.name])}+{len(frames[hb.name])} pkts"
         if bystanders:
             note += f", FLOODED to {bystanders}"
         if wrong_vteps or wrong_vni:
@@ -202,6 +203,57 @@ def check_cross_host(lab: Lab) -> CheckResult:
         evidence.append(note)
     return CheckResult("cross-host", "VMs across hosts talk over VXLAN, unicast between exactly the two VTEPs", ok and bool(evidence),
                        "; ".join(evidence) or "fewer than two live hosts share a network")
+
+
+def warm_up(lab: Lab, end_a: tuple[Host, Vm], end_b: tuple[Host, Vm]) -> float:
+    """One uncaptured ping so both VMs speak, then wait until each host's FDB points the other's MAC at its VTEP.
+
+    Returns the seconds from the first packet to both unicast entries being programmed (Type-2 learning time).
+    """
+    (ha, a), (hb, b) = end_a, end_b
+    device = lab.topo.network(a.network).vxlan_device
+    start = time.monotonic()
+    ping(lab, a, b, count=1)
+    want = {ha.name: FdbEntry(device, b.mac, hb.vtep), hb.name: FdbEntry(device, a.mac, ha.vtep)}
+    host_of = {ha.name: ha, hb.name: hb}
+    wait_until(f"Type-2 entries for {a.name} and {b.name}", lambda: all(entry in read_fdb(lab, host_of[h]) for h, entry in want.items()), 10, 0.02)
+    return time.monotonic() - start
+
+
+def expected_macs(events: list[RouteEvent], own_vtep: str, vni: int) -> dict[str, str]:
+    """MAC -> VTEP the RIB says (remote Type-2 of `vni`, highest sequence then lowest VTEP wins)."""
+    best: dict[str, tuple[tuple[int, int], str]] = {}
+    for e in events:
+        r = e.route
+        if isinstance(r, MacIpRoute) and r.label_vni == vni and str(r.vtep) != own_vtep:
+            rank = (-(r.attrs.mac_mobility_seq or 0), int(r.vtep))
+            if r.mac not in best or rank < best[r.mac][0]:
+                best[r.mac] = (rank, str(r.vtep))
+    return {mac: vtep for mac, (_, vtep) in best.items()}
+
+
+def check_mac_tables(lab: Lab) -> CheckResult:
+    """Every hypervisor's vxlan unicast FDB holds exactly the remote MACs of its RIB, each at the right VTEP."""
+    problems, counts = [], []
+    vm_macs = {vm.mac: (h, vm) for h, vm in lab.topo.vms()}
+    for host in lab.hosts_alive():
+        rib = read_rib(lab, host.name)
+        fdb = read_fdb(lab, host)
+        local = set(lab.agent_status(host).get("local_macs", {}))  # type: ignore[arg-type]
+        for net in lab.plan.host_networks(host):
+            want = expected_macs(rib, str(host.vtep), net.vni)
+            have = {e.mac: str(e.vtep) for e in fdb if e.device == net.vxlan_device and not e.is_flood}
+            want = {m: v for m, v in want.items() if f"{net.vni}/{m}" not in local}  # a local winner has no entry
+            if have != want:
+                diff = sorted(set(have.items()) ^ set(want.items()))
+                problems.append(f"{host.name} vni {net.vni}: kernel and RIB differ on {diff[:4]}")
+            for mac, vtep in have.items():
+                owner = vm_macs.get(mac)
+                if owner is not None and str(owner[0].vtep) != vtep:
+                    problems.append(f"{host.name}: {mac} ({owner[1].name}) points at {vtep}, lives behind {owner[0].vtep}")
+            counts.append(f"{host.name}:{len(have)}")
+    return CheckResult("fdb-macs", "vxlan unicast FDB = remote MACs in the RIB, at the right VTEP", not problems,
+                       "; ".join(problems) or f"remote MAC entries per host {', '.join(counts)}; all match RIB and topology")
 
 
 def check_isolation(lab: Lab) -> CheckResult | None:
@@ -232,6 +284,7 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
         ("same-host", lambda: check_same_host(lab)),
         ("cross-host", lambda: check_cross_host(lab)),
         ("isolation", lambda: check_isolation(lab)),
+        ("fdb-macs", lambda: check_mac_tables(lab)),
     ]
     results: list[CheckResult] = []
     for check_id, run in checks:

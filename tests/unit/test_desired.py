@@ -1,4 +1,4 @@
-"""Unit tests for agent/desired.py: classify() and RibView bookkeeping."""
+"""Unit tests for agent/desired.py: classify() and RibView bookkeeping (flood lists and Type-2 MACs)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from agent.codec import decode_path, encode_imet
 from agent.config import AgentConfig, parse_config
-from agent.desired import FloodEntry, RibView, Verdict, classify
+from agent.desired import ZERO_MAC, FdbEntry, MacOwner, RibView, Verdict, classify, flood_entry
 from agent.routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,
@@ -70,8 +70,22 @@ def prefix(net: str = "10.0.0.5/32", label: int = 100, *, rts: tuple[str, ...] =
     return PrefixRoute(RouteDistinguisher.parse(rd), 0, ipaddress.ip_network(net), label, attrs("10.0.0.5", rts))
 
 
-def macip(next_hop: str = "10.0.0.2", vni: int | None = 100) -> MacIpRoute:
-    return MacIpRoute(RouteDistinguisher.parse(f"{next_hop}:1"), 0, "aa:bb:cc:dd:ee:ff", None, vni, attrs(next_hop, (f"65000:{vni}",)))
+MAC = "aa:bb:cc:dd:ee:ff"
+
+
+def macip(next_hop: str = "10.0.0.2", vni: int | None = 100, *, mac: str = MAC, seq: int | None = None,
+          rd: str | None = None, mac_ip: str | None = None, etag: int = 0,
+          rts: tuple[str, ...] | None = None, encap: int | None = ENCAP_VXLAN) -> MacIpRoute:
+    if rts is None:
+        rts = (f"65000:{vni}",) if vni else ()
+    return MacIpRoute(
+        RouteDistinguisher.parse(rd or f"{next_hop}:1"),
+        etag,
+        mac,
+        ip(mac_ip) if mac_ip else None,
+        vni,
+        PathAttrs(ip(next_hop), frozenset(RouteTarget.parse(r) for r in rts), encap, seq),
+    )
 
 
 def add(route: EvpnRoute) -> RouteEvent:
@@ -82,8 +96,14 @@ def withdraw(route: EvpnRoute) -> RouteEvent:
     return RouteEvent(route, withdrawn=True)
 
 
-def E(device: str, vtep: str) -> FloodEntry:
-    return FloodEntry(device, ip(vtep))
+def E(device: str, vtep: str) -> FdbEntry:
+    """A flood (BUM) entry."""
+    return flood_entry(device, ip(vtep))
+
+
+def U(device: str, mac: str, vtep: str) -> FdbEntry:
+    """A unicast MAC entry."""
+    return FdbEntry(device, mac, ip(vtep))
 
 
 # -- classify --------------------------------------------------------------------------
@@ -251,6 +271,25 @@ def test_classify_macip_uses_next_hop_and_label() -> None:
     assert v.vni is CFG.vni(200) and v.vtep == ip("10.0.0.7")
 
 
+def test_classify_macip_label_wins_over_ethernet_tag() -> None:
+    assert classify(macip(vni=100, etag=200, rts=()), CFG).vni is CFG.vni(100)
+    v = classify(macip(vni=999, etag=100, rts=()), CFG)
+    assert v.vni is None and v.reason == "VNI 999 not served"
+
+
+def test_classify_macip_without_label_uses_ethernet_tag_then_route_targets() -> None:
+    assert classify(macip(vni=None, etag=200, rts=()), CFG).vni is CFG.vni(200)
+    assert classify(macip(vni=None, rts=("65000:200",)), CFG).vni is CFG.vni(200)
+
+
+def test_classify_macip_own_next_hop() -> None:
+    assert classify(macip(OWN, 100), CFG).reason == "own route"
+
+
+def test_classify_macip_non_vxlan_encapsulation() -> None:
+    assert classify(macip(vni=100, encap=10), CFG).reason == "encapsulation 10 is not VXLAN"
+
+
 def test_classify_decoded_remote_imet() -> None:
     # end to end through the real codec: a remote host's advertisement is accepted ...
     remote = encode_imet(RouteDistinguisher.parse("10.0.0.2:100"), ip("10.0.0.2"), 100, [RouteTarget.parse("65000:100")])
@@ -374,7 +413,8 @@ def test_ribview_ignored_counters() -> None:
         add(imet("10.0.0.3", 999, rd="10.0.0.3:1")),
         add(imet("10.0.0.4", 100, encap=10)),
         add(prefix()),  # seed form not enabled
-        add(macip()),  # Type-2 is not part of the flood list
+        add(macip(mac="01:00:5e:00:00:01")),  # Type-2 for a multicast MAC
+        add(macip(OWN, 100)),  # own Type-2: silently skipped
     ])
     assert touched == set()
     assert rib.desired() == set()
@@ -383,14 +423,21 @@ def test_ribview_ignored_counters() -> None:
         "VNI 999 not served": 2,
         "encapsulation 10 is not VXLAN": 1,
         "type-5 route (seed VTEP form not enabled)": 1,
+        "type-2 with a non-unicast MAC": 1,
     }
     assert "own route" not in rib.ignored
 
 
 def test_ribview_macip_never_becomes_a_flood_entry() -> None:
     rib = RibView(CFG)
-    assert rib.apply([add(macip("10.0.0.7", 100))]) == set()
-    assert rib.apply([withdraw(macip("10.0.0.7", 100))]) == set()
+    entry = U("vx100", MAC, "10.0.0.7")
+    assert rib.apply([add(macip("10.0.0.7", 100))]) == {entry}
+    assert not entry.is_flood
+    assert rib.desired() == {entry}
+    assert rib.remote_vteps() == {100: [], 200: []}  # a MAC route does not put its VTEP on the flood list
+    assert not rib.wants(E("vx100", "10.0.0.7"))
+    assert rib.apply([withdraw(macip("10.0.0.7", 100))]) == {entry}
+    assert rib.desired() == set()
     assert rib.ignored == {}
 
 
@@ -436,6 +483,7 @@ def test_remote_vteps() -> None:
         add(imet("10.0.0.9", 100, rd="65009:1")),  # second RD: listed once
         add(imet("10.0.0.2", 200)),
         add(imet(OWN, 100)),  # own route is not remote
+        add(macip("10.0.0.5", 100)),  # a MAC's VTEP is not a flood destination
     ])
     # sorted by address, not as text ("10.0.0.10" > "10.0.0.9")
     assert rib.remote_vteps() == {100: ["10.0.0.9", "10.0.0.10"], 200: ["10.0.0.2"]}
@@ -447,6 +495,284 @@ def test_desired_returns_a_copy() -> None:
     snapshot = rib.desired()
     snapshot.clear()
     assert rib.desired() == {E("vx100", "10.0.0.2")}
+
+
+# -- FdbEntry -------------------------------------------------------------------------------
+
+
+def test_flood_entry_helper_and_is_flood() -> None:
+    entry = flood_entry("vx100", ip("10.0.0.2"))
+    assert entry == FdbEntry("vx100", ZERO_MAC, ip("10.0.0.2"))
+    assert entry.mac == "00:00:00:00:00:00"
+    assert entry.is_flood
+    assert not U("vx100", MAC, "10.0.0.2").is_flood
+    assert sorted([U("vx100", MAC, "10.0.0.2"), E("vx100", "10.0.0.2")]) == [E("vx100", "10.0.0.2"), U("vx100", MAC, "10.0.0.2")]
+
+
+# -- RibView: Type-2 MAC/IP routes and MAC mobility (RFC 7432 15.1) ----------------------------
+
+
+def test_type2_installs_unicast_entry() -> None:
+    rib = RibView(CFG)
+    entry = U("vx100", MAC, "10.0.0.2")
+    assert rib.apply([add(macip("10.0.0.2", 100))]) == {entry}
+    assert rib.wants(entry)
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.2", 0)
+    assert rib.highest_remote_sequence("vx100", MAC) == 0
+    assert rib.remote_macs() == {100: {MAC: "10.0.0.2"}, 200: {}}
+    assert len(rib) == 1
+
+
+def test_type2_higher_sequence_replaces() -> None:
+    rib = RibView(CFG)
+    old, new = U("vx100", MAC, "10.0.0.2"), U("vx100", MAC, "10.0.0.3")
+    rib.apply([add(macip("10.0.0.2", seq=None))])
+    # the MAC moved to 10.0.0.3, which advertises it with a higher sequence number
+    assert rib.apply([add(macip("10.0.0.3", seq=1))]) == {old, new}
+    assert rib.desired() == {new}
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.3", 1)
+    assert rib.highest_remote_sequence("vx100", MAC) == 1
+    # it moves back with a still higher sequence number
+    assert rib.apply([add(macip("10.0.0.2", seq=2))]) == {old, new}
+    assert rib.desired() == {old}
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.2", 2)
+
+
+def test_type2_lower_sequence_does_not_replace() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.3", seq=5))])
+    assert rib.apply([add(macip("10.0.0.2", seq=4))]) == set()
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.3")}
+    assert rib.highest_remote_sequence("vx100", MAC) == 5
+
+
+@pytest.mark.parametrize("first", ["10.0.0.9", "10.0.0.10"])
+def test_type2_equal_sequence_lowest_vtep_ip_wins(first: str) -> None:
+    # 10.0.0.9 < 10.0.0.10 as addresses (but not as text); the arrival order does not matter
+    rib = RibView(CFG)
+    other = "10.0.0.10" if first == "10.0.0.9" else "10.0.0.9"
+    rib.apply([add(macip(first, seq=3))])
+    rib.apply([add(macip(other, seq=3))])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.9")}
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.9", 3)
+
+
+def test_type2_missing_sequence_counts_as_zero() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.3", seq=None)), add(macip("10.0.0.2", seq=0))])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.2")}  # tie at 0: lower VTEP
+    rib.apply([add(macip("10.0.0.4", seq=1))])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.4")}
+
+
+def test_type2_withdrawal_of_winner_falls_back_to_runner_up() -> None:
+    rib = RibView(CFG)
+    a, b, c = (macip("10.0.0.2", seq=1), macip("10.0.0.3", seq=3), macip("10.0.0.4", seq=2))
+    rib.apply([add(a), add(b), add(c)])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.3")}
+    assert rib.apply([withdraw(b)]) == {U("vx100", MAC, "10.0.0.3"), U("vx100", MAC, "10.0.0.4")}
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.4")}
+    assert rib.highest_remote_sequence("vx100", MAC) == 2
+    assert rib.apply([withdraw(c)]) == {U("vx100", MAC, "10.0.0.4"), U("vx100", MAC, "10.0.0.2")}
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.2", 1)
+    assert rib.apply([withdraw(a)]) == {U("vx100", MAC, "10.0.0.2")}
+    assert rib.desired() == set()
+    assert rib.mac_owner("vx100", MAC) is None
+    assert rib.highest_remote_sequence("vx100", MAC) is None
+    assert len(rib) == 0
+
+
+def test_type2_withdrawal_of_a_loser_touches_nothing() -> None:
+    rib = RibView(CFG)
+    loser = macip("10.0.0.2", seq=1)
+    rib.apply([add(loser), add(macip("10.0.0.3", seq=2))])
+    assert rib.apply([withdraw(loser)]) == set()
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.3")}
+
+
+def test_type2_withdrawal_matches_by_key_not_attributes() -> None:
+    rib = RibView(CFG)
+    r = macip("10.0.0.2", seq=4)
+    rib.apply([add(r)])
+    gone = MacIpRoute(r.rd, r.ethernet_tag, r.mac, r.ip, None, PathAttrs(ipaddress.IPv4Address(0)))
+    assert rib.apply([withdraw(gone)]) == {U("vx100", MAC, "10.0.0.2")}
+    assert rib.desired() == set()
+
+
+def test_type2_update_of_same_key_moves_the_mac() -> None:
+    # same RD/MAC/IP (one key in gobgp's best-path table) now with another next hop
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.2", rd="65000:7", seq=1))])
+    touched = rib.apply([add(macip("10.0.0.3", rd="65000:7", seq=2))])
+    assert touched == {U("vx100", MAC, "10.0.0.2"), U("vx100", MAC, "10.0.0.3")}
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.3")}
+    assert len(rib) == 1
+
+
+def test_type2_mac_only_and_mac_ip_routes_share_one_entry() -> None:
+    rib = RibView(CFG)
+    mac_only = macip("10.0.0.2")
+    with_ip = macip("10.0.0.2", mac_ip="192.168.1.5")
+    assert mac_only.key != with_ip.key
+    assert rib.apply([add(mac_only)]) == {U("vx100", MAC, "10.0.0.2")}
+    assert rib.apply([add(with_ip)]) == set()
+    assert len(rib) == 2
+    assert rib.apply([withdraw(mac_only)]) == set()  # still asked for by the MAC/IP route
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.2")}
+    assert rib.apply([withdraw(with_ip)]) == {U("vx100", MAC, "10.0.0.2")}
+
+
+def test_type2_same_mac_in_two_vnis_is_independent() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.2", 100, seq=5)), add(macip("10.0.0.3", 200, seq=1))])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.2"), U("vx200", MAC, "10.0.0.3")}
+    assert rib.remote_macs() == {100: {MAC: "10.0.0.2"}, 200: {MAC: "10.0.0.3"}}
+    rib.set_local("vx100", MAC, 9)
+    assert rib.desired() == {U("vx200", MAC, "10.0.0.3")}
+
+
+def test_type2_and_flood_entries_coexist() -> None:
+    rib = RibView(CFG)
+    touched = rib.apply([add(imet("10.0.0.2", 100)), add(macip("10.0.0.2", 100))])
+    assert touched == {E("vx100", "10.0.0.2"), U("vx100", MAC, "10.0.0.2")}
+    assert rib.remote_vteps() == {100: ["10.0.0.2"], 200: []}
+    assert rib.remote_macs() == {100: {MAC: "10.0.0.2"}, 200: {}}
+    assert rib.apply([withdraw(imet("10.0.0.2", 100))]) == {E("vx100", "10.0.0.2")}
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.2")}
+
+
+@pytest.mark.parametrize("mac", ["01:00:5e:00:00:01", "33:33:00:00:00:01", "ff:ff:ff:ff:ff:ff", "03:00:00:00:00:00", ZERO_MAC])
+def test_type2_non_unicast_mac_ignored(mac: str) -> None:
+    rib = RibView(CFG)
+    assert rib.apply([add(macip("10.0.0.2", mac=mac, seq=3))]) == set()
+    assert rib.desired() == set()
+    assert len(rib) == 0
+    assert rib.ignored == {"type-2 with a non-unicast MAC": 1}
+    assert rib.mac_owner("vx100", mac) is None
+    assert rib.apply([withdraw(macip("10.0.0.2", mac=mac))]) == set()
+
+
+def test_type2_locally_administered_unicast_mac_is_accepted() -> None:
+    rib = RibView(CFG)
+    mac = "02:00:00:00:00:01"  # U/L bit set, I/G bit clear: unicast
+    assert rib.apply([add(macip("10.0.0.2", mac=mac))]) == {U("vx100", mac, "10.0.0.2")}
+
+
+def test_type2_update_that_becomes_ignored_removes_entry() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.2", 100))])
+    touched = rib.apply([add(macip("10.0.0.2", 100, rts=("65000:200",)))])
+    assert touched == {U("vx100", MAC, "10.0.0.2")}
+    assert rib.desired() == set() and len(rib) == 0
+
+
+# -- RibView: local MACs compete ------------------------------------------------------------------
+
+
+def test_local_mac_alone_installs_nothing() -> None:
+    rib = RibView(CFG)
+    assert rib.set_local("vx100", MAC, 0) == set()
+    assert rib.desired() == set()
+    assert rib.mac_owner("vx100", MAC) == MacOwner("local", 0)
+    assert rib.highest_remote_sequence("vx100", MAC) is None
+    assert rib.remote_macs() == {100: {}, 200: {}}
+
+
+def test_local_mac_beats_remote_with_lower_sequence() -> None:
+    rib = RibView(CFG)
+    remote = U("vx100", MAC, "10.0.0.2")
+    rib.apply([add(macip("10.0.0.2", seq=1))])
+    assert rib.desired() == {remote}
+    # the MAC moved here; we advertise it with sequence 2
+    assert rib.set_local("vx100", MAC, 2) == {remote}
+    assert rib.desired() == set()
+    assert not rib.wants(remote)
+    assert rib.mac_owner("vx100", MAC) == MacOwner("local", 2)
+    assert rib.highest_remote_sequence("vx100", MAC) == 1  # the local claim is not remote
+    assert rib.remote_macs() == {100: {}, 200: {}}
+    # no longer local: the remote claim is the winner again
+    assert rib.set_local("vx100", MAC, None) == {remote}
+    assert rib.desired() == {remote}
+
+
+def test_remote_with_higher_sequence_beats_local() -> None:
+    rib = RibView(CFG)
+    rib.set_local("vx100", MAC, 0)
+    remote = U("vx100", MAC, "10.0.0.2")
+    assert rib.apply([add(macip("10.0.0.2", seq=1))]) == {remote}
+    assert rib.desired() == {remote}
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.2", 1)
+    # the remote claim is withdrawn: local again, nothing installed
+    assert rib.apply([withdraw(macip("10.0.0.2"))]) == {remote}
+    assert rib.desired() == set()
+    assert rib.mac_owner("vx100", MAC) == MacOwner("local", 0)
+
+
+def test_local_and_remote_equal_sequence_lowest_vtep_wins() -> None:
+    rib = RibView(CFG)  # own VTEP 10.0.0.1 is lower than 10.0.0.2
+    rib.set_local("vx100", MAC, 3)
+    assert rib.apply([add(macip("10.0.0.2", seq=3))]) == set()
+    assert rib.mac_owner("vx100", MAC) == MacOwner("local", 3)
+
+    high = RibView(make_cfg(vtep="10.0.0.9"))  # own VTEP higher than the remote one
+    high.set_local("vx100", MAC, 3)
+    assert high.apply([add(macip("10.0.0.2", seq=3))]) == {U("vx100", MAC, "10.0.0.2")}
+    assert high.mac_owner("vx100", MAC) == MacOwner("10.0.0.2", 3)
+
+
+def test_set_local_again_replaces_the_local_sequence() -> None:
+    rib = RibView(CFG)
+    remote = U("vx100", MAC, "10.0.0.2")
+    rib.apply([add(macip("10.0.0.2", seq=2))])
+    assert rib.set_local("vx100", MAC, 3) == {remote}
+    assert rib.set_local("vx100", MAC, 1) == {remote}  # one local claim, now lower
+    assert rib.desired() == {remote}
+    assert rib.set_local("vx100", MAC, 5) == {remote}
+    assert rib.desired() == set()
+
+
+def test_set_local_none_for_unknown_mac_is_noop() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.2"))])
+    assert rib.set_local("vx100", "aa:aa:aa:aa:aa:aa", None) == set()
+    assert rib.set_local("vx100", MAC, None) == set()
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.2")}
+
+
+def test_highest_remote_sequence_includes_losers() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(macip("10.0.0.2", seq=4)), add(macip("10.0.0.3", seq=1))])
+    rib.set_local("vx100", MAC, 7)
+    assert rib.highest_remote_sequence("vx100", MAC) == 4
+    assert rib.highest_remote_sequence("vx200", MAC) is None
+
+
+def test_replace_keeps_local_macs() -> None:
+    rib = RibView(CFG)
+    rib.set_local("vx100", MAC, 5)
+    rib.apply([add(macip("10.0.0.2", seq=1))])
+    rib.replace([add(macip("10.0.0.3", seq=2))])
+    assert rib.desired() == set()  # still local (5 > 2)
+    assert rib.mac_owner("vx100", MAC) == MacOwner("local", 5)
+    assert rib.highest_remote_sequence("vx100", MAC) == 2  # 10.0.0.2's claim was forgotten
+    rib.replace([add(macip("10.0.0.3", seq=6))])
+    assert rib.desired() == {U("vx100", MAC, "10.0.0.3")}
+    # the local claim is still there after two replaces
+    assert rib.set_local("vx100", MAC, None) == set()
+    assert rib.mac_owner("vx100", MAC) == MacOwner("10.0.0.3", 6)
+
+
+def test_remote_macs_lists_only_remote_winners() -> None:
+    rib = RibView(CFG)
+    other = "aa:bb:cc:00:00:01"
+    rib.apply([
+        add(macip("10.0.0.2", 100, seq=1)),
+        add(macip("10.0.0.3", 100, seq=1)),  # loses the tie
+        add(macip("10.0.0.4", 200, mac=other)),
+        add(imet("10.0.0.2", 100)),
+    ])
+    rib.set_local("vx200", other, 1)
+    assert rib.remote_macs() == {100: {MAC: "10.0.0.2"}, 200: {}}
 
 
 # -- property: incremental == from scratch -------------------------------------------------
@@ -464,53 +790,136 @@ _UNIVERSE += [
     prefix("10.0.0.2/32", 200, rd="10.0.0.2:5"),
     prefix("10.0.0.3/32", 0, rd="10.0.0.3:5", rts=("65000:100",)),
     prefix("10.0.0.0/24", 100, rd="10.0.0.3:5"),
-    macip("10.0.0.2", 100),
 ]
+# Type-2: VTEPs whose text order differs from their address order (10.0.0.10 > 10.0.0.3), our own
+# VTEP, a shared RD (so an update of one key moves the MAC to another VTEP), MAC-only and MAC/IP
+# keys, varying sequence numbers, a VNI not served and a multicast MAC.
+_T2_VTEPS = ["10.0.0.3", "10.0.0.10", OWN]
+_T2_MACS = ["aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02", "01:00:5e:00:00:01"]
+_LOCAL_MACS = _T2_MACS[:2]
+_T2_SEQS = [None, 1, 2]
+for _vtep in _T2_VTEPS:
+    for _rd in ("{vtep}:9", "65000:9"):
+        for _mac in _T2_MACS:
+            for _seq in _T2_SEQS:
+                for _vni, _rts in ((100, ("65000:100",)), (200, ("65000:200",)), (None, ("65000:200",)), (999, ())):
+                    for _ip in (None, "192.168.0.5"):
+                        _UNIVERSE.append(macip(_vtep, _vni, mac=_mac, seq=_seq, rd=_rd.format(vtep=_vtep), mac_ip=_ip, rts=_rts))
 
 event_strategy = st.builds(RouteEvent, route=st.sampled_from(_UNIVERSE), withdrawn=st.booleans())
-batches_strategy = st.lists(st.lists(event_strategy, min_size=1, max_size=6), max_size=15)
+local_strategy = st.tuples(
+    st.just("local"), st.sampled_from(["vx100", "vx200"]), st.sampled_from(_LOCAL_MACS), st.sampled_from([None, 0, 1, 2, 3])
+)
+step_strategy = st.one_of(st.lists(event_strategy, min_size=1, max_size=6), local_strategy)
+steps_strategy = st.lists(step_strategy, max_size=20)
 
 
-def _from_scratch(live: dict[tuple, EvpnRoute], cfg: AgentConfig) -> set[FloodEntry]:
-    out = set()
-    for route in live.values():
-        if isinstance(route, MacIpRoute):
-            continue
-        verdict = classify(route, cfg)
-        if verdict.vni is not None:
+def _unicast(mac: str) -> bool:
+    first = bytes.fromhex(mac.replace(":", ""))[0]
+    return first % 2 == 0 and mac != "00:00:00:00:00:00"
+
+
+class Oracle:
+    """What the view should say, computed from scratch from the live routes and the local MACs."""
+
+    def __init__(self, live: dict[tuple, EvpnRoute], local: dict[tuple[str, str], int], cfg: AgentConfig) -> None:
+        self.desired: set[FdbEntry] = set()
+        self.accepted = 0
+        claims: dict[tuple[str, str], list[tuple[int, Any, bool]]] = {}  # (seq, vtep, is_local)
+        for route in live.values():
+            verdict = classify(route, cfg)
+            if verdict.vni is None:
+                continue
             assert verdict.vtep is not None
-            out.add(FloodEntry(verdict.vni.device, verdict.vtep))
-    return out
+            device = verdict.vni.device
+            if isinstance(route, MacIpRoute):
+                if not _unicast(route.mac):
+                    continue
+                seq = route.attrs.mac_mobility_seq if route.attrs.mac_mobility_seq is not None else 0
+                claims.setdefault((device, route.mac), []).append((seq, verdict.vtep, False))
+            else:
+                self.desired.add(FdbEntry(device, "00:00:00:00:00:00", verdict.vtep))
+            self.accepted += 1
+        for (device, mac), seq in local.items():
+            claims.setdefault((device, mac), []).append((seq, cfg.vtep, True))
+        self.owner: dict[tuple[str, str], MacOwner] = {}
+        self.highest: dict[tuple[str, str], int] = {}
+        for slot, found in claims.items():
+            best_seq = max(seq for seq, _, _ in found)
+            at_best = [c for c in found if c[0] == best_seq]
+            lowest = min(vtep for _, vtep, _ in at_best)  # IPv4Address orders numerically
+            (winner,) = {c for c in at_best if c[1] == lowest}
+            _, vtep, is_local = winner
+            self.owner[slot] = MacOwner("local" if is_local else str(vtep), best_seq)
+            if not is_local:
+                self.desired.add(FdbEntry(slot[0], slot[1], vtep))
+            remote = [seq for seq, _, loc in found if not loc]
+            if remote:
+                self.highest[slot] = max(remote)
 
 
-@settings(max_examples=300, deadline=None)
-@given(batches=batches_strategy, seed=st.booleans())
-def test_ribview_incremental_matches_from_scratch(batches: list[list[RouteEvent]], seed: bool) -> None:
+def _check_queries(rib: RibView, oracle: Oracle, cfg: AgentConfig) -> None:
+    for device in ("vx100", "vx200"):
+        for mac in _T2_MACS:
+            assert rib.mac_owner(device, mac) == oracle.owner.get((device, mac))
+            assert rib.highest_remote_sequence(device, mac) == oracle.highest.get((device, mac))
+    by_device = {v.device: v.vni for v in cfg.vnis}
+    vteps: dict[int, list[str]] = {v.vni: [] for v in cfg.vnis}
+    macs: dict[int, dict[str, str]] = {v.vni: {} for v in cfg.vnis}
+    for entry in oracle.desired:
+        if entry.mac == "00:00:00:00:00:00":
+            vteps[by_device[entry.device]].append(entry.vtep)  # type: ignore[arg-type]
+        else:
+            macs[by_device[entry.device]][entry.mac] = str(entry.vtep)
+    assert rib.remote_vteps() == {vni: [str(a) for a in sorted(addrs)] for vni, addrs in vteps.items()}  # type: ignore[type-var]
+    assert rib.remote_macs() == macs
+
+
+@pytest.mark.parametrize("seed", [False, True], ids=["type5-off", "type5-seed-form"])
+@settings(max_examples=400, deadline=None)
+@given(steps=steps_strategy)
+def test_ribview_incremental_matches_from_scratch(steps: list, seed: bool) -> None:
     cfg = SEED_CFG if seed else CFG
     rib = RibView(cfg)
     live: dict[tuple, EvpnRoute] = {}
-    all_entries: set[FloodEntry] = set()
-    for batch in batches:
+    local: dict[tuple[str, str], int] = {}
+    all_entries: set[FdbEntry] = set()
+    for step in steps:
         before = rib.desired()
-        touched = rib.apply(batch)
-        for event in batch:
-            if event.withdrawn:
-                live.pop(event.route.key, None)
+        if isinstance(step, tuple):
+            _, device, mac, seq = step
+            touched = rib.set_local(device, mac, seq)
+            if seq is None:
+                local.pop((device, mac), None)
             else:
-                live[event.route.key] = event.route
+                local[(device, mac)] = seq
+        else:
+            touched = rib.apply(step)
+            for event in step:
+                if event.withdrawn:
+                    live.pop(event.route.key, None)
+                else:
+                    live[event.route.key] = event.route
         after = rib.desired()
-        expected = _from_scratch(live, cfg)
-        assert after == expected
+        oracle = Oracle(live, local, cfg)
+        assert after == oracle.desired
         # every entry whose desired presence changed was reported to the reconciler
         assert before ^ after <= touched
         all_entries |= before | after | touched
         for entry in all_entries:
-            assert rib.wants(entry) == (entry in expected)
-        assert len(rib) == sum(
-            1 for r in live.values() if not isinstance(r, MacIpRoute) and classify(r, cfg).vni is not None
-        )
-    # a fresh view loaded with the final table agrees
+            assert rib.wants(entry) == (entry in oracle.desired)
+        # len counts the accepted remote routes and the local MACs the view holds
+        assert len(rib) == oracle.accepted + len(local)
+        _check_queries(rib, oracle, cfg)
+    # a fresh view loaded with the same local MACs and the final table agrees
     fresh = RibView(cfg)
+    for (device, mac), seq in local.items():
+        fresh.set_local(device, mac, seq)
     fresh.replace(add(r) for r in live.values())
     assert fresh.desired() == rib.desired()
     assert fresh.remote_vteps() == rib.remote_vteps()
+    assert fresh.remote_macs() == rib.remote_macs()
+    # and replacing the table of the incremental view keeps its local MACs
+    rib.replace(add(r) for r in live.values())
+    assert rib.desired() == Oracle(live, local, cfg).desired
+    assert len(rib) == len(fresh)
