@@ -27,6 +27,8 @@ class Ledger:
             return set()
         try:
             data = json.loads(self.path.read_text())
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
             return {FdbEntry(dev, mac, ipaddress.ip_address(dst)) for dev, mac, dst in data.get("fdb", [])}
         except (OSError, ValueError, TypeError) as exc:
             log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))

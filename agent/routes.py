@@ -168,6 +168,11 @@ class PrefixRoute:
     def key(self) -> tuple[str, str, int, str]:
         return ("prefix", self.rd.text, self.ethernet_tag, str(self.prefix))
 
+    @property
+    def vtep(self) -> IPAddress:
+        """The seed's form: the prefix (a /32) is the VTEP."""
+        return self.prefix.network_address
+
 
 EvpnRoute = Union[ImetRoute, MacIpRoute, PrefixRoute]
 

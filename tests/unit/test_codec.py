@@ -266,6 +266,24 @@ def test_encode_macip_without_ip_or_sequence() -> None:
     assert event.route.key == ("macip", "10.0.0.1:100", 0, "aa:bb:cc:dd:ee:ff", "")
 
 
+@pytest.mark.parametrize("no_ip", ["", "<nil>", "0.0.0.0", "::"])
+def test_decode_mac_only_type2_has_no_ip(no_ip: str) -> None:
+    # gobgp renders a MAC-only Type-2's absent IP as "<nil>"; all forms mean "no IP" and share a key
+    event = decode_path(path(macip_nlri(ip=no_ip)))
+    assert event is not None
+    assert isinstance(event.route, MacIpRoute)
+    assert event.route.ip is None
+    assert event.route.key == ("macip", "10.0.0.2:100", 0, "aa:bb:cc:dd:ee:ff", "")
+    assert event.route.label_vni == 100
+
+
+def test_decode_mac_only_type2_withdrawal_matches_announcement() -> None:
+    announce = decode_path(path(macip_nlri(ip="<nil>")))
+    gone = decode_path(path(macip_nlri(ip="<nil>"), [], withdraw=True))
+    assert announce is not None and gone is not None and gone.withdrawn
+    assert announce.route.key == gone.route.key
+
+
 @given(
     rd=rd_strategy,
     vtep=vtep_strategy,
@@ -558,6 +576,14 @@ def test_decode_bad_prefix_length(length: int) -> None:
 
 def test_decode_bad_prefix_address() -> None:
     _malformed(path(prefix_nlri("nope", 32)), "IP prefix")
+
+
+def test_decode_corrupt_nlri_bytes_are_collected_not_raised() -> None:
+    corrupt = any_pb2.Any(type_url="type.googleapis.com/" + attr.EVPNMACIPAdvertisementRoute.DESCRIPTOR.full_name, value=b"\xff\xff\xff")
+    with pytest.raises(MalformedRoute, match="undecodable"):
+        decode_path(path(corrupt))
+    events, errors = decode_paths([path(corrupt), good_imet_path()])
+    assert len(events) == 1 and len(errors) == 1
 
 
 def test_decode_corrupt_attribute_bytes_are_collected_not_raised() -> None:

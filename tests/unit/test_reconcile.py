@@ -1,7 +1,7 @@
 """Unit tests for agent/reconcile.py: pure plans and the Reconciler against an in-memory kernel.
 
 FakeKernel and MemoryLedger are test doubles of the kernel FDB and of the ledger file that
-implement the FloodTable / OwnershipStore protocols; the Reconciler itself is the real one.
+implement the FdbTable / OwnershipStore protocols; the Reconciler itself is the real one.
 """
 
 from __future__ import annotations
@@ -14,85 +14,95 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import parse_config
-from agent.desired import FloodEntry, RibView
+from agent.desired import FdbEntry, RibView, flood_entry
 from agent.errors import KernelError
-from agent.reconcile import Plan, Reconciler, plan_full, plan_touched
-from agent.routes import ImetRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
+from agent.ledger import Ledger
+from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
+from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
 
-def E(device: str, vtep: str) -> FloodEntry:
-    return FloodEntry(device, ipaddress.ip_address(vtep))
+def E(device: str, vtep: str) -> FdbEntry:
+    """A flood entry (zero MAC)."""
+    return flood_entry(device, ipaddress.ip_address(vtep))
+
+
+def U(device: str, mac: str, vtep: str) -> FdbEntry:
+    """A unicast MAC entry."""
+    return FdbEntry(device, mac, ipaddress.ip_address(vtep))
 
 
 A = E("vx100", "10.0.0.2")
 B = E("vx100", "10.0.0.3")
 C = E("vx200", "10.0.0.2")
 D = E("vx200", "10.0.0.4")
+MAC = "aa:bb:cc:dd:ee:01"
+M2 = U("vx100", MAC, "10.0.0.2")  # unicast: MAC behind 10.0.0.2
+M3 = U("vx100", MAC, "10.0.0.3")  # the same MAC behind 10.0.0.3 (after a move)
 DEVICES = ("vx100", "vx200")
 
 
 class FakeKernel:
-    """The vxlan devices' flood entries, with who made each one."""
+    """The vxlan devices' FDB entries (flood and unicast), with who made each one."""
 
-    def __init__(self, foreign: Iterable[FloodEntry] = (), agent_made: Iterable[FloodEntry] = ()) -> None:
-        self.entries: set[FloodEntry] = set(foreign) | set(agent_made)
-        self.foreign: set[FloodEntry] = set(foreign)
-        self.fail: set[FloodEntry] = set()
-        self.calls: list[tuple[str, FloodEntry]] = []
+    def __init__(self, foreign: Iterable[FdbEntry] = (), agent_made: Iterable[FdbEntry] = ()) -> None:
+        self.table: set[FdbEntry] = set(foreign) | set(agent_made)
+        self.foreign: set[FdbEntry] = set(foreign)
+        self.fail: set[FdbEntry] = set()
+        self.calls: list[tuple[str, FdbEntry]] = []
         self.reads: list[tuple[str, ...]] = []
-        self.foreign_removed: list[FloodEntry] = []
+        self.foreign_removed: list[FdbEntry] = []
 
-    # FloodTable protocol
-    def flood_entries(self, devices: Iterable[str]) -> set[FloodEntry]:
+    # FdbTable protocol
+    def entries(self, devices: Iterable[str]) -> set[FdbEntry]:
         devices = tuple(devices)
         self.reads.append(devices)
-        return {e for e in self.entries if e.device in devices}
+        return {e for e in self.table if e.device in devices}
 
-    def add_flood(self, entry: FloodEntry) -> bool:
+    def add(self, entry: FdbEntry) -> bool:
         self.calls.append(("add", entry))
         if entry in self.fail:
-            raise KernelError(f"add flood entry {entry.vtep} on {entry.device}: boom")
-        if entry in self.entries:
+            raise KernelError(f"add fdb entry {entry.mac} {entry.vtep} on {entry.device}: boom")
+        if entry in self.table:
             return False
-        self.entries.add(entry)
+        self.table.add(entry)
         return True
 
-    def del_flood(self, entry: FloodEntry) -> bool:
+    def delete(self, entry: FdbEntry) -> bool:
         self.calls.append(("del", entry))
         if entry in self.fail:
-            raise KernelError(f"remove flood entry {entry.vtep} on {entry.device}: boom")
-        if entry not in self.entries:
+            raise KernelError(f"remove fdb entry {entry.mac} {entry.vtep} on {entry.device}: boom")
+        if entry not in self.table:
             return False
         if entry in self.foreign:
             self.foreign_removed.append(entry)
             self.foreign.discard(entry)
-        self.entries.discard(entry)
+        self.table.discard(entry)
         return True
 
     # what other programs (or an operator) do
-    def someone_adds(self, entry: FloodEntry) -> None:
-        if entry not in self.entries:
-            self.entries.add(entry)
+    def someone_adds(self, entry: FdbEntry) -> None:
+        if entry not in self.table:
+            self.table.add(entry)
             self.foreign.add(entry)
 
-    def someone_deletes(self, entry: FloodEntry) -> None:
-        self.entries.discard(entry)
+    def someone_deletes(self, entry: FdbEntry) -> None:
+        self.table.discard(entry)
         self.foreign.discard(entry)
 
-    def ops(self, kind: str) -> list[FloodEntry]:
+    def ops(self, kind: str) -> list[FdbEntry]:
         return [e for k, e in self.calls if k == kind]
 
 
 class MemoryLedger:
-    def __init__(self, owned: Iterable[FloodEntry] = ()) -> None:
-        self.stored: set[FloodEntry] = set(owned)
+    def __init__(self, owned: Iterable[FdbEntry] = ()) -> None:
+        self.stored: set[FdbEntry] = set(owned)
         self.saves = 0
 
-    def load(self) -> set[FloodEntry]:
+    def load(self) -> set[FdbEntry]:
         return set(self.stored)
 
-    def save(self, flood: set[FloodEntry]) -> None:
-        self.stored = set(flood)  # copy: the file does not change when the caller's set does
+    def save(self, owned: set[FdbEntry]) -> None:
+        self.stored = set(owned)  # copy: the file does not change when the caller's set does
         self.saves += 1
 
 
@@ -124,6 +134,16 @@ def test_plan_full_is_sorted() -> None:
     assert plan.add == [A, B, C, D]
     plan = plan_full(desired=set(), present={D, C, B, A}, owned={D, C, B, A})
     assert plan.remove == [A, B, C, D]
+
+
+def test_plan_full_flood_and_unicast_entries() -> None:
+    plan = plan_full(desired={A, M3}, present={A, M2}, owned={A, M2})
+    assert plan == Plan(add=[M3], remove=[M2])
+
+
+def test_plan_full_sorts_flood_before_unicast_per_device() -> None:
+    plan = plan_full(desired={M2, C, A}, present=set(), owned=set())
+    assert plan.add == [A, M2, C]  # (device, mac, vtep): the zero MAC sorts first
 
 
 def test_plan_bool() -> None:
@@ -179,7 +199,7 @@ def test_full_sync_from_empty() -> None:
     rec = Reconciler(kernel, ledger, DEVICES)
     plan = rec.full_sync({A, C})
     assert plan.add == [A, C] and plan.remove == []
-    assert kernel.entries == {A, C}
+    assert kernel.table == {A, C}
     assert rec.owned == {A, C}
     assert ledger.stored == {A, C}
     assert (rec.added, rec.removed, rec.errors) == (2, 0, 0)
@@ -191,7 +211,7 @@ def test_full_sync_removes_only_what_it_owns() -> None:
     rec = Reconciler(kernel, ledger, DEVICES)
     rec.full_sync({A})
     assert rec.full_sync(set()).remove == [A]
-    assert kernel.entries == {B}
+    assert kernel.table == {B}
     assert kernel.foreign_removed == []
     assert rec.owned == set() and ledger.stored == set()
 
@@ -203,7 +223,7 @@ def test_foreign_entry_that_is_desired_is_not_taken_over() -> None:
     assert plan == Plan()  # already present: nothing to do
     assert rec.owned == set()
     rec.full_sync(set())  # no longer desired: still not ours to remove
-    assert kernel.entries == {A}
+    assert kernel.table == {A}
     assert kernel.ops("del") == []
 
 
@@ -225,7 +245,7 @@ def test_restart_with_ledger_removes_stale_owned_entries_only() -> None:
     plan = rec.full_sync({A})
     assert plan == Plan(add=[], remove=[B])
     assert kernel.calls == [("del", B)]
-    assert kernel.entries == {A, D}
+    assert kernel.table == {A, D}
     assert ledger.stored == {A}
 
 
@@ -233,7 +253,7 @@ def test_restart_without_ledger_owns_nothing_and_removes_nothing() -> None:
     kernel = FakeKernel(foreign={A, B})  # made by a previous run whose ledger was lost
     rec = Reconciler(kernel, MemoryLedger(), DEVICES)
     rec.full_sync(set())
-    assert kernel.entries == {A, B}
+    assert kernel.table == {A, B}
     assert kernel.ops("del") == []
 
 
@@ -243,7 +263,7 @@ def test_owned_entry_that_vanished_is_forgotten_and_readded_if_desired() -> None
     rec = Reconciler(kernel, ledger, DEVICES)
     plan = rec.full_sync({A})
     assert plan.add == [A]
-    assert kernel.entries == {A}
+    assert kernel.table == {A}
     assert rec.owned == {A}
 
 
@@ -279,7 +299,7 @@ def test_restart_after_vanished_entry_never_removes_a_foreign_recreation() -> No
     kernel.someone_adds(A)  # operator's entry
     Reconciler(kernel, ledger, DEVICES).full_sync(set())  # restart
     assert kernel.foreign_removed == []
-    assert A in kernel.entries
+    assert A in kernel.table
 
 
 def test_owned_entries_on_devices_not_read_are_forgotten() -> None:
@@ -288,7 +308,7 @@ def test_owned_entries_on_devices_not_read_are_forgotten() -> None:
     rec.full_sync({A})
     assert kernel.reads == [("vx100",)]
     assert rec.owned == {A}
-    assert C in kernel.entries
+    assert C in kernel.table
 
 
 def test_full_sync_repairs_drift() -> None:
@@ -298,7 +318,7 @@ def test_full_sync_repairs_drift() -> None:
     kernel.someone_deletes(A)
     plan = rec.full_sync({A, B})
     assert plan.add == [A] and plan.remove == []
-    assert kernel.entries == {A, B}
+    assert kernel.table == {A, B}
     assert rec.owned == {A, B}
 
 
@@ -312,7 +332,7 @@ def test_kernel_error_on_one_add_does_not_stop_the_others() -> None:
     plan = rec.full_sync({A, B, C})
     assert plan.add == [A, B, C]
     assert kernel.ops("add") == [A, B, C]
-    assert kernel.entries == {A, C}
+    assert kernel.table == {A, C}
     assert rec.owned == {A, C}
     assert ledger.stored == {A, C}
     assert (rec.added, rec.errors) == (2, 1)
@@ -330,13 +350,13 @@ def test_kernel_error_on_one_remove_does_not_stop_the_others() -> None:
     plan = rec.full_sync(set())
     assert plan.remove == [A, B, C]
     assert kernel.ops("del") == [A, B, C]
-    assert kernel.entries == {B}
+    assert kernel.table == {B}
     assert rec.owned == {B}  # still ours: it is still there
     assert ledger.stored == {B}
     assert (rec.removed, rec.errors) == (2, 1)
     kernel.fail = set()
     assert rec.full_sync(set()).remove == [B]
-    assert kernel.entries == set()
+    assert kernel.table == set()
 
 
 def test_kernel_errors_on_both_removes_and_adds_in_one_plan() -> None:
@@ -344,7 +364,7 @@ def test_kernel_errors_on_both_removes_and_adds_in_one_plan() -> None:
     kernel.fail = {A, D}
     rec = Reconciler(kernel, MemoryLedger({A, B}), DEVICES)
     rec.full_sync({C, D})
-    assert kernel.entries == {A, C}
+    assert kernel.table == {A, C}
     assert rec.owned == {A, C}
     assert rec.errors == 2
 
@@ -380,7 +400,7 @@ def test_sync_touched_foreign_entry_left_alone() -> None:
     assert rec.added == 0
     rec.sync_touched([A], lambda e: False)
     assert kernel.ops("del") == []
-    assert kernel.entries == {A}
+    assert kernel.table == {A}
 
 
 def test_sync_touched_empty_plan_does_not_write_ledger() -> None:
@@ -398,6 +418,74 @@ def test_ledger_gets_a_snapshot_not_a_live_view() -> None:
     rec.sync_touched([B], lambda e: True)
     assert ledger.stored == {A, B}
     assert ledger.saves == 2
+
+
+def test_test_doubles_implement_the_protocols() -> None:
+    kernel: FdbTable = FakeKernel()
+    ledger: OwnershipStore = MemoryLedger()
+    assert kernel.entries(DEVICES) == set() and ledger.load() == set()
+
+
+def test_unicast_move_removes_old_and_adds_new() -> None:
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, DEVICES)
+    rec.sync_touched([M2], {M2}.__contains__)
+    assert kernel.table == {M2}
+    plan = rec.sync_touched([M2, M3], {M3}.__contains__)
+    assert plan == Plan(add=[M3], remove=[M2])
+    assert kernel.calls[-2:] == [("del", M2), ("add", M3)]  # removals first
+    assert kernel.table == {M3} and rec.owned == {M3} and ledger.stored == {M3}
+
+
+# -- the ledger file ---------------------------------------------------------------------------
+
+
+def test_ledger_file_round_trip(tmp_path) -> None:
+    path = tmp_path / "state" / "owned.json"
+    ledger = Ledger(path)
+    assert ledger.load() == set()  # no file yet
+    ledger.save({A, M2, U("vx200", MAC, "2001:db8::1")})
+    assert Ledger(path).load() == {A, M2, U("vx200", MAC, "2001:db8::1")}
+    ledger.save(set())
+    assert Ledger(path).load() == set()
+    assert not path.with_suffix(".tmp").exists()
+
+
+def test_ledger_without_path_owns_nothing_and_writes_nothing(tmp_path) -> None:
+    ledger = Ledger(None)
+    ledger.save({A})
+    assert ledger.load() == set()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["not json", "", '{"fdb": [["vx100", "10.0.0.2"]]}', '{"fdb": [["vx100", "x", "nope"]]}', '{"fdb": 5}'])
+def test_ledger_unreadable_owns_nothing(tmp_path, text: str) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+@pytest.mark.parametrize("text", ["[]", "null", "5", '"fdb"'])
+def test_ledger_valid_json_that_is_not_an_object_owns_nothing(tmp_path, text: str) -> None:
+    # A truncated/garbled ledger is logged as unreadable and the agent owns nothing; the same
+    # must hold for a file that happens to be valid JSON of another shape, not crash the agent
+    # (Reconciler.__init__ calls load()).
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+def test_reconciler_with_file_ledger_forgets_vanished_entries_across_restarts(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    kernel = FakeKernel()
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A, M2})
+    assert Ledger(path).load() == {A, M2}
+    kernel.someone_deletes(M2)
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
+    assert Ledger(path).load() == {A}
+    kernel.someone_adds(M2)
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
+    assert M2 in kernel.table and kernel.foreign_removed == []
 
 
 # -- with the real RibView --------------------------------------------------------------------
@@ -422,7 +510,7 @@ def test_ribview_and_reconciler_together() -> None:
 
     rib.replace([RouteEvent(_imet("10.0.0.2", 100)), RouteEvent(_imet("10.0.0.9", 100))])
     rec.full_sync(rib.desired())
-    assert kernel.entries == {A, E("vx100", "10.0.0.9")}
+    assert kernel.table == {A, E("vx100", "10.0.0.9")}
     assert rec.owned == {A}
 
     # second RD from the same VTEP, a new VTEP in VNI 200, and both VNI-100 routes withdrawn
@@ -433,19 +521,55 @@ def test_ribview_and_reconciler_together() -> None:
         RouteEvent(_imet("10.0.0.9", 100), withdrawn=True),
     ])
     rec.sync_touched(touched, rib.wants)
-    assert kernel.entries == {A, D, E("vx100", "10.0.0.9")}  # foreign one untouched
+    assert kernel.table == {A, D, E("vx100", "10.0.0.9")}  # foreign one untouched
     assert rec.owned == {A, D}
 
     touched = rib.apply([RouteEvent(_imet("10.0.0.2", 100, rd="65002:1"), withdrawn=True)])
     rec.sync_touched(touched, rib.wants)
-    assert kernel.entries == {D, E("vx100", "10.0.0.9")}
+    assert kernel.table == {D, E("vx100", "10.0.0.9")}
     assert ledger.stored == {D}
     assert kernel.foreign_removed == []
 
 
+def _macip(vtep: str, vni: int, mac: str, seq: int | None, rd: str | None = None) -> MacIpRoute:
+    return MacIpRoute(
+        RouteDistinguisher.parse(rd or f"{vtep}:{vni}"), 0, mac, None, vni,
+        PathAttrs(ipaddress.ip_address(vtep), frozenset({RouteTarget("65000", vni)}), 8, seq),
+    )
+
+
+def test_ribview_and_reconciler_with_mac_mobility() -> None:
+    cfg = parse_config({"vtep": "10.0.0.1", "route_target_asn": 65000, "vnis": [
+        {"vni": 100, "device": "vx100", "bridge": "br100"},
+    ]})
+    rib = RibView(cfg)
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, ["vx100"])
+
+    rib.replace([RouteEvent(_imet("10.0.0.2", 100)), RouteEvent(_macip("10.0.0.2", 100, MAC, None))])
+    rec.full_sync(rib.desired())
+    assert kernel.table == {A, M2}
+
+    # the MAC moves to 10.0.0.3 (higher sequence)
+    rec.sync_touched(rib.apply([RouteEvent(_macip("10.0.0.3", 100, MAC, 1))]), rib.wants)
+    assert kernel.table == {A, M3} and rec.owned == {A, M3}
+
+    # then it moves here: the local claim outbids both, the remote entry goes
+    rec.sync_touched(rib.set_local("vx100", MAC, 2), rib.wants)
+    assert kernel.table == {A}
+    assert ledger.stored == {A}
+
+    # it leaves this host again; the stale claims come back in sequence order
+    rec.sync_touched(rib.set_local("vx100", MAC, None), rib.wants)
+    assert kernel.table == {A, M3}
+
+    # a full sync agrees with the incremental result
+    assert rec.full_sync(rib.desired()) == Plan()
+
+
 # -- property: the reconciler never touches foreign entries and converges ---------------------
 
-_POOL = [A, B, C, D, E("vx100", "10.0.0.5"), E("vx200", "10.0.0.5")]
+_POOL = [A, B, C, D, E("vx100", "10.0.0.5"), E("vx200", "10.0.0.5"), M2, M3, U("vx200", MAC, "10.0.0.5")]
 _entries = st.sets(st.sampled_from(_POOL))
 _step = st.one_of(
     st.tuples(st.just("full"), _entries),
@@ -468,8 +592,8 @@ def test_reconciler_invariants(steps: list[tuple]) -> None:
             desired = step[1]
             plan = rec.full_sync(desired)
             if not kernel.fail:
-                assert desired <= kernel.entries
-                assert kernel.entries - desired <= kernel.foreign  # everything else we made is gone
+                assert desired <= kernel.table
+                assert kernel.table - desired <= kernel.foreign  # everything else we made is gone
         elif kind == "touched":
             touched, desired = step[1], step[2]
             plan = rec.sync_touched(touched, desired.__contains__)
@@ -477,9 +601,9 @@ def test_reconciler_invariants(steps: list[tuple]) -> None:
                 if entry in desired:
                     # wanted: present, unless it was ours and someone deleted it since the last
                     # full sync (sync_touched does not read the kernel; full_sync repairs that)
-                    assert entry in kernel.entries or entry in rec.owned
+                    assert entry in kernel.table or entry in rec.owned
                 elif entry not in kernel.foreign:
-                    assert entry not in kernel.entries  # ours and unwanted: removed
+                    assert entry not in kernel.table  # ours and unwanted: removed
         elif kind == "someone_adds":
             # Someone else adds an entry the agent does not currently own. (Re-creating one the
             # agent still believes it owns, between two full syncs, cannot be told apart from

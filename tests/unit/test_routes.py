@@ -16,6 +16,7 @@ from agent.routes import (
     RouteDistinguisher,
     RouteError,
     RouteTarget,
+    is_number,
 )
 
 V4 = ipaddress.IPv4Address
@@ -268,6 +269,19 @@ def test_route_distinguisher_parse_never_raises_anything_but_route_error(text: s
     except RouteError:
         return
     assert RouteDistinguisher.parse(str(rd)) == rd
+
+
+# -- is_number ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("text", ["0", "7", "65000", "0065000", "4294967296"])
+def test_is_number_ascii_digits(text: str) -> None:
+    assert is_number(text)
+
+
+@pytest.mark.parametrize("text", ["", " 1", "1 ", "-1", "+1", "1.0", "\u00b2", "\u0661", "\uff11", "1\n", "0x10", "1_000"])
+def test_is_number_rejects_everything_else(text: str) -> None:
+    assert not is_number(text)
 
 
 # -- route keys ----------------------------------------------------------------------

@@ -1,0 +1,65 @@
+"""Shared test set-up. Integration tests need root, gobgpd and the kernel's vxlan: without them they
+fail loudly (never skip), and every lab they make is removed afterwards, pass or fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+
+def _integration(item: pytest.Item) -> bool:
+    return "integration" in Path(str(item.fspath)).parts
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _integration(item):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def lab_environment() -> None:
+    """Preconditions of the integration tests, checked once; a missing one is a failure, not a skip."""
+    problems = []
+    if os.geteuid() != 0:
+        problems.append("not running as root (network namespaces need it)")
+    for program in ("gobgpd", "gobgp", "ip", "bridge", "ping"):
+        if shutil.which(program) is None:
+            problems.append(f"{program} is not installed (scripts/bootstrap installs it)")
+    try:
+        import protos.gobgpapi  # noqa: F401
+    except ImportError:
+        problems.append("gobgp API stubs not generated (python -m protos.generate)")
+    if problems:
+        pytest.fail("integration environment incomplete: " + "; ".join(problems), pytrace=False)
+
+
+def _remove_test_labs() -> None:
+    from labctl import netns
+    from labctl.lab import teardown
+    from labctl.plan import RUN_ROOT
+
+    from tests.integration.labkit import TEST_LAB_PREFIX
+
+    labs = {n.split("-", 1)[0] for n in netns.list_namespaces() if n.startswith(TEST_LAB_PREFIX)}
+    if RUN_ROOT.is_dir():
+        labs |= {p.name for p in RUN_ROOT.iterdir() if p.name.startswith(TEST_LAB_PREFIX) and "." not in p.name}
+        for failed in RUN_ROOT.glob(f"{TEST_LAB_PREFIX}*.failed"):
+            shutil.rmtree(failed, ignore_errors=True)
+    for lab in sorted(labs):
+        teardown(lab)
+
+
+@pytest.fixture(autouse=True)
+def _clean_labs(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """Before and after every integration test: no test lab may be left behind."""
+    if not _integration(request.node):
+        yield
+        return
+    request.getfixturevalue("lab_environment")
+    _remove_test_labs()
+    yield
+    _remove_test_labs()

@@ -1,0 +1,67 @@
+"""Helpers for the integration tests: generated topologies, the real CLI, and leftover detection."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labctl import netns
+from labctl.plan import RUN_ROOT
+
+TEST_LAB_PREFIX = "it"  # every lab a test creates is named it*, so cleanup touches only ours
+LABCTL = str(Path(sys.executable).parent / "labctl")
+
+
+def make_topology(lab: str, hosts: int = 3, vms_per_host: int = 3, hold_time: int = 3) -> dict[str, Any]:
+    """A topology like topologies/3x3.yaml, for lab `lab`, with `hosts` hypervisors."""
+    assert lab.startswith(TEST_LAB_PREFIX)
+    doc: dict[str, Any] = {
+        "lab": lab,
+        "bgp": {"hold_time": hold_time, "keepalive": 1},
+        "controller": {"asn": 65000, "address": "10.0.0.100"},
+        "networks": [{"name": "blue", "vni": 100, "subnet": "192.168.100.0/24"}],
+        "hosts": [],
+    }
+    for h in range(1, hosts + 1):
+        doc["hosts"].append({
+            "name": f"{lab}-{h}", "asn": 65000 + h, "vtep": f"10.0.0.{100 + h}",
+            "vms": [{"name": f"vm{h}{v}", "mac": f"02:00:00:00:{h:02x}:{v:02x}", "ip": f"192.168.100.{h * 10 + v}"}
+                    for v in range(1, vms_per_host + 1)],
+        })
+    return doc
+
+
+def write_topology(path: Path, doc: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def labctl(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LABCTL, *args], capture_output=True, text=True, timeout=timeout)
+
+
+def lab_namespaces(lab: str) -> list[str]:
+    return [n for n in netns.list_namespaces() if n.startswith(f"{lab}-")]
+
+
+def lab_processes(lab: str) -> list[str]:
+    """Processes whose command line names this lab's run directory (daemons started by labctl)."""
+    marker = f"{RUN_ROOT}/{lab}/"
+    found = []
+    for proc in Path("/proc").iterdir():
+        if proc.name.isdigit():
+            try:
+                cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            except OSError:
+                continue
+            if marker in cmd:
+                found.append(f"{proc.name}: {cmd.strip()}")
+    return found
+
+
+def run_in(ns_name: str, *argv: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", ns_name, *argv], capture_output=True, text=True, check=check, timeout=60)
