@@ -365,6 +365,7 @@ class Agent:
             "vtep": str(self.cfg.vtep),
             "ready": self.ready,
             "connected": self.connected,
+            "stale_pending": self.stale_pending_since is not None,
             "reconnects": self.reconnects,
             "routes": len(self.rib),
             "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},

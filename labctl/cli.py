@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,14 +31,23 @@ def clean_errors(func: F) -> F:
     """Turn LabError (and Ctrl-C) into one line and an exit code, never a traceback."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .lab import INTERRUPT, Interrupted
+
+        def on_signal(signum: int, _frame: object) -> None:
+            INTERRUPT.signal = signum  # acted on at the next safe point (then rolled back)
+
+        previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             return func(*args, **kwargs)
-        except LabError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False)
-            sys.exit(1)
-        except KeyboardInterrupt:
-            err_console.print("[red]interrupted[/red]")
+        except Interrupted as exc:
+            err_console.print(f"[red]error:[/red] {exc}; rolled back", highlight=False, soft_wrap=True)
             sys.exit(130)
+        except LabError as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            sys.exit(1)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
 
     wrapper.__name__ = func.__name__
     wrapper.__doc__ = func.__doc__

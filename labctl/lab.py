@@ -36,10 +36,29 @@ def gobgp_client(plan: LabPlan, node: str, timeout: float = 3.0) -> GobgpClient:
     return GobgpClient(f"unix://{socket_path(plan, node)}", timeout=timeout)
 
 
+class Interrupted(LabError):
+    """SIGINT/SIGTERM arrived during a lab operation (raised at a safe point, then rolled back)."""
+
+
+class InterruptFlag:
+    """Set from a signal handler; checked between steps so an interrupt never tears a step in half."""
+
+    def __init__(self) -> None:
+        self.signal: int | None = None
+
+    def check(self) -> None:
+        if self.signal is not None:
+            raise Interrupted(f"interrupted by signal {self.signal}")
+
+
+INTERRUPT = InterruptFlag()
+
+
 def wait_until(what: str, predicate: Callable[[], bool], timeout: float, interval: float = 0.1) -> float:
     """Poll `predicate` until true; return the seconds it took. LabError naming `what` on timeout."""
     start = time.monotonic()
     while True:
+        INTERRUPT.check()
         try:
             if predicate():
                 return time.monotonic() - start
@@ -176,7 +195,7 @@ class Lab:
                 return False
             for h in self.hosts_alive():
                 status = self.agent_status(h)
-                if not status.get("ready"):
+                if not status.get("ready") or status.get("stale_pending", True):
                     return False
                 remote = status.get("remote_vteps", {})
                 for net in self.plan.host_networks(h):
@@ -202,6 +221,12 @@ class Lab:
             raise LabError(f"lab {topo.lab!r} already exists ({len(existing)} namespaces): run 'labctl down {topo.lab}' first")
         lab = cls(topo, LabState(topo.lab, document, source))
         lab.state.save()
+        user_progress = progress
+
+        def progress(message: str) -> None:
+            INTERRUPT.check()
+            user_progress(message)
+
         try:
             lab._build_underlay(progress)
             for host in topo.hosts:
@@ -219,7 +244,7 @@ class Lab:
             lab.state.save()
         except BaseException:
             kept = lab.plan.run_dir.with_name(f"{topo.lab}.failed")
-            progress(f"failed: rolling back (logs kept in {kept})")
+            user_progress(f"failed: rolling back (logs kept in {kept})")
             teardown(topo.lab, keep_logs=kept)
             raise
         return lab
@@ -273,7 +298,7 @@ class Lab:
             self.state.save()
             self.wait_converged(new_hosts)
         except BaseException:
-            progress("failed: removing the hosts this apply added")
+            progress("failed: removing the hosts this apply added")  # (apply's own progress never raises)
             for host in created:
                 self._remove_host(host)
             self.topo, self.plan = old, LabPlan(old)
