@@ -12,6 +12,9 @@ the reconciler works on changes, not on the whole table.
   One winner per (device, MAC): highest MAC-mobility sequence number, then the
   lowest VTEP address (RFC 7432 section 15.1); a MAC learned locally competes
   with its own sequence number and, when it wins, no remote entry is installed.
+- Type-2 with an IP, IP I of MAC M       -> NeighEntry(bridge of N, I, M)
+  ARP/ND suppression: ``ip neigh replace I lladdr M dev br0 nud noarp extern_learn``
+  (the vxlan port has neigh_suppress on, so the bridge answers for remote VMs)
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, Union
 
 from .config import AgentConfig, VniConfig
 from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
@@ -44,6 +47,25 @@ class FdbEntry:
 
 def flood_entry(device: str, vtep: IPAddress) -> FdbEntry:
     return FdbEntry(device, ZERO_MAC, vtep)
+
+
+@dataclass(frozen=True, order=True)
+class NeighEntry:
+    """One ARP/ND suppression entry on a bridge: `ip` is at `mac` (a remote VM)."""
+
+    device: str  # the bridge
+    ip: IPAddress
+    mac: str
+
+
+KernelEntry = Union[FdbEntry, NeighEntry]
+
+
+def entry_sort_key(entry: KernelEntry) -> tuple[object, ...]:
+    """One order for both kinds of entries: by kind, device, then numerically by address."""
+    if isinstance(entry, FdbEntry):
+        return ("fdb", entry.device, entry.mac, entry.vtep.version, int(entry.vtep))
+    return ("neigh", entry.device, entry.ip.version, int(entry.ip), entry.mac)
 
 
 @dataclass(frozen=True)
@@ -109,9 +131,9 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
     return Verdict(vni, "", vtep)
 
 
-Slot = tuple[str, str, str]  # (device, mac, vtep-or-"") : what one winner is chosen for
+Slot = tuple[str, str, str]  # what one winner is chosen for: (device, mac, vtep-or-"") or ("neigh:"+bridge, ip, "")
 Rank = tuple[int, int]  # smaller wins: (-sequence, VTEP as integer)
-Candidate = tuple[Rank, "FdbEntry | None"]  # None: the MAC is local here, install nothing
+Candidate = tuple[Rank, "KernelEntry | None"]  # None: the MAC is local here, install nothing
 
 LOCAL_KEY = ("local",)
 
@@ -129,39 +151,41 @@ class RibView:
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self._route_slot: dict[tuple, Slot] = {}
+        self._route_slots: dict[tuple, list[Slot]] = {}
         self._slots: dict[Slot, dict[tuple, Candidate]] = {}
-        self._winner: dict[Slot, FdbEntry | None] = {}
-        self._desired: set[FdbEntry] = set()
+        self._winner: dict[Slot, KernelEntry | None] = {}
+        self._desired: set[KernelEntry] = set()
         self.ignored: Counter[str] = Counter()
 
     def __len__(self) -> int:
-        return len(self._route_slot)
+        return len(self._route_slots)
 
     # -- mapping a route to a slot and a candidate --------------------------------
 
-    def _candidate(self, route: EvpnRoute) -> tuple[Slot, Candidate] | None:
+    def _candidates(self, route: EvpnRoute) -> list[tuple[Slot, Candidate]]:
         verdict = classify(route, self.cfg)
         if verdict.vni is None:
             if verdict.reason != "own route":
                 self.ignored[verdict.reason] += 1
                 log.info("event=route-ignored route=%s reason=%r", route.key, verdict.reason)
-            return None
+            return []
         assert verdict.vtep is not None
         device = verdict.vni.device
         if isinstance(route, MacIpRoute):
             if int(route.mac[:2], 16) & 1 or route.mac == ZERO_MAC:
                 self.ignored["type-2 with a non-unicast MAC"] += 1
-                return None
-            entry = FdbEntry(device, route.mac, verdict.vtep)
+                return []
             rank = (-(route.attrs.mac_mobility_seq or 0), int(verdict.vtep))
-            return (device, route.mac, ""), (rank, entry)
-        entry = flood_entry(device, verdict.vtep)
-        return (device, ZERO_MAC, str(verdict.vtep)), ((0, 0), entry)
+            found: list[tuple[Slot, Candidate]] = [((device, route.mac, ""), (rank, FdbEntry(device, route.mac, verdict.vtep)))]
+            if route.ip is not None:
+                bridge = verdict.vni.bridge
+                found.append(((f"neigh:{bridge}", str(route.ip), ""), (rank, NeighEntry(bridge, route.ip, route.mac))))
+            return found
+        return [((device, ZERO_MAC, str(verdict.vtep)), ((0, 0), flood_entry(device, verdict.vtep)))]
 
     # -- applying changes ------------------------------------------------------------
 
-    def _rechoose(self, slot: Slot, touched: set[FdbEntry]) -> None:
+    def _rechoose(self, slot: Slot, touched: set[KernelEntry]) -> None:
         candidates = self._slots.get(slot)
         new = min(candidates.values(), key=lambda c: c[0])[1] if candidates else None
         old = self._winner.get(slot)
@@ -178,62 +202,61 @@ class RibView:
                 self._desired.add(new)
                 touched.add(new)
 
-    def _remove(self, key: tuple, touched: set[FdbEntry]) -> None:
-        slot = self._route_slot.pop(key, None)
-        if slot is not None:
+    def _remove(self, key: tuple, touched: set[KernelEntry]) -> None:
+        for slot in self._route_slots.pop(key, ()):
             self._slots[slot].pop(key, None)
             self._rechoose(slot, touched)
 
-    def _insert(self, key: tuple, slot: Slot, candidate: Candidate, touched: set[FdbEntry]) -> None:
-        self._route_slot[key] = slot
-        self._slots.setdefault(slot, {})[key] = candidate
-        self._rechoose(slot, touched)
+    def _insert(self, key: tuple, found: list[tuple[Slot, Candidate]], touched: set[KernelEntry]) -> None:
+        self._route_slots[key] = [slot for slot, _ in found]
+        for slot, candidate in found:
+            self._slots.setdefault(slot, {})[key] = candidate
+            self._rechoose(slot, touched)
 
-    def apply(self, events: Iterable[RouteEvent]) -> set[FdbEntry]:
+    def apply(self, events: Iterable[RouteEvent]) -> set[KernelEntry]:
         """Apply a batch of route events; return the entries whose desired presence changed."""
-        touched: set[FdbEntry] = set()
+        touched: set[KernelEntry] = set()
         for event in events:
             key = event.route.key
             self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 log.info("event=route-withdrawn route=%s", key)
                 continue
-            found = self._candidate(event.route)
-            if found is None:
+            found = self._candidates(event.route)
+            if not found:
                 continue
-            slot, candidate = found
-            log.info("event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, slot[0])
-            self._insert(key, slot, candidate, touched)
+            log.info("event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, found[0][0][0])
+            self._insert(key, found, touched)
         return touched
 
-    def set_local(self, device: str, mac: str, sequence: int | None) -> set[FdbEntry]:
+    def set_local(self, device: str, mac: str, sequence: int | None) -> set[KernelEntry]:
         """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
-        touched: set[FdbEntry] = set()
+        touched: set[KernelEntry] = set()
         key = LOCAL_KEY + (device, mac)
         self._remove(key, touched)
         if sequence is not None:
-            self._insert(key, (device, mac, ""), ((-sequence, int(self.cfg.vtep)), None), touched)
+            self._insert(key, [((device, mac, ""), ((-sequence, int(self.cfg.vtep)), None))], touched)
         return touched
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
-        local = {k: self._slots[s][k] for k, s in self._route_slot.items() if k[:1] == LOCAL_KEY}
-        self._route_slot.clear()
+        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if k[:1] == LOCAL_KEY}
+        self._route_slots.clear()
         self._slots.clear()
         self._winner.clear()
         self._desired.clear()
         self.ignored.clear()
-        scratch: set[FdbEntry] = set()
-        for key, candidate in local.items():
-            self._insert(key, (key[1], key[2], ""), candidate, scratch)
+        scratch: set[KernelEntry] = set()
+        for key, found in local.items():
+            self._insert(key, found, scratch)
         self.apply(events)
 
     # -- queries -----------------------------------------------------------------------
 
-    def wants(self, entry: FdbEntry) -> bool:
+    def wants(self, entry: KernelEntry) -> bool:
         return entry in self._desired
 
-    def desired(self) -> set[FdbEntry]:
+    def desired(self) -> set[KernelEntry]:
         return set(self._desired)
 
     def highest_remote_sequence(self, device: str, mac: str) -> int | None:
@@ -251,15 +274,23 @@ class RibView:
     def remote_vteps(self) -> dict[int, list[str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, list[str]] = {v.vni: [] for v in self.cfg.vnis}
-        for entry in sorted(self._desired):
-            if entry.is_flood:
+        for entry in sorted(self._desired, key=entry_sort_key):
+            if isinstance(entry, FdbEntry) and entry.is_flood:
                 out[by_device[entry.device]].append(str(entry.vtep))
         return out
 
     def remote_macs(self) -> dict[int, dict[str, str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, dict[str, str]] = {v.vni: {} for v in self.cfg.vnis}
-        for entry in sorted(self._desired):
-            if not entry.is_flood:
+        for entry in sorted(self._desired, key=entry_sort_key):
+            if isinstance(entry, FdbEntry) and not entry.is_flood:
                 out[by_device[entry.device]][entry.mac] = str(entry.vtep)
+        return out
+
+    def remote_neighbours(self) -> dict[str, dict[str, str]]:
+        """bridge -> {IP: MAC} of the ARP/ND suppression entries wanted."""
+        out: dict[str, dict[str, str]] = {}
+        for entry in sorted(self._desired, key=entry_sort_key):
+            if isinstance(entry, NeighEntry):
+                out.setdefault(entry.device, {})[str(entry.ip)] = entry.mac
         return out

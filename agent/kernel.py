@@ -9,7 +9,7 @@ from typing import Iterable
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .desired import FdbEntry
+from .desired import FdbEntry, KernelEntry, NeighEntry
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.kernel")
@@ -52,9 +52,19 @@ class Kernel:
             self._ifindex[device] = found[0]
         return self._ifindex[device]
 
-    def entries(self, devices: Iterable[str]) -> set[FdbEntry]:
-        """Every vxlan FDB entry with a remote VTEP (flood and unicast) on the given devices."""
-        found: set[FdbEntry] = set()
+    def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
+        """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
+        neighbour entry with a link-layer address on `bridges`."""
+        found: set[KernelEntry] = set()
+        for bridge in bridges:
+            index = self.ifindex(bridge)
+            if index is None:
+                log.warning("event=device-missing device=%s", bridge)
+                continue
+            for msg in self._ipr.neigh("dump", ifindex=index):
+                ip, mac = msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR")
+                if msg.get("ifindex") == index and ip and mac:
+                    found.add(NeighEntry(bridge, ipaddress.ip_address(ip), mac.lower()))
         for device in devices:
             index = self.ifindex(device)
             if index is None:
@@ -67,11 +77,15 @@ class Kernel:
                     found.add(FdbEntry(device, mac.lower(), ipaddress.ip_address(dst)))
         return found
 
-    def add(self, entry: FdbEntry) -> bool:
+    def add(self, entry: KernelEntry) -> bool:
         """Install an entry; False if an identical one already existed (someone else's)."""
         index = self._require(entry.device)
         try:
-            if entry.is_flood:
+            if isinstance(entry, NeighEntry):
+                # ARP/ND suppression: the bridge answers for this remote IP (vxlan port has neigh_suppress)
+                self._ipr.neigh("replace", dst=str(entry.ip), lladdr=entry.mac, ifindex=index,
+                                state=NUD_NOARP, flags=NTF_EXT_LEARNED, family=10 if entry.ip.version == 6 else 2)
+            elif entry.is_flood:
                 self._ipr.fdb("append", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
             else:
                 # the vxlan device's own entry (where to tunnel) ...
@@ -81,14 +95,22 @@ class Kernel:
         except NetlinkError as exc:
             if exc.code == _EEXIST:
                 return False
-            raise KernelError(f"add {entry.mac} dst {entry.vtep} on {entry.device}: {exc}") from exc
+            raise KernelError(f"add {entry} : {exc}") from exc
         return True
 
-    def delete(self, entry: FdbEntry) -> bool:
+    def delete(self, entry: KernelEntry) -> bool:
         """Remove an entry; False if it was already gone."""
         index = self.ifindex(entry.device)
         if index is None:
             return False
+        if isinstance(entry, NeighEntry):
+            try:
+                self._ipr.neigh("del", dst=str(entry.ip), lladdr=entry.mac, ifindex=index, family=10 if entry.ip.version == 6 else 2)
+            except NetlinkError as exc:
+                if exc.code != _ENOENT:
+                    raise KernelError(f"remove {entry}: {exc}") from exc
+                return False
+            return True
         try:
             self._ipr.fdb("del", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF)
         except NetlinkError as exc:
@@ -102,6 +124,10 @@ class Kernel:
                 if exc.code != _ENOENT:
                     raise KernelError(f"remove bridge entry {entry.mac} on {entry.device}: {exc}") from exc
         return True
+
+    def set_neigh_suppress(self, device: str, on: bool = True) -> None:
+        """ARP/ND suppression on a bridge port (the vxlan device): the bridge answers from its neighbour table."""
+        self._ipr.brport("set", index=self._require(device), neigh_suppress=1 if on else 0)
 
     def _require(self, device: str) -> int:
         index = self.ifindex(device)

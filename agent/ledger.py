@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .desired import FdbEntry
+from .desired import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 
 log = logging.getLogger("evpn.agent.ledger")
 
@@ -22,22 +22,27 @@ class Ledger:
     def __init__(self, path: Path | None) -> None:
         self.path = path
 
-    def load(self) -> set[FdbEntry]:
+    def load(self) -> set[KernelEntry]:
         if self.path is None or not self.path.exists():
             return set()
         try:
             data = json.loads(self.path.read_text())
             if not isinstance(data, dict):
                 raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-            return {FdbEntry(dev, mac, ipaddress.ip_address(dst)) for dev, mac, dst in data.get("fdb", [])}
+            owned: set[KernelEntry] = {FdbEntry(dev, mac, ipaddress.ip_address(dst)) for dev, mac, dst in data.get("fdb", [])}
+            owned |= {NeighEntry(dev, ipaddress.ip_address(ip), mac) for dev, ip, mac in data.get("neigh", [])}
+            return owned
         except (OSError, ValueError, TypeError) as exc:
             log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
             return set()
 
-    def save(self, owned: set[FdbEntry]) -> None:
+    def save(self, owned: set[KernelEntry]) -> None:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"fdb": [[e.device, e.mac, str(e.vtep)] for e in sorted(owned)]}))
+        tmp.write_text(json.dumps({
+            "fdb": [[e.device, e.mac, str(e.vtep)] for e in sorted(owned, key=entry_sort_key) if isinstance(e, FdbEntry)],
+            "neigh": [[e.device, str(e.ip), e.mac] for e in sorted(owned, key=entry_sort_key) if isinstance(e, NeighEntry)],
+        }))
         os.replace(tmp, self.path)

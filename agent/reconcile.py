@@ -6,30 +6,37 @@ import logging
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from .desired import FdbEntry
+from .desired import KernelEntry, NeighEntry, entry_sort_key
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.reconcile")
 
 
+def describe(entry: KernelEntry) -> str:
+    """Greppable key=value form of an entry for the log."""
+    if isinstance(entry, NeighEntry):
+        return f"kind=neigh device={entry.device} ip={entry.ip} mac={entry.mac}"
+    return f"kind={'flood' if entry.is_flood else 'mac'} device={entry.device} mac={entry.mac} vtep={entry.vtep}"
+
+
 @dataclass
 class Plan:
-    add: list[FdbEntry] = field(default_factory=list)
-    remove: list[FdbEntry] = field(default_factory=list)
+    add: list[KernelEntry] = field(default_factory=list)
+    remove: list[KernelEntry] = field(default_factory=list)
 
     def __bool__(self) -> bool:
         return bool(self.add or self.remove)
 
 
-def plan_full(desired: set[FdbEntry], present: set[FdbEntry], owned: set[FdbEntry]) -> Plan:
+def plan_full(desired: set[KernelEntry], present: set[KernelEntry], owned: set[KernelEntry]) -> Plan:
     """Whole-table plan: add what is desired and absent, remove what we own and no longer want."""
-    return Plan(add=sorted(desired - present), remove=sorted((owned & present) - desired))
+    return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
 
 
-def plan_touched(touched: Iterable[FdbEntry], wants: Callable[[FdbEntry], bool], owned: set[FdbEntry]) -> Plan:
+def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: set[KernelEntry]) -> Plan:
     """Plan for the entries one batch of routes touched; never reads the kernel."""
     plan = Plan()
-    for entry in sorted(touched):
+    for entry in sorted(touched, key=entry_sort_key):
         if wants(entry) and entry not in owned:
             plan.add.append(entry)
         elif not wants(entry) and entry in owned:
@@ -38,34 +45,35 @@ def plan_touched(touched: Iterable[FdbEntry], wants: Callable[[FdbEntry], bool],
 
 
 class FdbTable(Protocol):
-    def entries(self, devices: Iterable[str]) -> set[FdbEntry]: ...
-    def add(self, entry: FdbEntry) -> bool: ...
-    def delete(self, entry: FdbEntry) -> bool: ...
+    def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]: ...
+    def add(self, entry: KernelEntry) -> bool: ...
+    def delete(self, entry: KernelEntry) -> bool: ...
 
 
 class OwnershipStore(Protocol):
-    def load(self) -> set[FdbEntry]: ...
-    def save(self, owned: set[FdbEntry]) -> None: ...
+    def load(self) -> set[KernelEntry]: ...
+    def save(self, owned: set[KernelEntry]) -> None: ...
 
 
 class Reconciler:
     """Applies plans to the kernel and keeps the set of entries this agent owns."""
 
-    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str]) -> None:
+    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = ()) -> None:
         self.kernel = kernel
         self.ledger = ledger
         self.devices = tuple(devices)
-        self.owned: set[FdbEntry] = ledger.load()
+        self.bridges = tuple(bridges)
+        self.owned: set[KernelEntry] = ledger.load()
         self.added = 0
         self.removed = 0
         self.errors = 0
 
-    def full_sync(self, desired: set[FdbEntry], remove_stale: bool = True) -> Plan:
+    def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True) -> Plan:
         """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        present = self.kernel.entries(self.devices)
+        present = self.kernel.entries(self.devices, self.bridges)
         vanished = self.owned - present
         self.owned &= present
         plan = plan_full(desired, present, self.owned)
@@ -76,7 +84,7 @@ class Reconciler:
             self.ledger.save(self.owned)  # forget them on disk too: a later hand-made copy is not ours
         return plan
 
-    def sync_touched(self, touched: Iterable[FdbEntry], wants: Callable[[FdbEntry], bool]) -> Plan:
+    def sync_touched(self, touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool]) -> Plan:
         plan = plan_touched(touched, wants, self.owned)
         self._apply(plan)
         return plan
@@ -87,23 +95,23 @@ class Reconciler:
                 self.kernel.delete(entry)
             except KernelError as exc:
                 self.errors += 1
-                log.error("event=kernel-error op=remove device=%s mac=%s vtep=%s error=%r", entry.device, entry.mac, entry.vtep, str(exc))
+                log.error("event=kernel-error op=remove entry=%s error=%r", describe(entry), str(exc))
                 continue
             self.owned.discard(entry)
             self.removed += 1
-            log.info("event=fdb-removed device=%s mac=%s vtep=%s", entry.device, entry.mac, entry.vtep)
+            log.info("event=entry-removed %s", describe(entry))
         for entry in plan.add:
             try:
                 made = self.kernel.add(entry)
             except KernelError as exc:
                 self.errors += 1
-                log.error("event=kernel-error op=add device=%s mac=%s vtep=%s error=%r", entry.device, entry.mac, entry.vtep, str(exc))
+                log.error("event=kernel-error op=add entry=%s error=%r", describe(entry), str(exc))
                 continue
             if made:
                 self.owned.add(entry)
                 self.added += 1
-                log.info("event=fdb-added device=%s mac=%s vtep=%s", entry.device, entry.mac, entry.vtep)
+                log.info("event=entry-added %s", describe(entry))
             else:
-                log.info("event=fdb-present-foreign device=%s mac=%s vtep=%s (made by someone else; left alone)", entry.device, entry.mac, entry.vtep)
+                log.info("event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
         if plan:
             self.ledger.save(self.owned)

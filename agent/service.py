@@ -32,9 +32,10 @@ from .errors import GobgpUnavailable
 from .gobgp import GobgpClient
 from .kernel import Kernel
 from .ledger import Ledger
+from .ipsnoop import IpSeen, IpSnooper
 from .localmacs import BridgeScope, LocalMac, LocalMacEvent, LocalMacWatcher, dump_local
 from .reconcile import Reconciler
-from .routes import RouteEvent
+from .routes import IPAddress, RouteEvent
 
 log = logging.getLogger("evpn.agent")
 
@@ -71,10 +72,12 @@ class Agent:
         self.kernel = kernel
         self.client_factory = client_factory
         self.rib = RibView(cfg)
-        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis])
+        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
         self.events: queue.Queue[object] = queue.Queue()
         self.stop_event = threading.Event()
         self.local: dict[LocalMac, int] = {}  # local MAC -> advertised MAC-mobility sequence
+        self.ips: dict[LocalMac, set[IPAddress]] = {}  # addresses each MAC was seen using (ARP/ND)
+        self.ip_owner: dict[tuple[int, IPAddress], LocalMac] = {}
         self.advertised: set[tuple] = set()
         self.client: GobgpClient | None = None
         self.session = 0
@@ -100,13 +103,20 @@ class Agent:
             path = encode_imet(vni.rd, self.cfg.vtep, vni.vni, vni.export_rts)
             paths[self._key(path)] = path
         for mac, seq in self.local.items():
-            path = self._macip_path(mac, seq)
-            paths[self._key(path)] = path
+            for ip in [None, *sorted(self.ips.get(mac, ()), key=str)]:
+                path = self._macip_path(mac, seq, ip)
+                paths[self._key(path)] = path
         return paths
 
-    def _macip_path(self, mac: LocalMac, seq: int) -> gobgp.Path:
+    def _macip_path(self, mac: LocalMac, seq: int, ip: IPAddress | None = None) -> gobgp.Path:
         vni = self._vni(mac.vni)
-        return encode_macip(vni.rd, self.cfg.vtep, vni.vni, mac.mac, None, vni.export_rts, seq)
+        return encode_macip(vni.rd, self.cfg.vtep, vni.vni, mac.mac, ip, vni.export_rts, seq)
+
+    def _announce(self, mac: LocalMac, seq: int, withdraw: bool = False) -> None:
+        """Advertise (or withdraw) the MAC-only route and one MAC/IP route per known address."""
+        for ip in [None, *sorted(self.ips.get(mac, ()), key=str)]:
+            path = self._macip_path(mac, seq, ip)
+            self._send(lambda c, p=path: c.delete_path(p) if withdraw else c.add_path(p))
 
     @staticmethod
     def _key(path: gobgp.Path) -> tuple:
@@ -155,14 +165,35 @@ class Agent:
                 seq = self._local_sequence(mac)
                 self.local[mac] = seq
                 touched |= self.rib.set_local(device, mac.mac, seq)
-                log.info("event=local-mac-learned vni=%d mac=%s seq=%d", mac.vni, mac.mac, seq)
-                self._send(lambda c, m=mac, s=seq: c.add_path(self._macip_path(m, s)))
+                log.info("event=local-mac-learned vni=%d mac=%s seq=%d ips=%s", mac.vni, mac.mac, seq,
+                         ",".join(map(str, sorted(self.ips.get(mac, ()), key=str))) or "-")
+                self._announce(mac, seq)
             elif not event.present and mac in self.local:
                 seq = self.local.pop(mac)
                 touched |= self.rib.set_local(device, mac.mac, None)
                 log.info("event=local-mac-gone vni=%d mac=%s", mac.vni, mac.mac)
-                self._send(lambda c, m=mac, s=seq: c.delete_path(self._macip_path(m, s)))
+                self._announce(mac, seq, withdraw=True)
         return touched
+
+    def _ips_seen(self, seen: list[IpSeen]) -> None:
+        """A VM used an address: bind it to its MAC and, if the MAC is local, advertise MAC/IP."""
+        for item in seen:
+            mac = LocalMac(item.vni, item.mac)
+            previous = self.ip_owner.get((item.vni, item.ip))
+            if previous == mac:
+                continue
+            if previous is not None:
+                self.ips.get(previous, set()).discard(item.ip)
+                if previous in self.local:
+                    path = self._macip_path(previous, self.local[previous], item.ip)
+                    self._send(lambda c, p=path: c.delete_path(p))
+                log.info("event=ip-moved vni=%d ip=%s from=%s to=%s", item.vni, item.ip, previous.mac, mac.mac)
+            self.ip_owner[(item.vni, item.ip)] = mac
+            self.ips.setdefault(mac, set()).add(item.ip)
+            if mac in self.local:
+                log.info("event=local-ip-learned vni=%d mac=%s ip=%s", item.vni, item.mac, item.ip)
+                path = self._macip_path(mac, self.local[mac], item.ip)
+                self._send(lambda c, p=path: c.add_path(p))
 
     def _send(self, call: Callable[[GobgpClient], object]) -> None:
         """Tell gobgpd now if connected; otherwise the next session's advertise_all catches up."""
@@ -176,8 +207,13 @@ class Agent:
         for mac in sorted(dump_local(self.kernel.ipr, scopes)):
             self.local[mac] = 0
             self.rib.set_local(self._vni(mac.vni).device, mac.mac, 0)
+        for vni in self.cfg.vnis:
+            if self.kernel.ifindex(vni.device) is not None:
+                self.kernel.set_neigh_suppress(vni.device, True)
         watcher = LocalMacWatcher(scopes, self.events)
         watcher.start()
+        snooper = IpSnooper({v.bridge: v.vni for v in self.cfg.vnis if self.kernel.ifindex(v.bridge) is not None}, self.events)
+        snooper.start()
         backoff = Backoff()
         try:
             while not self.stop_event.is_set():
@@ -201,6 +237,7 @@ class Agent:
                     client.close()
         finally:
             watcher.stop()
+            snooper.stop()
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
@@ -274,6 +311,7 @@ class Agent:
     def _process(self, batch: list[object], session: int) -> None:
         paths: list[gobgp.Path] = []
         local_events: list[LocalMacEvent] = []
+        seen: list[IpSeen] = []
         failure: GobgpUnavailable | None = None
         for item in batch:
             if isinstance(item, RibBatch):
@@ -283,12 +321,14 @@ class Agent:
                 if item.session == session:
                     failure = item.error
             elif isinstance(item, list):
-                local_events.extend(item)
+                local_events.extend(e for e in item if isinstance(e, LocalMacEvent))
+                seen.extend(e for e in item if isinstance(e, IpSeen))
         events, errors = decode_paths(paths)
         self._count_malformed(errors)
         touched = self.rib.apply(events)
         self._log_remote_claims(events)
         try:
+            self._ips_seen(seen)  # first: a MAC learned in this batch is announced with its addresses
             touched |= self._local_changed(local_events)
         finally:
             if touched:
@@ -371,6 +411,8 @@ class Agent:
             "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},
             "remote_macs": {str(k): v for k, v in self.rib.remote_macs().items()},
             "local_macs": {f"{m.vni}/{m.mac}": seq for m, seq in sorted(self.local.items())},
+            "local_ips": {f"{m.vni}/{m.mac}": sorted(map(str, self.ips.get(m, ()))) for m in sorted(self.local) if self.ips.get(m)},
+            "remote_neighbours": self.rib.remote_neighbours(),
             "owned_fdb_entries": len(self.reconciler.owned),
             "entries_added": self.reconciler.added,
             "entries_removed": self.reconciler.removed,

@@ -10,7 +10,7 @@ from itertools import combinations
 from typing import Callable, Iterable
 
 from agent.codec import decode_paths
-from agent.desired import FdbEntry
+from agent.desired import FdbEntry, NeighEntry
 from agent.errors import GobgpUnavailable
 from agent.kernel import Kernel
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
@@ -259,6 +259,68 @@ def check_mac_tables(lab: Lab) -> CheckResult:
                        "; ".join(problems) or f"remote MAC entries per host {', '.join(counts)}; all match RIB and topology")
 
 
+def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
+    """IP -> MAC of the bridge's neighbour table (the ARP suppression entries)."""
+    with Kernel(netns=host.name) as kernel:
+        return {str(e.ip): e.mac for e in kernel.entries([], [bridge]) if isinstance(e, NeighEntry)}
+
+
+def vm_forget(lab: Lab, vm: Vm, ip: str) -> None:
+    """Flush one entry of a VM's ARP cache, so its next packet has to ARP."""
+    from . import netns as ns
+
+    with ns.ns(lab.plan.vm_ns(vm)) as ipr:
+        index = ipr.link_lookup(ifname="eth0")[0]
+        for msg in ipr.neigh("dump", ifindex=index):
+            if msg.get_attr("NDA_DST") == ip:
+                ipr.neigh("del", dst=ip, ifindex=index)
+
+
+def vm_arp(lab: Lab, vm: Vm, ip: str) -> str | None:
+    from . import netns as ns
+
+    with ns.ns(lab.plan.vm_ns(vm)) as ipr:
+        index = ipr.link_lookup(ifname="eth0")[0]
+        for msg in ipr.neigh("dump", ifindex=index):
+            if msg.get_attr("NDA_DST") == ip and msg.get_attr("NDA_LLADDR"):
+                return str(msg.get_attr("NDA_LLADDR")).lower()
+    return None
+
+
+def check_arp_suppression(lab: Lab) -> CheckResult | None:
+    """An ARP request for a remote VM is answered by the local hypervisor; no ARP crosses the underlay."""
+    alive = lab.hosts_alive()
+    evidence, ok = [], True
+    for ha, hb in combinations(alive, 2):
+        pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network), None)
+        if pair is None:
+            continue
+        a, b = pair
+        bridge = lab.topo.network(a.network).bridge
+        try:
+            wait_until(f"{ha.name} knows {b.name}'s IP", lambda: read_neighbours(lab, ha, bridge).get(str(b.ip)) == b.mac
+                       and read_neighbours(lab, hb, bridge).get(str(a.ip)) == a.mac, 10, 0.05)
+        except LabError as exc:
+            ok = False
+            evidence.append(f"{a.name}/{b.name}: {exc}")
+            continue
+        vm_forget(lab, a, str(b.ip))
+        vm_forget(lab, b, str(a.ip))
+        with capturing([(h.name, UPLINK) for h in alive], f"udp port {VXLAN_PORT}") as caps:
+            sent, got = ping(lab, a, b, count=1)
+        ips = {str(a.ip), str(b.ip)}
+        crossed = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets)
+                   if f is not None and f.inner_kind == "arp" and {f.inner_src_ip, f.inner_dst_ip} == ips]
+        learned = vm_arp(lab, a, str(b.ip))
+        good = got == sent and learned == b.mac and not crossed
+        ok &= good
+        evidence.append(f"{a.name}@{ha.name} ARP for {b.name}: answered {learned or 'never'} "
+                        f"({'right' if learned == b.mac else 'WRONG'} MAC), {len(crossed)} ARP packets on the underlay, ping {got}/{sent}")
+    if not evidence:
+        return None
+    return CheckResult("arp-suppression", "ARP for remote VMs is answered locally (nothing crosses the underlay)", ok, "; ".join(evidence))
+
+
 def check_isolation(lab: Lab) -> CheckResult | None:
     """VMs of different networks (VNIs) cannot reach each other."""
     vms = [vm for h in lab.hosts_alive() for vm in h.vms]
@@ -288,6 +350,7 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
         ("cross-host", lambda: check_cross_host(lab)),
         ("isolation", lambda: check_isolation(lab)),
         ("fdb-macs", lambda: check_mac_tables(lab)),
+        ("arp-suppression", lambda: check_arp_suppression(lab)),
     ]
     results: list[CheckResult] = []
     for check_id, run in checks:
