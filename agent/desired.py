@@ -132,7 +132,7 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
 
 
 Slot = tuple[str, str, str]  # what one winner is chosen for: (device, mac, vtep-or-"") or ("neigh:"+bridge, ip, "")
-Rank = tuple[int, int]  # smaller wins: (-sequence, VTEP as integer)
+Rank = tuple[int, int, str]  # smaller wins: (-sequence, VTEP as integer, MAC for neighbour slots: a fixed tie-break)
 Candidate = tuple[Rank, "KernelEntry | None"]  # None: the MAC is local here, install nothing
 
 LOCAL_KEY = ("local",)
@@ -175,13 +175,14 @@ class RibView:
             if int(route.mac[:2], 16) & 1 or route.mac == ZERO_MAC:
                 self.ignored["type-2 with a non-unicast MAC"] += 1
                 return []
-            rank = (-(route.attrs.mac_mobility_seq or 0), int(verdict.vtep))
-            found: list[tuple[Slot, Candidate]] = [((device, route.mac, ""), (rank, FdbEntry(device, route.mac, verdict.vtep)))]
+            seq = -(route.attrs.mac_mobility_seq or 0)
+            found: list[tuple[Slot, Candidate]] = [((device, route.mac, ""), ((seq, int(verdict.vtep), ""), FdbEntry(device, route.mac, verdict.vtep)))]
             if route.ip is not None:
                 bridge = verdict.vni.bridge
-                found.append(((f"neigh:{bridge}", str(route.ip), ""), (rank, NeighEntry(bridge, route.ip, route.mac))))
+                neigh = NeighEntry(bridge, route.ip, route.mac)
+                found.append(((f"neigh:{bridge}", str(route.ip), ""), ((seq, int(verdict.vtep), route.mac), neigh)))
             return found
-        return [((device, ZERO_MAC, str(verdict.vtep)), ((0, 0), flood_entry(device, verdict.vtep)))]
+        return [((device, ZERO_MAC, str(verdict.vtep)), ((0, 0, ""), flood_entry(device, verdict.vtep)))]
 
     # -- applying changes ------------------------------------------------------------
 
@@ -235,7 +236,7 @@ class RibView:
         key = LOCAL_KEY + (device, mac)
         self._remove(key, touched)
         if sequence is not None:
-            self._insert(key, [((device, mac, ""), ((-sequence, int(self.cfg.vtep)), None))], touched)
+            self._insert(key, [((device, mac, ""), ((-sequence, int(self.cfg.vtep), ""), None))], touched)
         return touched
 
     def replace(self, events: Iterable[RouteEvent]) -> None:

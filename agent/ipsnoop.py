@@ -21,6 +21,9 @@ ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_8021Q = 0x8100
 PACKET_OUTGOING = 4
+SOL_PACKET = 263
+PACKET_ADD_MEMBERSHIP = 1
+PACKET_MR_PROMISC = 1
 ICMPV6 = 58
 ND_NEIGHBOR_SOLICIT = 135
 ND_NEIGHBOR_ADVERT = 136
@@ -102,6 +105,10 @@ class IpSnooper:
                 try:
                     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
                     sock.bind((bridge, proto))
+                    # promiscuous while we listen: the bridge then also hands us unicast frames between
+                    # VMs and remote VTEPs (ARP replies, ND adverts), not only broadcasts
+                    index = socket.if_nametoindex(bridge)
+                    sock.setsockopt(SOL_PACKET, PACKET_ADD_MEMBERSHIP, struct.pack("iHH8s", index, PACKET_MR_PROMISC, 0, b""))
                 except OSError as exc:
                     log.error("event=snoop-unavailable bridge=%s error=%r (no IP learning there)", bridge, str(exc))
                     continue

@@ -83,7 +83,7 @@ class Kernel:
         try:
             if isinstance(entry, NeighEntry):
                 # ARP/ND suppression: the bridge answers for this remote IP (vxlan port has neigh_suppress)
-                self._ipr.neigh("replace", dst=str(entry.ip), lladdr=entry.mac, ifindex=index,
+                self._ipr.neigh("add", dst=str(entry.ip), lladdr=entry.mac, ifindex=index,
                                 state=NUD_NOARP, flags=NTF_EXT_LEARNED, family=10 if entry.ip.version == 6 else 2)
             elif entry.is_flood:
                 self._ipr.fdb("append", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)

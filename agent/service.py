@@ -372,6 +372,7 @@ class Agent:
             self.stale_pending_since = self.peers_up_since = None
             log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
                      "sessions-up" if settled else "timeout")
+            self._write_status()
 
     def _maybe_resync(self) -> None:
         if self.stale_pending_since is None and time.monotonic() - self.last_full_sync >= self.cfg.resync_interval:

@@ -185,7 +185,8 @@ class Lab:
         finally:
             client.close()
 
-    def wait_converged(self, hosts: list[Host], timeout: float = 30.0) -> float:
+    def wait_converged(self, hosts: list[Host], timeout: float = 60.0) -> float:
+        # gobgpd waits 5-10 s (random) before its first connect attempt: allow for a few of those
         """Until every given host's session is up and its agent is ready and knows every other live VTEP."""
         vteps = {str(h.vtep) for h in self.hosts_alive()}
 
@@ -313,7 +314,8 @@ class Lab:
         t = self.topo.timers
         peer = gobgp.Peer(
             conf=gobgp.PeerConf(neighbor_address=str(host.vtep), peer_asn=host.asn),
-            timers=gobgp.Timers(config=gobgp.TimersConfig(hold_time=t.hold_time, keepalive_interval=t.keepalive, connect_retry=t.connect_retry)),
+            timers=gobgp.Timers(config=gobgp.TimersConfig(hold_time=t.hold_time, keepalive_interval=t.keepalive, connect_retry=t.connect_retry,
+                                                          idle_hold_time_after_reset=1)),
             transport=gobgp.Transport(local_address=str(self.topo.controller.address)),
             ebgp_multihop=gobgp.EbgpMultihop(enabled=True, multihop_ttl=EBGP_TTL),
             afi_safis=[gobgp.AfiSafi(config=gobgp.AfiSafiConfig(family=gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN), enabled=True))],

@@ -99,6 +99,7 @@ class LabPlan:
     hold-time = {t.hold_time}
     keepalive-interval = {t.keepalive}
     connect-retry = {t.connect_retry}
+    idle-hold-time-after-reset = 1
   [neighbors.transport.config]
     local-address = "{local}"
   [neighbors.ebgp-multihop.config]

@@ -297,6 +297,11 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             continue
         a, b = pair
         bridge = lab.topo.network(a.network).bridge
+        # both VMs resolve each other once, so each hypervisor sees its VM's ARP and learns its address
+        vm_forget(lab, a, str(b.ip))
+        vm_forget(lab, b, str(a.ip))
+        ping(lab, a, b, count=1)
+        ping(lab, b, a, count=1)
         try:
             wait_until(f"{ha.name} knows {b.name}'s IP", lambda: read_neighbours(lab, ha, bridge).get(str(b.ip)) == b.mac
                        and read_neighbours(lab, hb, bridge).get(str(a.ip)) == a.mac, 10, 0.05)
@@ -319,6 +324,60 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
     if not evidence:
         return None
     return CheckResult("arp-suppression", "ARP for remote VMs is answered locally (nothing crosses the underlay)", ok, "; ".join(evidence))
+
+
+def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult:
+    """After a move: every live hypervisor points the VM's MAC at the new VTEP (or has it local), the old
+    hypervisor withdrew its route, and nobody still names the old VTEP for it."""
+    problems = []
+    network = lab.topo.network(vm.network)
+
+    def settled() -> bool:
+        problems.clear()
+        for host in lab.hosts_alive():
+            if host.name == target.name:
+                continue
+            entries = {e for e in read_fdb(lab, host) if not e.is_flood and e.mac == vm.mac}
+            if {str(e.vtep) for e in entries} != {str(target.vtep)}:
+                problems.append(f"{host.name} points {vm.mac} at {sorted(str(e.vtep) for e in entries) or 'nothing'}")
+        for event in read_rib(lab, lab.plan.controller_ns):
+            r = event.route
+            if isinstance(r, MacIpRoute) and r.mac == vm.mac and str(r.vtep) == str(source.vtep):
+                problems.append(f"controller still has {source.name}'s route for {vm.mac}")
+                break
+        return not problems
+
+    try:
+        wait_until(f"FDBs to follow {vm.name}", settled, 10, 0.05)
+    except LabError:
+        pass
+    seq = next((r.route.attrs.mac_mobility_seq for r in read_rib(lab, lab.plan.controller_ns)
+                if isinstance(r.route, MacIpRoute) and r.route.mac == vm.mac and r.route.ip is None), None)
+    return CheckResult("migration", f"after moving {vm.name} every FDB follows it", not problems,
+                       "; ".join(problems) or f"all FDBs point {vm.mac} at {target.vtep} ({network.vxlan_device}), "
+                       f"{source.name} withdrew its route, sequence number now {seq}")
+
+
+def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit: float = 1.0) -> list[CheckResult]:
+    """Move a VM to another hypervisor and back, each time measuring the outage a continuous ping sees."""
+    from .migrate import move_measured
+
+    alive = lab.hosts_alive()
+    if len(alive) < 3:
+        return [CheckResult("migration", "VM migration", False, "needs three live hypervisors (source, target, watcher)")]
+    source, target = alive[0], alive[1]
+    vm = next((v for v in source.vms if lab.topo.network(v.network) in lab.plan.host_networks(target)), None)
+    if vm is None:
+        return [CheckResult("migration", "VM migration", False, f"no VM of {source.name} can move to {target.name}")]
+    results = []
+    for src, dst in ((source, target), (target, source)):
+        progress(f"moving {vm.name} {src.name} → {dst.name} under a 10 ms ping")
+        outage, moved_from, moved_to, moved = move_measured(lab, vm.name, dst.name)
+        follow = check_migration(lab, moved, moved_from, moved_to)
+        ok = follow.ok and outage.seconds < limit
+        results.append(CheckResult(f"migration-{dst.name}", f"{vm.name} moves {src.name} → {dst.name}: outage under {limit:.0f} s, FDBs follow",
+                                   ok, f"outage {outage.seconds * 1000:.0f} ms ({outage.received}/{outage.sent} replies); {follow.evidence}"))
+    return results
 
 
 def check_isolation(lab: Lab) -> CheckResult | None:

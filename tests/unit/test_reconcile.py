@@ -1,12 +1,15 @@
 """Unit tests for agent/reconcile.py: pure plans and the Reconciler against an in-memory kernel.
 
-FakeKernel and MemoryLedger are test doubles of the kernel FDB and of the ledger file that
-implement the FdbTable / OwnershipStore protocols; the Reconciler itself is the real one.
+FakeKernel and MemoryLedger are test doubles of the kernel (vxlan FDB entries and the bridges'
+neighbour entries) and of the ledger file that implement the FdbTable / OwnershipStore protocols;
+the Reconciler itself is the real one.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
+import logging
 from typing import Iterable
 
 import pytest
@@ -14,10 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import parse_config
-from agent.desired import FdbEntry, RibView, flood_entry
+from agent.desired import FdbEntry, KernelEntry, NeighEntry, RibView, entry_sort_key, flood_entry
 from agent.errors import KernelError
 from agent.ledger import Ledger
-from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
+from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, describe, plan_full, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
 
@@ -31,6 +34,11 @@ def U(device: str, mac: str, vtep: str) -> FdbEntry:
     return FdbEntry(device, mac, ipaddress.ip_address(vtep))
 
 
+def N(bridge: str, ip: str, mac: str) -> NeighEntry:
+    """An ARP/ND suppression entry on a bridge."""
+    return NeighEntry(bridge, ipaddress.ip_address(ip), mac)
+
+
 A = E("vx100", "10.0.0.2")
 B = E("vx100", "10.0.0.3")
 C = E("vx200", "10.0.0.2")
@@ -38,39 +46,45 @@ D = E("vx200", "10.0.0.4")
 MAC = "aa:bb:cc:dd:ee:01"
 M2 = U("vx100", MAC, "10.0.0.2")  # unicast: MAC behind 10.0.0.2
 M3 = U("vx100", MAC, "10.0.0.3")  # the same MAC behind 10.0.0.3 (after a move)
+MAC2 = "aa:bb:cc:dd:ee:02"
 DEVICES = ("vx100", "vx200")
+BRIDGES = ("br100", "br200")
+N1 = N("br100", "192.168.1.5", MAC)  # the VM's address, at MAC
+N1B = N("br100", "192.168.1.5", MAC2)  # the same address, now used by another VM
+N2 = N("br100", "2001:db8::5", MAC)
+N3 = N("br200", "192.168.1.5", MAC)
 
 
 class FakeKernel:
-    """The vxlan devices' FDB entries (flood and unicast), with who made each one."""
+    """The vxlan devices' FDB entries (flood and unicast) and the bridges' neighbour entries, with who made each one."""
 
-    def __init__(self, foreign: Iterable[FdbEntry] = (), agent_made: Iterable[FdbEntry] = ()) -> None:
-        self.table: set[FdbEntry] = set(foreign) | set(agent_made)
-        self.foreign: set[FdbEntry] = set(foreign)
-        self.fail: set[FdbEntry] = set()
-        self.calls: list[tuple[str, FdbEntry]] = []
-        self.reads: list[tuple[str, ...]] = []
-        self.foreign_removed: list[FdbEntry] = []
+    def __init__(self, foreign: Iterable[KernelEntry] = (), agent_made: Iterable[KernelEntry] = ()) -> None:
+        self.table: set[KernelEntry] = set(foreign) | set(agent_made)
+        self.foreign: set[KernelEntry] = set(foreign)
+        self.fail: set[KernelEntry] = set()
+        self.calls: list[tuple[str, KernelEntry]] = []
+        self.reads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.foreign_removed: list[KernelEntry] = []
 
     # FdbTable protocol
-    def entries(self, devices: Iterable[str]) -> set[FdbEntry]:
-        devices = tuple(devices)
-        self.reads.append(devices)
-        return {e for e in self.table if e.device in devices}
+    def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
+        devices, bridges = tuple(devices), tuple(bridges)
+        self.reads.append((devices, bridges))
+        return {e for e in self.table if e.device in (bridges if isinstance(e, NeighEntry) else devices)}
 
-    def add(self, entry: FdbEntry) -> bool:
+    def add(self, entry: KernelEntry) -> bool:
         self.calls.append(("add", entry))
         if entry in self.fail:
-            raise KernelError(f"add fdb entry {entry.mac} {entry.vtep} on {entry.device}: boom")
+            raise KernelError(f"add {describe(entry)}: boom")
         if entry in self.table:
             return False
         self.table.add(entry)
         return True
 
-    def delete(self, entry: FdbEntry) -> bool:
+    def delete(self, entry: KernelEntry) -> bool:
         self.calls.append(("del", entry))
         if entry in self.fail:
-            raise KernelError(f"remove fdb entry {entry.mac} {entry.vtep} on {entry.device}: boom")
+            raise KernelError(f"remove {describe(entry)}: boom")
         if entry not in self.table:
             return False
         if entry in self.foreign:
@@ -80,28 +94,28 @@ class FakeKernel:
         return True
 
     # what other programs (or an operator) do
-    def someone_adds(self, entry: FdbEntry) -> None:
+    def someone_adds(self, entry: KernelEntry) -> None:
         if entry not in self.table:
             self.table.add(entry)
             self.foreign.add(entry)
 
-    def someone_deletes(self, entry: FdbEntry) -> None:
+    def someone_deletes(self, entry: KernelEntry) -> None:
         self.table.discard(entry)
         self.foreign.discard(entry)
 
-    def ops(self, kind: str) -> list[FdbEntry]:
+    def ops(self, kind: str) -> list[KernelEntry]:
         return [e for k, e in self.calls if k == kind]
 
 
 class MemoryLedger:
-    def __init__(self, owned: Iterable[FdbEntry] = ()) -> None:
-        self.stored: set[FdbEntry] = set(owned)
+    def __init__(self, owned: Iterable[KernelEntry] = ()) -> None:
+        self.stored: set[KernelEntry] = set(owned)
         self.saves = 0
 
-    def load(self) -> set[FdbEntry]:
+    def load(self) -> set[KernelEntry]:
         return set(self.stored)
 
-    def save(self, owned: set[FdbEntry]) -> None:
+    def save(self, owned: set[KernelEntry]) -> None:
         self.stored = set(owned)  # copy: the file does not change when the caller's set does
         self.saves += 1
 
@@ -144,6 +158,28 @@ def test_plan_full_flood_and_unicast_entries() -> None:
 def test_plan_full_sorts_flood_before_unicast_per_device() -> None:
     plan = plan_full(desired={M2, C, A}, present=set(), owned=set())
     assert plan.add == [A, M2, C]  # (device, mac, vtep): the zero MAC sorts first
+
+
+def test_plan_full_mixed_fdb_and_neighbour_entries_sorted() -> None:
+    plan = plan_full(desired={N3, N2, N1, C, M2, A}, present=set(), owned=set())
+    # FDB entries first (device, MAC, VTEP), then neighbour entries (bridge, IP with IPv4 before IPv6)
+    assert plan.add == [A, M2, C, N1, N2, N3]
+    plan = plan_full(desired=set(), present={N3, N2, N1, C, M2, A}, owned={N3, N2, N1, C, M2, A})
+    assert plan.remove == [A, M2, C, N1, N2, N3]
+
+
+def test_plan_full_sorts_addresses_numerically_and_mixed_families() -> None:
+    nine, ten, six = E("vx100", "10.0.0.9"), E("vx100", "10.0.0.10"), E("vx100", "2001:db8::1")
+    n9, n10 = N("br100", "192.168.0.9", MAC), N("br100", "192.168.0.10", MAC)
+    # IPv4Address and IPv6Address do not compare with each other: the sort key must not compare them
+    plan = plan_full(desired={six, ten, nine, n10, n9, N2}, present=set(), owned=set())
+    assert plan.add == [nine, ten, six, n9, n10, N2]
+
+
+def test_plan_full_ip_moving_to_another_mac() -> None:
+    assert plan_full(desired={N1B}, present={N1}, owned={N1}) == Plan(add=[N1B], remove=[N1])
+    # the old binding was someone else's: it is left alone
+    assert plan_full(desired={N1B}, present={N1}, owned=set()) == Plan(add=[N1B], remove=[])
 
 
 def test_plan_bool() -> None:
@@ -191,6 +227,14 @@ def test_plan_touched_is_sorted() -> None:
     assert plan.add == [A, B, C, D]
 
 
+def test_plan_touched_mixed_entries() -> None:
+    wanted = {N1B, M3}
+    plan = plan_touched({N1, N1B, M2, M3, N2}, wanted.__contains__, owned={N1, M2, N2})
+    assert plan.add == [M3, N1B]
+    assert plan.remove == [M2, N1, N2]  # sorted: FDB, then neighbours (bridge, IPv4 before IPv6)
+    assert plan.remove == sorted(plan.remove, key=entry_sort_key)
+
+
 # -- Reconciler.full_sync ------------------------------------------------------------------
 
 
@@ -203,7 +247,7 @@ def test_full_sync_from_empty() -> None:
     assert rec.owned == {A, C}
     assert ledger.stored == {A, C}
     assert (rec.added, rec.removed, rec.errors) == (2, 0, 0)
-    assert kernel.reads == [DEVICES]
+    assert kernel.reads == [(DEVICES, ())]
 
 
 def test_full_sync_removes_only_what_it_owns() -> None:
@@ -306,7 +350,7 @@ def test_owned_entries_on_devices_not_read_are_forgotten() -> None:
     kernel = FakeKernel(agent_made={A, C})
     rec = Reconciler(kernel, MemoryLedger({A, C}), ["vx100"])  # vx200 no longer served
     rec.full_sync({A})
-    assert kernel.reads == [("vx100",)]
+    assert kernel.reads == [(("vx100",), ())]
     assert rec.owned == {A}
     assert C in kernel.table
 
@@ -320,6 +364,60 @@ def test_full_sync_repairs_drift() -> None:
     assert plan.add == [A] and plan.remove == []
     assert kernel.table == {A, B}
     assert rec.owned == {A, B}
+
+
+def test_full_sync_with_bridges_manages_neighbour_entries() -> None:
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+    plan = rec.full_sync({A, M2, N1, N2})
+    assert plan.add == [A, M2, N1, N2]
+    assert kernel.reads == [(DEVICES, BRIDGES)]
+    assert kernel.table == {A, M2, N1, N2}
+    assert rec.owned == ledger.stored == {A, M2, N1, N2}
+    # the IP is used by another VM now
+    plan = rec.full_sync({A, M2, N1B, N2})
+    assert plan == Plan(add=[N1B], remove=[N1])
+    assert kernel.calls[-2:] == [("del", N1), ("add", N1B)]  # removals first
+    assert kernel.table == rec.owned == ledger.stored == {A, M2, N1B, N2}
+    assert rec.full_sync({A, M2, N1B, N2}) == Plan()
+
+
+def test_full_sync_leaves_foreign_neighbour_entries_alone() -> None:
+    kernel = FakeKernel(foreign={N1, N3})  # e.g. an operator's static entry, the host's own ARP cache
+    rec = Reconciler(kernel, MemoryLedger(), DEVICES, BRIDGES)
+    assert rec.full_sync({N1}) == Plan()  # present already: not taken over
+    rec.full_sync(set())
+    assert kernel.table == {N1, N3}
+    assert kernel.ops("del") == [] and rec.owned == set()
+
+
+def test_owned_neighbour_entries_on_bridges_not_read_are_forgotten() -> None:
+    kernel = FakeKernel(agent_made={A, N1, N3})
+    ledger = MemoryLedger({A, N1, N3})
+    rec = Reconciler(kernel, ledger, DEVICES, ["br100"])  # br200 no longer served
+    rec.full_sync({A, N1})
+    assert kernel.reads == [(DEVICES, ("br100",))]
+    assert rec.owned == ledger.stored == {A, N1}
+    assert N3 in kernel.table and kernel.ops("del") == []
+
+
+def test_reconciler_without_bridges_reads_no_neighbour_entries() -> None:
+    kernel = FakeKernel(agent_made={A, N1})
+    rec = Reconciler(kernel, MemoryLedger({A, N1}), DEVICES)
+    assert rec.bridges == ()
+    rec.full_sync({A})
+    assert kernel.reads == [(DEVICES, ())]
+    assert rec.owned == {A}  # not read, so not known to be there: forgotten, never removed
+    assert kernel.ops("del") == []
+
+
+def test_owned_neighbour_entry_that_vanished_is_forgotten_and_readded() -> None:
+    kernel = FakeKernel(agent_made={N1})
+    ledger = MemoryLedger({N1})
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+    kernel.someone_deletes(N1)
+    assert rec.full_sync({N1}).add == [N1]
+    assert kernel.table == rec.owned == ledger.stored == {N1}
 
 
 # -- KernelError handling ------------------------------------------------------------------
@@ -367,6 +465,19 @@ def test_kernel_errors_on_both_removes_and_adds_in_one_plan() -> None:
     assert kernel.table == {A, C}
     assert rec.owned == {A, C}
     assert rec.errors == 2
+
+
+def test_kernel_error_on_a_neighbour_entry_is_logged_with_describe(caplog: pytest.LogCaptureFixture) -> None:
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    kernel.fail = {N1}
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+    with caplog.at_level(logging.INFO, logger="evpn.agent.reconcile"):
+        rec.full_sync({N1, N2})
+    assert rec.owned == {N2} and rec.errors == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith("event=kernel-error op=add entry=kind=neigh device=br100 ip=192.168.1.5 mac=aa:bb:cc:dd:ee:01 ")
+               for m in messages), messages
+    assert "event=entry-added kind=neigh device=br100 ip=2001:db8::5 mac=aa:bb:cc:dd:ee:01" in messages
 
 
 def test_remove_of_entry_already_gone_is_forgotten() -> None:
@@ -423,7 +534,7 @@ def test_ledger_gets_a_snapshot_not_a_live_view() -> None:
 def test_test_doubles_implement_the_protocols() -> None:
     kernel: FdbTable = FakeKernel()
     ledger: OwnershipStore = MemoryLedger()
-    assert kernel.entries(DEVICES) == set() and ledger.load() == set()
+    assert kernel.entries(DEVICES) == set() and kernel.entries(DEVICES, BRIDGES) == set() and ledger.load() == set()
 
 
 def test_unicast_move_removes_old_and_adds_new() -> None:
@@ -435,6 +546,37 @@ def test_unicast_move_removes_old_and_adds_new() -> None:
     assert plan == Plan(add=[M3], remove=[M2])
     assert kernel.calls[-2:] == [("del", M2), ("add", M3)]  # removals first
     assert kernel.table == {M3} and rec.owned == {M3} and ledger.stored == {M3}
+
+
+def test_sync_touched_ip_move_removes_old_binding_first() -> None:
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+    rec.sync_touched([N1, M2], {N1, M2}.__contains__)
+    plan = rec.sync_touched([N1, N1B, M2], {N1B, M2}.__contains__)
+    assert plan == Plan(add=[N1B], remove=[N1])
+    assert kernel.calls[-2:] == [("del", N1), ("add", N1B)]
+    assert kernel.reads == []
+    assert kernel.table == rec.owned == ledger.stored == {M2, N1B}
+
+
+# -- describe -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("entry, text", [
+    (A, "kind=flood device=vx100 mac=00:00:00:00:00:00 vtep=10.0.0.2"),
+    (M2, "kind=mac device=vx100 mac=aa:bb:cc:dd:ee:01 vtep=10.0.0.2"),
+    (U("vx200", MAC, "2001:db8::1"), "kind=mac device=vx200 mac=aa:bb:cc:dd:ee:01 vtep=2001:db8::1"),
+    (N1, "kind=neigh device=br100 ip=192.168.1.5 mac=aa:bb:cc:dd:ee:01"),
+    (N2, "kind=neigh device=br100 ip=2001:db8::5 mac=aa:bb:cc:dd:ee:01"),
+], ids=["flood", "mac", "mac-ipv6-vtep", "neigh", "neigh-ipv6"])
+def test_describe(entry: KernelEntry, text: str) -> None:
+    assert describe(entry) == text
+
+
+def test_describe_is_greppable_key_value() -> None:
+    for entry in (A, M2, N1, N2):
+        fields = dict(part.split("=", 1) for part in describe(entry).split(" "))
+        assert fields["device"] == entry.device and fields["mac"] == entry.mac
 
 
 # -- the ledger file ---------------------------------------------------------------------------
@@ -475,6 +617,60 @@ def test_ledger_valid_json_that_is_not_an_object_owns_nothing(tmp_path, text: st
     assert Ledger(path).load() == set()
 
 
+def test_ledger_file_round_trip_with_neighbour_entries(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    owned = {A, M2, U("vx200", MAC, "2001:db8::1"), N1, N1B, N2, N3}
+    Ledger(path).save(owned)
+    loaded = Ledger(path).load()
+    assert loaded == owned
+    assert {type(e.ip) for e in loaded if isinstance(e, NeighEntry)} == {ipaddress.IPv4Address, ipaddress.IPv6Address}
+    Ledger(path).save({N2})
+    assert Ledger(path).load() == {N2}
+
+
+def test_ledger_file_format(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    Ledger(path).save({N3, N2, N("br100", "192.168.1.10", MAC), N1, M2, E("vx100", "10.0.0.10"), A})
+    assert json.loads(path.read_text()) == {
+        "fdb": [
+            ["vx100", "00:00:00:00:00:00", "10.0.0.2"],
+            ["vx100", "00:00:00:00:00:00", "10.0.0.10"],
+            ["vx100", MAC, "10.0.0.2"],
+        ],
+        "neigh": [
+            ["br100", "192.168.1.5", MAC],
+            ["br100", "192.168.1.10", MAC],
+            ["br100", "2001:db8::5", MAC],
+            ["br200", "192.168.1.5", MAC],
+        ],
+    }
+
+
+def test_ledger_without_neighbour_list_still_loads(tmp_path) -> None:
+    # a ledger written before ARP/ND suppression existed has only the FDB list
+    path = tmp_path / "owned.json"
+    path.write_text('{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"], ["vx100", "aa:bb:cc:dd:ee:01", "10.0.0.2"]]}')
+    assert Ledger(path).load() == {A, M2}
+    path.write_text('{"neigh": [["br100", "192.168.1.5", "aa:bb:cc:dd:ee:01"]]}')
+    assert Ledger(path).load() == {N1}
+    path.write_text("{}")
+    assert Ledger(path).load() == set()
+
+
+@pytest.mark.parametrize("text", [
+    '{"neigh": [["br100", "192.168.1.5"]]}',
+    '{"neigh": [["br100", "not-an-ip", "aa:bb:cc:dd:ee:01"]]}',
+    '{"neigh": 5}',
+    '{"neigh": [5]}',
+    '{"fdb": [], "neigh": [["br100", "192.168.1.5", ["aa"]]]}',
+    '{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"]], "neigh": [["br100", "192.168.1.5", "m", "extra"]]}',
+])
+def test_ledger_unreadable_neighbour_list_owns_nothing(tmp_path, text: str) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
 def test_reconciler_with_file_ledger_forgets_vanished_entries_across_restarts(tmp_path) -> None:
     path = tmp_path / "owned.json"
     kernel = FakeKernel()
@@ -486,6 +682,26 @@ def test_reconciler_with_file_ledger_forgets_vanished_entries_across_restarts(tm
     kernel.someone_adds(M2)
     Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
     assert M2 in kernel.table and kernel.foreign_removed == []
+
+
+def test_reconciler_with_file_ledger_and_neighbour_entries_across_restarts(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    kernel = FakeKernel(foreign={N3})
+    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2})
+    assert Ledger(path).load() == {A, M2, N1, N2}
+    # restart with the same desired state: nothing removed and re-added
+    calls = len(kernel.calls)
+    assert Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2}) == Plan()
+    assert len(kernel.calls) == calls
+    # someone deletes N1; the next run forgets it; an operator's re-creation is never removed
+    kernel.someone_deletes(N1)
+    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N2})
+    assert Ledger(path).load() == {A, M2, N2}
+    kernel.someone_adds(N1)
+    rec = Reconciler(kernel, Ledger(path), DEVICES, BRIDGES)
+    assert rec.full_sync({A}) == Plan(remove=[M2, N2])
+    assert kernel.table == {A, N1, N3}
+    assert kernel.foreign_removed == []
 
 
 # -- with the real RibView --------------------------------------------------------------------
@@ -531,9 +747,9 @@ def test_ribview_and_reconciler_together() -> None:
     assert kernel.foreign_removed == []
 
 
-def _macip(vtep: str, vni: int, mac: str, seq: int | None, rd: str | None = None) -> MacIpRoute:
+def _macip(vtep: str, vni: int, mac: str, seq: int | None, rd: str | None = None, ip: str | None = None) -> MacIpRoute:
     return MacIpRoute(
-        RouteDistinguisher.parse(rd or f"{vtep}:{vni}"), 0, mac, None, vni,
+        RouteDistinguisher.parse(rd or f"{vtep}:{vni}"), 0, mac, ipaddress.ip_address(ip) if ip else None, vni,
         PathAttrs(ipaddress.ip_address(vtep), frozenset({RouteTarget("65000", vni)}), 8, seq),
     )
 
@@ -567,9 +783,46 @@ def test_ribview_and_reconciler_with_mac_mobility() -> None:
     assert rec.full_sync(rib.desired()) == Plan()
 
 
+def test_ribview_and_reconciler_with_arp_suppression() -> None:
+    cfg = parse_config({"vtep": "10.0.0.1", "route_target_asn": 65000, "vnis": [
+        {"vni": 100, "device": "vx100", "bridge": "br100"},
+    ]})
+    rib = RibView(cfg)
+    kernel, ledger = FakeKernel(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
+
+    rib.replace([
+        RouteEvent(_imet("10.0.0.2", 100)),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None)),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None, ip="192.168.1.5")),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None, ip="2001:db8::5")),
+    ])
+    rec.full_sync(rib.desired())
+    assert kernel.table == {A, M2, N1, N2}
+
+    # 192.168.1.5 is taken over by a VM (MAC2) behind 10.0.0.3, advertised with a higher sequence
+    rec.sync_touched(rib.apply([RouteEvent(_macip("10.0.0.3", 100, MAC2, 1, ip="192.168.1.5"))]), rib.wants)
+    assert kernel.table == {A, M2, U("vx100", MAC2, "10.0.0.3"), N1B, N2}
+
+    # the first VM moves here: its FDB entry goes, its remaining IPv6 binding stays
+    rec.sync_touched(rib.set_local("vx100", MAC, 5), rib.wants)
+    assert kernel.table == {A, U("vx100", MAC2, "10.0.0.3"), N1B, N2}
+
+    # 10.0.0.2 withdraws everything
+    rec.sync_touched(rib.apply([
+        RouteEvent(_imet("10.0.0.2", 100), withdrawn=True),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None), withdrawn=True),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None, ip="192.168.1.5"), withdrawn=True),
+        RouteEvent(_macip("10.0.0.2", 100, MAC, None, ip="2001:db8::5"), withdrawn=True),
+    ]), rib.wants)
+    assert kernel.table == rec.owned == ledger.stored == {U("vx100", MAC2, "10.0.0.3"), N1B}
+    assert rib.remote_neighbours() == {"br100": {"192.168.1.5": MAC2}}
+    assert rec.full_sync(rib.desired()) == Plan()
+
+
 # -- property: the reconciler never touches foreign entries and converges ---------------------
 
-_POOL = [A, B, C, D, E("vx100", "10.0.0.5"), E("vx200", "10.0.0.5"), M2, M3, U("vx200", MAC, "10.0.0.5")]
+_POOL = [A, B, C, D, E("vx100", "10.0.0.5"), E("vx200", "10.0.0.5"), M2, M3, U("vx200", MAC, "10.0.0.5"), N1, N1B, N2, N3]
 _entries = st.sets(st.sampled_from(_POOL))
 _step = st.one_of(
     st.tuples(st.just("full"), _entries),
@@ -584,7 +837,7 @@ _step = st.one_of(
 @given(steps=st.lists(_step, max_size=25))
 def test_reconciler_invariants(steps: list[tuple]) -> None:
     kernel, ledger = FakeKernel(), MemoryLedger()
-    rec = Reconciler(kernel, ledger, DEVICES)
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
     for step in steps:
         kind = step[0]
         plan = Plan()

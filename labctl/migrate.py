@@ -1,0 +1,122 @@
+"""Live migration of a VM between hypervisors, and the outage a continuous ping sees meanwhile."""
+
+from __future__ import annotations
+
+import copy
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+
+from pyroute2 import netns as pyroute2_netns
+
+from . import netns
+from .errors import LabError
+from .lab import Lab
+from .topology import Host, Vm, parse_topology
+
+PING_INTERVAL = 0.01
+_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
+
+
+@dataclass(frozen=True)
+class Outage:
+    seconds: float  # longest gap between two consecutive echo replies
+    sent: int
+    received: int
+
+
+def find_vm(lab: Lab, name: str) -> tuple[Host, Vm]:
+    short = name.removeprefix(f"{lab.topo.lab}-")
+    for host, vm in lab.topo.vms():
+        if vm.name == short:
+            return host, vm
+    raise LabError(f"no VM {name!r} in lab {lab.topo.lab}")
+
+
+def gratuitous_arp(lab: Lab, vm: Vm) -> None:
+    """What a hypervisor makes a VM do after migration: announce its MAC/IP to the segment."""
+    from scapy.layers.l2 import ARP, Ether
+
+    frame = bytes(Ether(src=vm.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=vm.mac, psrc=str(vm.ip), hwdst="00:00:00:00:00:00", pdst=str(vm.ip)))
+    pyroute2_netns.pushns(lab.plan.vm_ns(vm))
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    finally:
+        pyroute2_netns.popns()
+    with sock:  # opened inside the VM's namespace, so "eth0" is the VM's
+        sock.bind(("eth0", 0))
+        for _ in range(3):
+            sock.send(frame)
+            time.sleep(0.05)
+
+
+def move(lab: Lab, vm_name: str, target_name: str) -> tuple[Host, Host, Vm]:
+    """Detach the VM's port from its hypervisor, plug it into `target`, and let it announce itself."""
+    source, vm = find_vm(lab, vm_name)
+    target = lab._host(target_name)
+    if target.name in lab.state.down_hosts:
+        raise LabError(f"{target.name} is down")
+    if target.name == source.name:
+        raise LabError(f"{vm.name} is already on {target.name}")
+    network = lab.topo.network(vm.network)
+    if network not in lab.plan.host_networks(target):
+        raise LabError(f"{target.name} has no bridge for network {network.name}")
+    document = copy.deepcopy(lab.state.topology)
+    hosts = {h["name"]: h for h in document["hosts"]}  # type: ignore[index, union-attr]
+    entry = next(v for v in hosts[source.name]["vms"] if v["name"] == vm.name)
+    hosts[source.name]["vms"].remove(entry)
+    hosts[target.name].setdefault("vms", []).append(entry)
+    new_topo = parse_topology(document, lab.state.source)
+    vm_ns, port = lab.plan.vm_ns(vm), f"p-{vm.name}"
+    netns.delete_link(source.name, port)  # the VM's eth0 goes with it: the VM is paused
+    netns.veth(target.name, port, vm_ns, "eth0", mac_b=vm.mac)
+    netns.enslave(target.name, port, network.bridge)
+    netns.address(vm_ns, "eth0", f"{vm.ip}/{network.subnet.prefixlen}")
+    lab.state.topology = document
+    lab.state.save()
+    lab.topo, lab.plan = new_topo, type(lab.plan)(new_topo)
+    gratuitous_arp(lab, vm)
+    return source, target, vm
+
+
+class Pinger:
+    """A continuous ping (every 10 ms) from one VM to an address, with timestamps."""
+
+    def __init__(self, lab: Lab, src: Vm, dst_ip: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-D", "-i", str(PING_INTERVAL), "-W", "1", dst_ip],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+
+    def stop(self) -> Outage:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=10)
+        replies = [(float(m.group(1)), int(m.group(2))) for m in map(_REPLY_RE.match, out.splitlines()) if m]
+        sent_match = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+        sent = int(sent_match.group(1)) if sent_match else 0
+        if len(replies) < 2:
+            raise LabError(f"the continuous ping got {len(replies)} replies: no outage can be measured")
+        replies.sort()
+        gap = max(b[0] - a[0] for a, b in zip(replies, replies[1:]))
+        return Outage(seconds=gap, sent=sent, received=len(replies))
+
+
+def watcher_for(lab: Lab, vm: Vm, exclude: set[str]) -> Vm:
+    """A VM of the same network on a hypervisor not involved in the move, to ping from."""
+    for host, other in lab.topo.vms():
+        if other.network == vm.network and other.name != vm.name and host.name not in exclude and host.name not in lab.state.down_hosts:
+            return other
+    raise LabError(f"no VM on an uninvolved hypervisor shares {vm.name}'s network to watch the move")
+
+
+def move_measured(lab: Lab, vm_name: str, target_name: str, settle: float = 1.0) -> tuple[Outage, Host, Host, Vm]:
+    source, vm = find_vm(lab, vm_name)
+    watcher = watcher_for(lab, vm, {source.name, target_name})
+    pinger = Pinger(lab, watcher, str(vm.ip))
+    time.sleep(0.5)
+    source, target, vm = move(lab, vm_name, target_name)
+    time.sleep(settle + 1.0)
+    return pinger.stop(), source, target, vm
