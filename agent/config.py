@@ -44,6 +44,8 @@ class AgentConfig:
     resync_interval: float = 60.0  # seconds between full kernel re-reads (self-heal)
     stale_settle: float = 1.0  # after (re)connecting: BGP up this long before stale entries go
     stale_timeout: float = 30.0  # ... or this long after (re)connecting, whatever the sessions do
+    dad_max_moves: int = 5  # duplicate address detection (as FRR): more than this many moves of one MAC ...
+    dad_window: float = 180.0  # ... within this many seconds freezes it (no more updates from this host)
     name: str = field(default="evpn-agent")
 
     def vni(self, vni: int) -> VniConfig | None:
@@ -57,6 +59,7 @@ class AgentConfig:
 _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
+    "dad_max_moves", "dad_window",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets"}
 
@@ -155,7 +158,15 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"config.{key}: {value!r} must be a positive number of seconds")
         numbers[key] = float(value)
+    moves = raw.get("dad_max_moves", 5)
+    if not isinstance(moves, int) or isinstance(moves, bool) or moves < 1:
+        raise ConfigError(f"config.dad_max_moves: {moves!r} must be a positive integer")
+    window = raw.get("dad_window", 180.0)
+    if not isinstance(window, (int, float)) or isinstance(window, bool) or window <= 0:
+        raise ConfigError(f"config.dad_window: {window!r} must be a positive number of seconds")
     return AgentConfig(
+        dad_max_moves=moves,
+        dad_window=float(window),
         vtep=vtep,
         vnis=vnis,
         gobgp_address=address,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
@@ -58,7 +59,8 @@ class OwnershipStore(Protocol):
 class Reconciler:
     """Applies plans to the kernel and keeps the set of entries this agent owns."""
 
-    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = ()) -> None:
+    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = (),
+                 save_interval: float = 0.0) -> None:
         self.kernel = kernel
         self.ledger = ledger
         self.devices = tuple(devices)
@@ -67,6 +69,9 @@ class Reconciler:
         self.added = 0
         self.removed = 0
         self.errors = 0
+        self.save_interval = save_interval  # coalesce ledger writes (they cost O(owned) each)
+        self._last_save = 0.0
+        self._unsaved = False
 
     def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True) -> Plan:
         """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
@@ -81,7 +86,7 @@ class Reconciler:
             plan.remove = []
         self._apply(plan)
         if vanished and not plan:
-            self.ledger.save(self.owned)  # forget them on disk too: a later hand-made copy is not ours
+            self._save()  # forget them on disk too: a later hand-made copy is not ours
         return plan
 
     def sync_touched(self, touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool]) -> Plan:
@@ -114,4 +119,18 @@ class Reconciler:
             else:
                 log.info("event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
         if plan:
+            self._save()
+
+    def _save(self) -> None:
+        now = time.monotonic()
+        if self.save_interval and now - self._last_save < self.save_interval:
+            self._unsaved = True
+            return
+        self.ledger.save(self.owned)
+        self._last_save, self._unsaved = now, False
+
+    def flush(self) -> None:
+        """Write a coalesced ledger update now (called when idle and at shutdown)."""
+        if self._unsaved:
             self.ledger.save(self.owned)
+            self._last_save, self._unsaved = time.monotonic(), False

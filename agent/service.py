@@ -13,6 +13,7 @@ entries that went stale while it was away.
 from __future__ import annotations
 
 import itertools
+from collections import deque
 import json
 import logging
 import os
@@ -38,6 +39,9 @@ from .reconcile import Reconciler
 from .routes import IPAddress, RouteEvent
 
 log = logging.getLogger("evpn.agent")
+
+STATE_WRITE_INTERVAL = 0.5  # seconds: status and ownership files are rewritten at most this often
+STATUS_DETAIL_LIMIT = 2000  # above this many entries the status file carries counts, not tables
 
 
 @dataclass
@@ -72,7 +76,12 @@ class Agent:
         self.kernel = kernel
         self.client_factory = client_factory
         self.rib = RibView(cfg)
-        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
+        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis],
+                                     save_interval=STATE_WRITE_INTERVAL)
+        self.moves: dict[LocalMac, deque[float]] = {}
+        self.frozen: dict[LocalMac, float] = {}  # duplicate-address detection: MAC -> when it was frozen
+        self._status_written = 0.0
+        self._status_pending = False
         self.events: queue.Queue[object] = queue.Queue()
         self.stop_event = threading.Event()
         self.local: dict[LocalMac, int] = {}  # local MAC -> advertised MAC-mobility sequence
@@ -161,7 +170,11 @@ class Agent:
         touched: set = set()
         for event in events:
             mac, device = event.mac, self._vni(event.mac.vni).device
+            if mac in self.frozen:
+                continue  # duplicate: this host no longer changes what it says about the MAC
             if event.present and mac not in self.local:
+                if self.rib.highest_remote_sequence(device, mac.mac) is not None and self._record_move(mac, "arrived here"):
+                    continue
                 seq = self._local_sequence(mac)
                 self.local[mac] = seq
                 touched |= self.rib.set_local(device, mac.mac, seq)
@@ -228,7 +241,7 @@ class Agent:
                     if self.connected:
                         self.reconnects += 1
                     self.connected = False
-                    self._write_status()
+                    self._write_status(force=True)
                     log.warning("event=gobgp-unavailable error=%r retry_in=%.1fs (data plane left as is)", str(exc), delay)
                     self.stop_event.wait(delay)
                 finally:
@@ -238,6 +251,7 @@ class Agent:
         finally:
             watcher.stop()
             snooper.stop()
+            self.reconciler.flush()
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
@@ -261,13 +275,14 @@ class Agent:
         if settled:
             self.stale_pending_since = None
         self.ready = True
-        self._write_status()
+        self._write_status(force=True)
         while not self.stop_event.is_set():
             try:
                 batch = [self.events.get(timeout=0.5 if self.stale_pending_since else 1.0)]
             except queue.Empty:
                 self._maybe_remove_stale(client)
                 self._maybe_resync()
+                self._flush_state()
                 continue
             deadline = time.monotonic() + self.cfg.batch_window
             while (left := deadline - time.monotonic()) > 0:
@@ -278,6 +293,8 @@ class Agent:
             self._process(batch, session)
             self._maybe_remove_stale(client)
             self._maybe_resync()
+            if self.events.empty():
+                self._flush_state()
 
     def _initial_table(self, session: int) -> list[gobgp.Path]:
         """The first table event of this session's watch is the whole RIB (gobgp's init=true)."""
@@ -348,6 +365,23 @@ class Agent:
             if mac in self.local:
                 log.info("event=mac-claimed-remotely vni=%d mac=%s vtep=%s seq=%s local_seq=%d",
                          mac.vni, mac.mac, route.vtep, route.attrs.mac_mobility_seq, self.local[mac])
+                if (route.attrs.mac_mobility_seq or 0) > self.local[mac]:
+                    self._record_move(mac, f"moved to {route.vtep}")
+
+    def _record_move(self, mac: LocalMac, how: str) -> bool:
+        """Count a move of `mac`; freeze it (True) when it moved more than dad_max_moves times in dad_window."""
+        now = time.monotonic()
+        history = self.moves.setdefault(mac, deque())
+        history.append(now)
+        while history and now - history[0] > self.cfg.dad_window:
+            history.popleft()
+        log.info("event=mac-moved vni=%d mac=%s how=%r moves_in_window=%d", mac.vni, mac.mac, how, len(history))
+        if len(history) > self.cfg.dad_max_moves:
+            self.frozen[mac] = now
+            log.warning("event=mac-duplicate-frozen vni=%d mac=%s moves=%d window=%.0fs (no further updates from this host)",
+                        mac.vni, mac.mac, len(history), self.cfg.dad_window)
+            return True
+        return False
 
     def _peers_settled(self, client: GobgpClient) -> bool:
         """True when every configured BGP neighbor is established (the table we hold is complete)."""
@@ -372,7 +406,7 @@ class Agent:
             self.stale_pending_since = self.peers_up_since = None
             log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
                      "sessions-up" if settled else "timeout")
-            self._write_status()
+            self._write_status(force=True)
 
     def _maybe_resync(self) -> None:
         if self.stale_pending_since is None and time.monotonic() - self.last_full_sync >= self.cfg.resync_interval:
@@ -400,7 +434,16 @@ class Agent:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
-        return {
+        detailed = len(self.rib.desired()) <= STATUS_DETAIL_LIMIT
+        tables: dict[str, object] = {
+            "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},
+            "remote_macs": {str(k): v for k, v in self.rib.remote_macs().items()} if detailed else "omitted (too many)",
+            "remote_neighbours": self.rib.remote_neighbours() if detailed else "omitted (too many)",
+            "local_macs": {f"{m.vni}/{m.mac}": seq for m, seq in sorted(self.local.items())} if detailed else len(self.local),
+            "local_ips": {f"{m.vni}/{m.mac}": sorted(map(str, self.ips.get(m, ()))) for m in sorted(self.local) if self.ips.get(m)} if detailed else "omitted",
+            "frozen_macs": sorted(f"{m.vni}/{m.mac}" for m in self.frozen),
+        }
+        return tables | {
             "name": self.cfg.name,
             "pid": os.getpid(),
             "vtep": str(self.cfg.vtep),
@@ -409,11 +452,6 @@ class Agent:
             "stale_pending": self.stale_pending_since is not None,
             "reconnects": self.reconnects,
             "routes": len(self.rib),
-            "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},
-            "remote_macs": {str(k): v for k, v in self.rib.remote_macs().items()},
-            "local_macs": {f"{m.vni}/{m.mac}": seq for m, seq in sorted(self.local.items())},
-            "local_ips": {f"{m.vni}/{m.mac}": sorted(map(str, self.ips.get(m, ()))) for m in sorted(self.local) if self.ips.get(m)},
-            "remote_neighbours": self.rib.remote_neighbours(),
             "owned_fdb_entries": len(self.reconciler.owned),
             "entries_added": self.reconciler.added,
             "entries_removed": self.reconciler.removed,
@@ -423,10 +461,20 @@ class Agent:
             "updated": time.time(),
         }
 
-    def _write_status(self) -> None:
+    def _flush_state(self) -> None:
+        self.reconciler.flush()
+        if self._status_pending:
+            self._write_status(force=True)
+
+    def _write_status(self, force: bool = False) -> None:
         path: Path | None = self.cfg.status_file
         if path is None:
             return
+        now = time.monotonic()
+        if not force and now - self._status_written < STATE_WRITE_INTERVAL:
+            self._status_pending = True
+            return
+        self._status_written, self._status_pending = now, False
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(self.status(), indent=1, sort_keys=True))

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import contextlib
+import select
+import socket
+import threading
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 from pyroute2 import netns
-from scapy.all import AsyncSniffer, conf  # type: ignore[attr-defined]
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet
 
 VXLAN_PORT = 4789
+ETH_P_ALL = 0x0003
 
 
 @dataclass(frozen=True)
@@ -48,35 +51,82 @@ def decode_vxlan(pkt: Packet) -> VxlanFrame | None:
     return VxlanFrame(pkt[IP].src, pkt[IP].dst, int(pkt[VXLAN].vni), inner.src.lower(), inner.dst.lower(), src_ip, dst_ip, kind)
 
 
-class Capture:
-    """A running capture on `ifname` inside namespace `ns_name` with a BPF filter."""
+Predicate = Callable[[Packet], bool]
 
-    def __init__(self, ns_name: str, ifname: str, bpf: str) -> None:
+
+def vxlan_only(pkt: Packet) -> bool:
+    return UDP in pkt and VXLAN_PORT in (pkt[UDP].dport, pkt[UDP].sport)
+
+
+def from_mac(mac: str) -> Predicate:
+    return lambda pkt: pkt.src.lower() == mac.lower()
+
+
+class Capture:
+    """A running capture on `ifname` inside namespace `ns_name`, keeping the frames `keep` accepts.
+
+    The packet socket is opened inside the namespace and bound by name there, so a VM's "eth0" is the
+    VM's, never the machine's own.
+    """
+
+    def __init__(self, ns_name: str, ifname: str, keep: Predicate) -> None:
         self.where = f"{ns_name}/{ifname}"
+        self.keep = keep
         netns.pushns(ns_name)
         try:
-            self._sock = conf.L2listen(iface=ifname, filter=bpf)
+            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         finally:
             netns.popns()
-        self._sniffer = AsyncSniffer(opened_socket=self._sock, store=True)
-        self._sniffer.start()
+        self._sock.bind((ifname, ETH_P_ALL))
+        self._stop = threading.Event()
         self.packets: list[Packet] = []
+        self._thread = threading.Thread(target=self._run, name=f"capture-{self.where}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            ready, _, _ = select.select([self._sock], [], [], 0.05)
+            if not ready:
+                continue
+            frame = self._sock.recv(65535)
+            pkt = Ether(frame)
+            if self.keep(pkt):
+                self.packets.append(pkt)
 
     def stop(self) -> list[Packet]:
         time.sleep(0.2)  # let the last packets in flight arrive
-        result = self._sniffer.stop()
-        self.packets = list(result) if result is not None else []
+        self._stop.set()
+        self._thread.join(timeout=2)
         self._sock.close()
         return self.packets
 
 
+def send_frames(ns_name: str, frame: bytes, ifname: str = "eth0", count: int = 3, gap: float = 0.05) -> None:
+    """Send a raw Ethernet frame `count` times from `ifname` inside namespace `ns_name`."""
+    netns.pushns(ns_name)
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    finally:
+        netns.popns()
+    with sock:  # opened inside the namespace, so `ifname` is that namespace's
+        sock.bind((ifname, 0))
+        for _ in range(count):
+            sock.send(frame)
+            time.sleep(gap)
+
+
+def arp_frame(mac: str, ip: str, target: str) -> bytes:
+    """A broadcast ARP request from (mac, ip) for `target`; target == ip makes it a gratuitous ARP."""
+    return bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=mac, psrc=ip, hwdst="00:00:00:00:00:00", pdst=target))
+
+
 @contextlib.contextmanager
-def capturing(points: list[tuple[str, str]], bpf: str) -> Iterator[dict[str, Capture]]:
+def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only) -> Iterator[dict[str, Capture]]:
     """Capture on several (namespace, interface) points at once; stops them all on exit."""
     caps: dict[str, Capture] = {}
     try:
         for ns_name, ifname in points:
-            caps[ns_name] = Capture(ns_name, ifname, bpf)
+            caps[ns_name] = Capture(ns_name, ifname, keep)
         time.sleep(0.1)
         yield caps
     finally:

@@ -199,12 +199,16 @@ def move(vm: str, host: str, lab_name: str | None) -> None:
 
 @main.command()
 @lab_option
+@click.option("--no-macs", is_flag=True, help="leave out the per-host MAC tables")
 @clean_errors
-def status(lab_name: str | None) -> None:
-    """BGP sessions, agents and flood lists of every hypervisor."""
-    from .status import render_status
+def status(lab_name: str | None, no_macs: bool) -> None:
+    """BGP sessions, agents and flood lists of every hypervisor, and each one's MAC table."""
+    from .status import render_mac_tables, render_status
 
-    render_status(console, resolve_lab(lab_name))
+    name = resolve_lab(lab_name)
+    render_status(console, name)
+    if not no_macs:
+        render_mac_tables(console, name)
 
 
 @main.command()

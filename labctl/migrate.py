@@ -5,14 +5,12 @@ from __future__ import annotations
 import copy
 import re
 import signal
-import socket
 import subprocess
 import time
 from dataclasses import dataclass
 
-from pyroute2 import netns as pyroute2_netns
-
 from . import netns
+from .capture import arp_frame, send_frames
 from .errors import LabError
 from .lab import Lab
 from .topology import Host, Vm, parse_topology
@@ -38,19 +36,7 @@ def find_vm(lab: Lab, name: str) -> tuple[Host, Vm]:
 
 def gratuitous_arp(lab: Lab, vm: Vm) -> None:
     """What a hypervisor makes a VM do after migration: announce its MAC/IP to the segment."""
-    from scapy.layers.l2 import ARP, Ether
-
-    frame = bytes(Ether(src=vm.mac, dst="ff:ff:ff:ff:ff:ff") / ARP(op=1, hwsrc=vm.mac, psrc=str(vm.ip), hwdst="00:00:00:00:00:00", pdst=str(vm.ip)))
-    pyroute2_netns.pushns(lab.plan.vm_ns(vm))
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    finally:
-        pyroute2_netns.popns()
-    with sock:  # opened inside the VM's namespace, so "eth0" is the VM's
-        sock.bind(("eth0", 0))
-        for _ in range(3):
-            sock.send(frame)
-            time.sleep(0.05)
+    send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)))
 
 
 def move(lab: Lab, vm_name: str, target_name: str) -> tuple[Host, Host, Vm]:

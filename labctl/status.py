@@ -38,3 +38,47 @@ def render_status(console: Console, lab_name: str) -> None:
             ", ".join(f"{e.device}→{e.vtep}" for e in sorted(flood)) or "-",
         )
     console.print(table)
+
+
+def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, str]]:
+    """(MAC, IPs, VNI, where, VTEP, seq) of one hypervisor: local MACs from its agent, remote ones from its RIB."""
+    from agent.routes import MacIpRoute
+
+    from .verify import expected_macs, read_rib
+
+    host = lab.topo.host(host_name)
+    assert host is not None
+    status = lab.agent_status(host)
+    rows: list[tuple[str, str, str, str, str, str]] = []
+    local = status.get("local_macs", {}) or {}
+    local_ips = status.get("local_ips", {}) or {}
+    if isinstance(local, dict):
+        for key, seq in sorted(local.items()):
+            vni, mac = key.split("/", 1)
+            ips = ", ".join(local_ips.get(key, [])) if isinstance(local_ips, dict) else ""  # type: ignore[union-attr]
+            rows.append((mac, ips, vni, "local", str(host.vtep), str(seq)))
+    rib = read_rib(lab, host_name)
+    for net in lab.plan.host_networks(host):
+        winners = expected_macs(rib, str(host.vtep), net.vni)
+        for mac, vtep in sorted(winners.items()):
+            if f"{net.vni}/{mac}" in local:
+                continue
+            routes = [e.route for e in rib if isinstance(e.route, MacIpRoute) and e.route.mac == mac and str(e.route.vtep) == vtep]
+            ips = ", ".join(sorted({str(r.ip) for r in routes if r.ip is not None}))
+            seq = max((r.attrs.mac_mobility_seq or 0) for r in routes) if routes else 0
+            rows.append((mac, ips, str(net.vni), "remote", vtep, str(seq)))
+    return rows
+
+
+def render_mac_tables(console: Console, lab_name: str) -> None:
+    lab = Lab.open(lab_name)
+    for host in lab.hosts_alive():
+        table = Table(title=f"{host.name}: MAC table")
+        for column in ("MAC", "IP", "VNI", "where", "VTEP", "seq"):
+            table.add_column(column)
+        try:
+            for row in mac_rows(lab, host.name):
+                table.add_row(*row)
+        except GobgpUnavailable as exc:
+            table.add_row("?", str(exc), "", "", "", "")
+        console.print(table)

@@ -15,7 +15,7 @@ from agent.errors import GobgpUnavailable
 from agent.kernel import Kernel
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
 
-from .capture import VXLAN_PORT, capturing, decode_vxlan
+from .capture import arp_frame, capturing, decode_vxlan, from_mac, send_frames
 from .errors import LabError
 from .lab import Lab, gobgp_client, wait_until
 from .plan import UPLINK
@@ -130,9 +130,15 @@ def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
                 problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != live VTEPs {sorted(expected)}")
             if kernel != rib:
                 problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != RIB {sorted(rib)}")
+    def lists(host: Host) -> str:
+        per_device: dict[str, list[str]] = {}
+        for e in sorted(snap.fdb.get(host.name, set()), key=lambda e: int(e.vtep)):
+            if e.is_flood:
+                per_device.setdefault(e.device, []).append(str(e.vtep))
+        return " ".join(f"{dev}→{','.join(v)}" for dev, v in sorted(per_device.items()))
+
     return CheckResult("fdb-flood", "vxlan flood lists = other live VTEPs = RIB", not problems,
-                       "; ".join(problems) or f"{len(alive)} hypervisors agree: "
-                       + ", ".join(f"{h.name}→{','.join(sorted(str(e.vtep).rsplit('.', 1)[1] for e in snap.fdb.get(h.name, set()) if e.is_flood))}" for h in alive))
+                       "; ".join(problems) or f"{len(alive)} hypervisors agree: " + "; ".join(f"{h.name}: {lists(h)}" for h in alive))
 
 
 # -- data plane -------------------------------------------------------------------------
@@ -162,16 +168,13 @@ def check_same_host(lab: Lab) -> CheckResult | None:
         by_net: dict[str, list[Vm]] = {}
         for vm in host.vms:
             by_net.setdefault(vm.network, []).append(vm)
-        pair = next((vms[:2] for vms in by_net.values() if len(vms) >= 2), None)
-        if pair is None:
-            continue
-        a, b = pair
-        with capturing([(host.name, UPLINK)], f"udp port {VXLAN_PORT}") as caps:
-            sent, got = ping(lab, a, b)
-        leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
-        good = got == sent and not leaked
-        ok &= good
-        evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
+        for a, b in (vms[:2] for vms in by_net.values() if len(vms) >= 2):  # one pair per network
+            with capturing([(host.name, UPLINK)]) as caps:
+                sent, got = ping(lab, a, b)
+            leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
+            good = got == sent and not leaked
+            ok &= good
+            evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
     if not evidence:
         return None  # no host has two VMs on one network: nothing to prove
     return CheckResult("same-host", "VMs on one host talk through the bridge only", ok, "; ".join(evidence))
@@ -180,13 +183,15 @@ def check_same_host(lab: Lab) -> CheckResult | None:
 def check_cross_host(lab: Lab) -> CheckResult | None:
     alive = lab.hosts_alive()
     evidence, ok = [], True
+    pairs = []
     for ha, hb in combinations(alive, 2):
-        pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network), None)
-        if pair is None:
-            continue
-        a, b = pair
+        for net in lab.topo.networks:  # one VM pair per network the two hosts share
+            pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network == net.name), None)
+            if pair is not None:
+                pairs.append((ha, hb, pair))
+    for ha, hb, (a, b) in pairs:
         learned_in = warm_up(lab, (ha, a), (hb, b))
-        with capturing([(h.name, UPLINK) for h in alive], f"udp port {VXLAN_PORT}") as caps:
+        with capturing([(h.name, UPLINK) for h in alive]) as caps:
             sent, got = ping(lab, a, b)
         frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
         ends = {str(ha.vtep), str(hb.vtep)}
@@ -254,7 +259,7 @@ def check_mac_tables(lab: Lab) -> CheckResult:
                 owner = vm_macs.get(mac)
                 if owner is not None and str(owner[0].vtep) != vtep:
                     problems.append(f"{host.name}: {mac} ({owner[1].name}) points at {vtep}, lives behind {owner[0].vtep}")
-            counts.append(f"{host.name}:{len(have)}")
+            counts.append(f"{host.name}/{net.vxlan_device}:{len(have)}")
     return CheckResult("fdb-macs", "vxlan unicast FDB = remote MACs in the RIB, at the right VTEP", not problems,
                        "; ".join(problems) or f"remote MAC entries per host {', '.join(counts)}; all match RIB and topology")
 
@@ -311,7 +316,7 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             continue
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
-        with capturing([(h.name, UPLINK) for h in alive], f"udp port {VXLAN_PORT}") as caps:
+        with capturing([(h.name, UPLINK) for h in alive]) as caps:
             sent, got = ping(lab, a, b, count=1)
         ips = {str(a.ip), str(b.ip)}
         crossed = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets)
@@ -380,22 +385,73 @@ def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit:
     return results
 
 
-def check_isolation(lab: Lab) -> CheckResult | None:
-    """VMs of different networks (VNIs) cannot reach each other."""
-    vms = [vm for h in lab.hosts_alive() for vm in h.vms]
-    pairs = [(a, b) for a, b in combinations(vms, 2) if a.network != b.network]
-    if not pairs:
+def broadcast_from(lab: Lab, vm: Vm) -> None:
+    """A broadcast ARP request from `vm` for an unused address of its subnet: BUM traffic of its network."""
+    unused = str(lab.topo.network(vm.network).subnet.broadcast_address - 1)
+    send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), unused))
+
+
+def check_bum_scope(lab: Lab) -> CheckResult | None:
+    """A broadcast in one network reaches every hypervisor that has it and none that lacks it."""
+    alive = lab.hosts_alive()
+    evidence, ok = [], True
+    for net in lab.topo.networks:
+        having = [h for h in alive if net in lab.plan.host_networks(h)]
+        lacking = [h for h in alive if h not in having]
+        sender = next(((h, vm) for h in having for vm in h.vms if vm.network == net.name), None)
+        if not lacking or sender is None or len(having) < 2:
+            continue
+        src_host, vm = sender
+        with capturing([(h.name, UPLINK) for h in alive]) as caps:
+            broadcast_from(lab, vm)
+        got = {name: sum(1 for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_src_mac == vm.mac and f.inner_dst_mac == "ff:ff:ff:ff:ff:ff")
+               for name, cap in caps.items()}
+        leaked = {h.name: got[h.name] for h in lacking if got[h.name]}
+        missing = [h.name for h in having if h is not src_host and not got[h.name]]
+        ok &= not leaked and not missing
+        evidence.append(f"{net.name} (vni {net.vni}) broadcast from {vm.name}: reached {', '.join(h.name for h in having if got[h.name] and h is not src_host) or 'nobody'}"
+                        + (f", MISSED {missing}" if missing else "") + f"; hosts without it ({', '.join(h.name for h in lacking)}) saw "
+                        + (f"{leaked}" if leaked else "nothing"))
+    if not evidence:
         return None
+    return CheckResult("bum-scope", "a broadcast reaches only the hypervisors that have its network", ok, "; ".join(evidence))
+
+
+def check_isolation(lab: Lab) -> CheckResult | None:
+    """VMs of different networks (VNIs) share no L2: frames from one never arrive at the other.
+
+    Different networks have different subnets, so a ping between them would fail for want of a route
+    whatever the overlay did. The check works at L2 instead: VM a sends a broadcast ARP for b's address
+    and a unicast frame to b's MAC; a capture inside b sees neither, while a capture in a VM of a's own
+    network on another host sees the broadcast (the control that proves the frames were sent).
+    """
+    from scapy.layers.inet import ICMP, IP
+    from scapy.layers.l2 import Ether
+
+    alive = lab.hosts_alive()
+    where = {vm.name: h for h in alive for vm in h.vms}
+    vms = [vm for h in alive for vm in h.vms]
     evidence, ok = [], True
     tested: set[tuple[str, str]] = set()
-    for a, b in pairs:
+    for a, b in ((a, b) for a in vms for b in vms if a.network != b.network):
         if (a.network, b.network) in tested:
             continue
+        control = next((c for c in vms if c.network == a.network and c is not a and where[c.name] is not where[a.name]), None)
+        if control is None:
+            continue
         tested.add((a.network, b.network))
-        sent, got = ping(lab, a, b, count=2)
-        ok &= got == 0
-        evidence.append(f"{a.name}({a.network})→{b.name}({b.network}): {got}/{sent} replies")
-    return CheckResult("isolation", "VMs on different VNIs are isolated", ok, "; ".join(evidence))
+        points = [(lab.plan.vm_ns(b), "eth0"), (lab.plan.vm_ns(control), "eth0")]
+        with capturing(points, from_mac(a.mac)) as caps:
+            send_frames(lab.plan.vm_ns(a), arp_frame(a.mac, str(a.ip), str(b.ip)), count=2)
+            send_frames(lab.plan.vm_ns(a), bytes(Ether(src=a.mac, dst=b.mac) / IP(src=str(a.ip), dst=str(b.ip)) / ICMP()), count=2)
+        leaked = len(caps[lab.plan.vm_ns(b)].packets)
+        seen = len(caps[lab.plan.vm_ns(control)].packets)
+        ok &= leaked == 0 and seen > 0
+        evidence.append(f"{a.name}({a.network})→{b.name}({b.network}): {leaked} frames arrived"
+                        f" (control {control.name} in {a.network} saw {seen})")
+    if not evidence:
+        return None
+    return CheckResult("isolation", "VMs on different VNIs are isolated at L2", ok, "; ".join(evidence))
 
 
 def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda _: None) -> list[CheckResult]:
@@ -408,6 +464,7 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
         ("same-host", lambda: check_same_host(lab)),
         ("cross-host", lambda: check_cross_host(lab)),
         ("isolation", lambda: check_isolation(lab)),
+        ("bum-scope", lambda: check_bum_scope(lab)),
         ("fdb-macs", lambda: check_mac_tables(lab)),
         ("arp-suppression", lambda: check_arp_suppression(lab)),
     ]
