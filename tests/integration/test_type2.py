@@ -68,17 +68,31 @@ def test_migration_outage_under_a_second_and_every_fdb_follows(lab: Lab) -> None
 def test_migration_scenario_in_verify(lab: Lab) -> None:
     result = labctl("verify", "--lab", LAB, "--only", "rib", "--scenario", "migration")
     assert result.returncode == 0, result.stdout
-    assert result.stdout.count("outage") == 2
+    outages = [int(ms) for ms in re.findall(r"outage (\d+) ms", result.stdout)]
+    assert len(outages) == 2 and all(ms < 1000 for ms in outages), result.stdout
 
 
-def test_a_mac_that_keeps_moving_is_frozen(lab: Lab) -> None:
-    """More than dad_max_moves (5) moves in the window: the agents freeze the MAC instead of flapping."""
+def test_a_duplicate_mac_is_frozen_instead_of_flapping(lab: Lab) -> None:
+    """Two live VMs with one MAC on two hypervisors: each time one speaks the MAC 'moves'. After more
+    than dad_max_moves (5) moves in the window the agents freeze it rather than flap forever (as FRR)."""
+    from labctl import netns
+    from labctl.capture import arp_frame, send_frames
+
     vm = lab.topo.hosts[0].vms[0]
-    hosts = [lab.topo.hosts[0].name, lab.topo.hosts[1].name]
-    for i in range(7):
-        move_measured(lab, vm.name, hosts[(i + 1) % 2], settle=0.3)
+    h1, h2 = lab.topo.hosts[0].name, lab.topo.hosts[1].name
+    rogue = f"{LAB}-rogue"
+    netns.create(rogue)
+    netns.veth(h2, "p-rogue", rogue, "eth0", mac_b=vm.mac)
+    netns.enslave(h2, "p-rogue", lab.topo.network(vm.network).bridge)
+    for _ in range(6):
+        send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+        time.sleep(0.4)
+        send_frames(rogue, arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+        time.sleep(0.4)
+
     def frozen() -> bool:
-        return any(f"100/{vm.mac}" in (lab.agent_status(lab.topo.host(h)).get("frozen_macs") or []) for h in hosts)  # type: ignore[arg-type]
+        return any(f"100/{vm.mac}" in (lab.agent_status(lab.topo.host(h)).get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
+
     wait_until(f"{vm.mac} frozen by duplicate detection", frozen, 10)
-    logs = "".join((lab.plan.node_dir(h) / "agent.log").read_text() for h in hosts)
+    logs = "".join((lab.plan.node_dir(h) / "agent.log").read_text() for h in (h1, h2))
     assert "event=mac-duplicate-frozen" in logs and vm.mac in logs
