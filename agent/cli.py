@@ -61,23 +61,29 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
 
     _setup_logging(log_level)
     try:
-        cfg = _load(config_file, {
+        overrides = {
             "gobgp_address": gobgp_address, "vtep": vtep, "route_target_asn": route_target_asn,
             "status_file": str(status_file) if status_file else None,
             "state_file": str(state_file) if state_file else None,
             "vnis": _vni_flags(vnis) or None,
-        })
+        }
+        cfg = _load(config_file, overrides)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     kernel = Kernel()
-    agent = Agent(cfg, kernel)
+    agent = Agent(cfg, kernel, config_loader=lambda: _load(config_file, overrides))
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("evpn.agent").info("event=stopping signal=%d", signum)
         agent.stop_event.set()
 
+    def _reload(signum: int, _frame: object) -> None:
+        logging.getLogger("evpn.agent").info("event=reload-requested signal=%d", signum)
+        agent.request_reload()
+
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGHUP, _reload)
     logging.getLogger("evpn.agent").info(
         "event=starting vtep=%s gobgp=%s vnis=%s", cfg.vtep, cfg.gobgp_address, ",".join(str(v.vni) for v in cfg.vnis)
     )

@@ -52,6 +52,10 @@ class Kernel:
             self._ifindex[device] = found[0]
         return self._ifindex[device]
 
+    def forget_devices(self) -> None:
+        """Drop cached ifindexes (devices may have been deleted and made again)."""
+        self._ifindex.clear()
+
     def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
         """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
         neighbour entry with a link-layer address on `bridges`."""

@@ -121,6 +121,17 @@ class Reconciler:
         if plan:
             self._save()
 
+    def forget_or_remove(self, entry: KernelEntry) -> None:
+        """Remove an owned entry of a device that is no longer served (gone already: just forget it)."""
+        try:
+            self.kernel.delete(entry)
+        except KernelError as exc:
+            log.warning("event=kernel-error op=remove %s error=%r (forgotten)", describe(entry), str(exc))
+        self.owned.discard(entry)
+        self.removed += 1
+        log.info("event=entry-removed %s reason=vni-no-longer-served", describe(entry))
+        self._save()
+
     def _save(self) -> None:
         now = time.monotonic()
         if self.save_interval and now - self._last_save < self.save_interval:

@@ -22,13 +22,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from protos.gobgpapi import gobgp_pb2 as gobgp
 
 from .codec import decode_path, decode_paths, encode_imet, encode_macip, MalformedRoute
-from .config import AgentConfig, VniConfig
-from .desired import RibView
+from .config import AgentConfig, ConfigError, VniConfig
+from .desired import RibView, entry_sort_key
 from .errors import GobgpUnavailable
 from .gobgp import GobgpClient
 from .kernel import Kernel
@@ -70,9 +70,17 @@ class WatchEnded:
     error: GobgpUnavailable
 
 
+class Resync(Exception):
+    """Leave the current gobgpd session and start a new one at once (after a config reload)."""
+
+
 class Agent:
-    def __init__(self, cfg: AgentConfig, kernel: Kernel, client_factory: Callable[[str], GobgpClient] = GobgpClient) -> None:
+    def __init__(self, cfg: AgentConfig, kernel: Kernel, client_factory: Callable[[str], GobgpClient] = GobgpClient,
+                 config_loader: Callable[[], AgentConfig] | None = None) -> None:
         self.cfg = cfg
+        self.config_loader = config_loader
+        self.reload_requested = False
+        self._local_workers: list[LocalMacWatcher | IpSnooper] = []
         self.kernel = kernel
         self.client_factory = client_factory
         self.rib = RibView(cfg)
@@ -152,6 +160,7 @@ class Agent:
     # -- local MACs ---------------------------------------------------------------------
 
     def _scopes(self) -> list[BridgeScope]:
+        """Bridge and vxlan ifindex of every served VNI (those whose devices exist)."""
         scopes = []
         for vni in self.cfg.vnis:
             bridge, vxlan = self.kernel.ifindex(vni.bridge), self.kernel.ifindex(vni.device)
@@ -169,6 +178,8 @@ class Agent:
     def _local_changed(self, events: list[LocalMacEvent]) -> set:
         touched: set = set()
         for event in events:
+            if self.cfg.vni(event.mac.vni) is None:
+                continue  # from a watcher of a VNI no longer served
             mac, device = event.mac, self._vni(event.mac.vni).device
             if mac in self.frozen:
                 continue  # duplicate: this host no longer changes what it says about the MAC
@@ -191,6 +202,8 @@ class Agent:
     def _ips_seen(self, seen: list[IpSeen]) -> None:
         """A VM used an address: bind it to its MAC and, if the MAC is local, advertise MAC/IP."""
         for item in seen:
+            if self.cfg.vni(item.vni) is None:
+                continue
             mac = LocalMac(item.vni, item.mac)
             previous = self.ip_owner.get((item.vni, item.ip))
             if previous == mac:
@@ -215,18 +228,67 @@ class Agent:
 
     # -- main loop ------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def _start_local(self, vnis: Iterable[VniConfig]) -> None:
+        """Local learning for `vnis`: dump the bridges' MACs, switch on ARP suppression, start the watchers."""
+        self.kernel.forget_devices()
         scopes = self._scopes()
-        for mac in sorted(dump_local(self.kernel.ipr, scopes)):
-            self.local[mac] = 0
-            self.rib.set_local(self._vni(mac.vni).device, mac.mac, 0)
-        for vni in self.cfg.vnis:
+        wanted = {v.vni for v in vnis}
+        for mac in sorted(dump_local(self.kernel.ipr, [s for s in scopes if s.vni in wanted])):
+            if mac not in self.local:
+                self.local[mac] = 0
+                self.rib.set_local(self._vni(mac.vni).device, mac.mac, 0)
+        for vni in vnis:
             if self.kernel.ifindex(vni.device) is not None:
                 self.kernel.set_neigh_suppress(vni.device, True)
-        watcher = LocalMacWatcher(scopes, self.events)
-        watcher.start()
-        snooper = IpSnooper({v.bridge: v.vni for v in self.cfg.vnis if self.kernel.ifindex(v.bridge) is not None}, self.events)
-        snooper.start()
+        for worker in self._local_workers:
+            worker.stop()
+        bridges = {v.bridge: v.vni for v in self.cfg.vnis if self.kernel.ifindex(v.bridge) is not None}
+        self._local_workers = [LocalMacWatcher(scopes, self.events), IpSnooper(bridges, self.events)]
+        for worker in self._local_workers:
+            worker.start()
+
+    def request_reload(self) -> None:
+        """Ask for a config reload (SIGHUP); it happens in the main loop between batches."""
+        self.reload_requested = True
+
+    def _reload(self) -> None:
+        """Serve the VNIs of the re-read config: the others' kernel entries and routes are not touched."""
+        self.reload_requested = False
+        if self.config_loader is None:
+            return
+        try:
+            new = self.config_loader()
+        except ConfigError as exc:
+            log.error("event=reload-refused error=%r (keeping the running config)", str(exc))
+            return
+        if (new.vtep, new.gobgp_address) != (self.cfg.vtep, self.cfg.gobgp_address):
+            log.error("event=reload-refused error='vtep and gobgp_address cannot change at run time; restart the agent'")
+            return
+        old = {v.vni: v for v in self.cfg.vnis}
+        kept = {v.vni: v for v in new.vnis if old.get(v.vni) == v}
+        gone = [v for n, v in old.items() if n not in kept]
+        added = [v for v in new.vnis if v.vni not in kept]
+        gone_devices = {v.device for v in gone} | {v.bridge for v in gone}
+        for entry in sorted((e for e in self.reconciler.owned if e.device in gone_devices), key=entry_sort_key):
+            self.reconciler.forget_or_remove(entry)
+        for mac in [m for m in self.local if m.vni not in kept]:
+            self._announce(mac, self.local.pop(mac), withdraw=True)
+        for mac in [m for m in self.ips if m.vni not in kept]:
+            for ip in self.ips.pop(mac):
+                self.ip_owner.pop((mac.vni, ip), None)
+        self.cfg = new
+        self.rib = RibView(new)
+        for mac, seq in self.local.items():
+            self.rib.set_local(self._vni(mac.vni).device, mac.mac, seq)
+        self.reconciler.devices = tuple(v.device for v in new.vnis)
+        self.reconciler.bridges = tuple(v.bridge for v in new.vnis)
+        self._start_local(added)
+        log.info("event=reloaded kept=%s added=%s removed=%s", ",".join(map(str, kept)) or "-",
+                 ",".join(str(v.vni) for v in added) or "-", ",".join(str(v.vni) for v in gone) or "-")
+        raise Resync("config reloaded")  # a fresh table for the new VNIs; kept VNIs see no change
+
+    def run(self) -> None:
+        self._start_local(self.cfg.vnis)
         backoff = Backoff()
         try:
             while not self.stop_event.is_set():
@@ -234,6 +296,8 @@ class Agent:
                 try:
                     client.wait_ready(timeout=2.0)
                     self._session(client, backoff)
+                except Resync:
+                    continue  # reconnect at once: not an outage
                 except GobgpUnavailable as exc:
                     if self.stop_event.is_set():
                         break
@@ -249,8 +313,8 @@ class Agent:
                     self.client = None
                     client.close()
         finally:
-            watcher.stop()
-            snooper.stop()
+            for worker in self._local_workers:
+                worker.stop()
             self.reconciler.flush()
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
@@ -277,6 +341,8 @@ class Agent:
         self.ready = True
         self._write_status(force=True)
         while not self.stop_event.is_set():
+            if self.reload_requested:
+                self._reload()
             try:
                 batch = [self.events.get(timeout=0.5 if self.stale_pending_since else 1.0)]
             except queue.Empty:

@@ -198,6 +198,36 @@ def move(vm: str, host: str, lab_name: str | None) -> None:
 
 
 @main.command()
+@click.argument("vm")
+@click.argument("network")
+@click.option("--ip", help="the VM's address in NETWORK (default: keep its address)")
+@lab_option
+@clean_errors
+def attach(vm: str, network: str, ip: str | None, lab_name: str | None) -> None:
+    """Plug VM into NETWORK on its hypervisor (bridge/vxlan made if new there; the agent serves it)."""
+    from .lab import Lab
+    from .networks import attach as do_attach
+
+    lab = Lab.open(resolve_lab(lab_name))
+    host, address = do_attach(lab, vm, network, ip)
+    console.print(f"{vm} attached to {network} on {host.name} with {address}")
+
+
+@main.command()
+@click.argument("vm")
+@lab_option
+@clean_errors
+def detach(vm: str, lab_name: str | None) -> None:
+    """Unplug VM from its network (devices of a network no VM uses any more on that host go away)."""
+    from .lab import Lab
+    from .networks import detach as do_detach
+
+    lab = Lab.open(resolve_lab(lab_name))
+    host = do_detach(lab, vm)
+    console.print(f"{vm} detached on {host.name}")
+
+
+@main.command()
 @lab_option
 @click.option("--no-macs", is_flag=True, help="leave out the per-host MAC tables")
 @clean_errors

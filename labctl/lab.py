@@ -127,7 +127,8 @@ class Lab:
         for vp in self.plan.vm_plans(host):
             netns.create(vp.ns)
             netns.veth(host.name, vp.port, vp.ns, "eth0", mac_b=vp.vm.mac)
-            netns.enslave(host.name, vp.port, vp.network.bridge)
+            if not vp.vm.detached:
+                netns.enslave(host.name, vp.port, vp.network.bridge)
             netns.address(vp.ns, "eth0", f"{vp.vm.ip}/{vp.network.subnet.prefixlen}")
 
     # -- daemons ---------------------------------------------------------------------

@@ -28,7 +28,7 @@ class Outage:
 
 def find_vm(lab: Lab, name: str) -> tuple[Host, Vm]:
     short = name.removeprefix(f"{lab.topo.lab}-")
-    for host, vm in lab.topo.vms():
+    for host, vm in lab.topo.vms(attached_only=False):
         if vm.name == short:
             return host, vm
     raise LabError(f"no VM {name!r} in lab {lab.topo.lab}")

@@ -101,6 +101,19 @@ def enslave(ns_name: str, ifname: str, bridge_name: str) -> None:
         ip.link("set", index=_index(ip, ifname, ns_name), master=_index(ip, bridge_name, ns_name))
 
 
+def release(ns_name: str, ifname: str) -> None:
+    """Take an interface off its bridge."""
+    with ns(ns_name) as ip:
+        ip.link("set", index=_index(ip, ifname, ns_name), master=0)
+
+
+def flush_addresses(ns_name: str, ifname: str) -> None:
+    with ns(ns_name) as ip:
+        index = _index(ip, ifname, ns_name)
+        for msg in ip.get_addr(index=index, family=2):
+            ip.addr("del", index=index, address=msg.get_attr("IFA_ADDRESS"), prefixlen=msg["prefixlen"])
+
+
 def set_link(ns_name: str, ifname: str, up: bool) -> None:
     with ns(ns_name) as ip:
         ip.link("set", index=_index(ip, ifname, ns_name), state="up" if up else "down")

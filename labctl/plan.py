@@ -72,7 +72,7 @@ class LabPlan:
 
     def host_networks(self, host: Host) -> list[Network]:
         """Networks present on a host: those its VMs use (a host with no VM of a network gets no flooding of it)."""
-        used = {vm.network for vm in host.vms}
+        used = {vm.network for vm in host.attached}
         return [n for n in self.topo.networks if n.name in used] or list(self.topo.networks[:1])
 
     def node_dir(self, node: str) -> Path:

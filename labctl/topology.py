@@ -40,6 +40,7 @@ class Vm:
     mac: str
     ip: ipaddress.IPv4Address
     network: str
+    detached: bool = False  # unplugged from its network's bridge (labctl detach)
 
 
 @dataclass(frozen=True)
@@ -48,6 +49,11 @@ class Host:
     asn: int
     vtep: ipaddress.IPv4Address
     vms: tuple[Vm, ...]
+
+    @property
+    def attached(self) -> tuple[Vm, ...]:
+        """The VMs plugged into a network (all but the detached ones)."""
+        return tuple(vm for vm in self.vms if not vm.detached)
 
 
 @dataclass(frozen=True)
@@ -78,8 +84,8 @@ class Topology:
     def host(self, name: str) -> Host | None:
         return next((h for h in self.hosts if h.name == name), None)
 
-    def vms(self) -> list[tuple[Host, Vm]]:
-        return [(h, vm) for h in self.hosts for vm in h.vms]
+    def vms(self, attached_only: bool = True) -> list[tuple[Host, Vm]]:
+        return [(h, vm) for h in self.hosts for vm in (h.attached if attached_only else h.vms)]
 
 
 class _Reader:
@@ -209,7 +215,10 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             raise r.fail(f"{where}.vms", "expected a list")
         for j, raw_vm in enumerate(raw_vms):
             vw = f"{where}.vms[{j}]"
-            v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network"})
+            v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network", "detached"})
+            detached = v.get("detached", False)
+            if not isinstance(detached, bool):
+                raise r.fail(f"{vw}.detached", f"{detached!r} must be true or false")
             vm_name = r.name(v["name"], f"{vw}.name", VM_NAME_RE, "1-10 of a-z 0-9, starting with a letter")
             if vm_name in seen_vms:
                 raise r.fail(f"{vw}.name", f"duplicate VM name {vm_name!r} (also on {seen_vms[vm_name]})")
@@ -236,7 +245,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             seen_vms[vm_name] = name
             seen_macs[mac] = vm_name
             seen_ips[ip] = vm_name
-            vms.append(Vm(vm_name, mac, ip, net.name))
+            vms.append(Vm(vm_name, mac, ip, net.name, detached))
         hosts.append(Host(name, asn, vtep, tuple(vms)))
     if controller.address in links or any(controller.address in n.subnet for n in networks):
         raise r.fail("controller.address", f"{controller.address} must be outside underlay.links and the networks")

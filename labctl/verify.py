@@ -166,7 +166,7 @@ def check_same_host(lab: Lab) -> CheckResult | None:
     evidence, ok = [], True
     for host in lab.hosts_alive():
         by_net: dict[str, list[Vm]] = {}
-        for vm in host.vms:
+        for vm in host.attached:
             by_net.setdefault(vm.network, []).append(vm)
         for a, b in (vms[:2] for vms in by_net.values() if len(vms) >= 2):  # one pair per network
             with capturing([(host.name, UPLINK)]) as caps:
@@ -186,7 +186,7 @@ def check_cross_host(lab: Lab) -> CheckResult | None:
     pairs = []
     for ha, hb in combinations(alive, 2):
         for net in lab.topo.networks:  # one VM pair per network the two hosts share
-            pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network == net.name), None)
+            pair = next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network == net.name), None)
             if pair is not None:
                 pairs.append((ha, hb, pair))
     for ha, hb, (a, b) in pairs:
@@ -297,7 +297,7 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
     alive = lab.hosts_alive()
     evidence, ok = [], True
     for ha, hb in combinations(alive, 2):
-        pair = next(((a, b) for a in ha.vms for b in hb.vms if a.network == b.network), None)
+        pair = next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network), None)
         if pair is None:
             continue
         a, b = pair
@@ -371,7 +371,7 @@ def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit:
     if len(alive) < 3:
         return [CheckResult("migration", "VM migration", False, "needs three live hypervisors (source, target, watcher)")]
     source, target = alive[0], alive[1]
-    vm = next((v for v in source.vms if lab.topo.network(v.network) in lab.plan.host_networks(target)), None)
+    vm = next((v for v in source.attached if lab.topo.network(v.network) in lab.plan.host_networks(target)), None)
     if vm is None:
         return [CheckResult("migration", "VM migration", False, f"no VM of {source.name} can move to {target.name}")]
     results = []
@@ -398,7 +398,7 @@ def check_bum_scope(lab: Lab) -> CheckResult | None:
     for net in lab.topo.networks:
         having = [h for h in alive if net in lab.plan.host_networks(h)]
         lacking = [h for h in alive if h not in having]
-        sender = next(((h, vm) for h in having for vm in h.vms if vm.network == net.name), None)
+        sender = next(((h, vm) for h in having for vm in h.attached if vm.network == net.name), None)
         if not lacking or sender is None or len(having) < 2:
             continue
         src_host, vm = sender
@@ -429,8 +429,8 @@ def check_isolation(lab: Lab) -> CheckResult | None:
     from scapy.layers.l2 import Ether
 
     alive = lab.hosts_alive()
-    where = {vm.name: h for h in alive for vm in h.vms}
-    vms = [vm for h in alive for vm in h.vms]
+    where = {vm.name: h for h in alive for vm in h.attached}
+    vms = [vm for h in alive for vm in h.attached]
     evidence, ok = [], True
     tested: set[tuple[str, str]] = set()
     for a, b in ((a, b) for a in vms for b in vms if a.network != b.network):
