@@ -7,6 +7,7 @@ import logging
 from typing import Iterable
 
 from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
 from .desired import FdbEntry, KernelEntry, NeighEntry
@@ -23,11 +24,28 @@ _EEXIST = 17
 _ENOENT = 2
 
 
+def open_iproute(netns: str | None = None) -> IPRoute:
+    """A netlink socket in namespace `netns` (default: ours).
+
+    The socket is made while this thread is switched into the namespace (setns), not by pyroute2's
+    netns= option, which forks a helper: forking a process that runs gRPC threads can deadlock it.
+    """
+    if netns is None:
+        return IPRoute()
+    if netns not in pyroute2_netns.listnetns():  # pushns would create a missing namespace
+        raise KernelError(f"network namespace {netns} does not exist")
+    pyroute2_netns.pushns(netns)
+    try:
+        return IPRoute()
+    finally:
+        pyroute2_netns.popns()
+
+
 class Kernel:
     """The FDB of this host's vxlan devices, through one netlink socket (used from one thread)."""
 
     def __init__(self, netns: str | None = None) -> None:
-        self._ipr = IPRoute(netns=netns) if netns else IPRoute()
+        self._ipr = open_iproute(netns)
         self._ifindex: dict[str, int] = {}
 
     def close(self) -> None:

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from pyroute2 import netns
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet
+
+from .netns import inside
 
 VXLAN_PORT = 4789
 ETH_P_ALL = 0x0003
@@ -72,11 +73,8 @@ class Capture:
     def __init__(self, ns_name: str, ifname: str, keep: Predicate) -> None:
         self.where = f"{ns_name}/{ifname}"
         self.keep = keep
-        netns.pushns(ns_name)
-        try:
+        with inside(ns_name):
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        finally:
-            netns.popns()
         self._sock.bind((ifname, ETH_P_ALL))
         self._stop = threading.Event()
         self.packets: list[Packet] = []
@@ -103,11 +101,8 @@ class Capture:
 
 def send_frames(ns_name: str, frame: bytes, ifname: str = "eth0", count: int = 3, gap: float = 0.05) -> None:
     """Send a raw Ethernet frame `count` times from `ifname` inside namespace `ns_name`."""
-    netns.pushns(ns_name)
-    try:
+    with inside(ns_name):
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    finally:
-        netns.popns()
     with sock:  # opened inside the namespace, so `ifname` is that namespace's
         sock.bind((ifname, 0))
         for _ in range(count):

@@ -155,7 +155,7 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
     lab = Lab.open(resolve_lab(lab_name))
     killed_at = time.monotonic()
     lab.kill(host)
-    console.print(f"{host}: gobgpd and agent killed, uplink down")
+    console.print(f"{host}: uplink down, its daemons killed")
     if not no_wait:
         took = wait_forgotten(lab, host, since=killed_at)
         console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
@@ -280,11 +280,28 @@ def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> No
     from .plan import RUN_ROOT
 
     base = RUN_ROOT / resolve_lab(lab_name)
-    files = sorted(base.glob(f"{node or '*'}/*.log"))
+    files = sorted(base.glob(f"{node or '*'}/**/*.log"))
     if not files:
         raise LabError(f"no logs for {node or 'any node'} under {base}")
     argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(f) for f in files]
     os.execvp("tail", argv)
+
+
+@main.command()
+@click.argument("host")
+@click.argument("command", nargs=-1, required=True)
+@lab_option
+@clean_errors
+def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
+    """Run a vtysh command on an FRR hypervisor, e.g. labctl vtysh evpn-3 show evpn mac vni all."""
+    from . import frr
+    from .lab import Lab
+
+    lab = Lab.open(resolve_lab(lab_name))
+    node = lab._host(host)
+    if not node.is_frr:
+        raise LabError(f"{host} does not run FRR (evpn-agent rib shows an agent host's routes)")
+    console.print(frr.vtysh(lab.plan, node, " ".join(command)), highlight=False, soft_wrap=True)
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True})

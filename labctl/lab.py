@@ -196,7 +196,7 @@ class Lab:
             if any(states.get(str(h.vtep)) != "ESTABLISHED" for h in hosts):
                 return False
             for h in self.hosts_alive():
-                status = self.agent_status(h)
+                status = self.host_view(h)
                 if not status.get("ready") or status.get("stale_pending", True):
                     return False
                 remote = status.get("remote_vteps", {})
@@ -209,9 +209,41 @@ class Lab:
         return wait_until("BGP sessions established and agents converged", converged, timeout)
 
     def _start_host(self, host: Host) -> None:
+        if host.is_frr:
+            self._start_frr(host)
+            return
         self._start_gobgpd(host.name, self.plan.gobgpd_host_config(host))
         self._wait_gobgpd(host.name)
         self._start_agent(host)
+
+    def _start_frr(self, host: Host) -> None:
+        from . import frr
+
+        frr.prepare(self.plan, host)
+        for net in self.plan.host_networks(host):
+            netns.neigh_suppress(host.name, net.vxlan_device)
+            # an address on the bridge and arp_accept: the kernel then learns the VMs' IPs from their
+            # ARP, and zebra advertises them as MAC/IP routes (FRR learns neighbours from the SVI)
+            netns.address(host.name, net.bridge, f"{net.subnet.broadcast_address - 1}/{net.subnet.prefixlen}", exist_ok=True)
+            netns.sysctl(host.name, f"net.ipv4.conf.{net.bridge}.arp_accept", "1")
+        for daemon in ("zebra", "bgpd"):
+            argv = frr.daemon_argv(self.plan, host, daemon)
+            self.state.pids.setdefault(host.name, {})[daemon] = daemons.start(host.name, argv, frr.frr_dir(self.plan, host) / f"{daemon}.out")
+            self.state.save()
+            if daemon == "zebra":
+                wait_until(f"zebra on {host.name}", lambda: (frr.frr_dir(self.plan, host) / "zserv.api").exists(), 10)
+
+    def host_view(self, host: Host) -> dict[str, object]:
+        """What a hypervisor's control plane reports: the agent's status, or (FRR) the kernel it programs."""
+        if not host.is_frr:
+            return self.agent_status(host)
+        from agent.kernel import Kernel
+
+        with Kernel(netns=host.name) as kernel:
+            entries = kernel.entries([n.vxlan_device for n in self.plan.host_networks(host)])
+        remote = {str(n.vni): sorted(str(e.vtep) for e in entries if e.is_flood and e.device == n.vxlan_device)
+                  for n in self.plan.host_networks(host)}
+        return {"ready": True, "stale_pending": False, "remote_vteps": remote}
 
     # -- lifecycle ---------------------------------------------------------------------
 

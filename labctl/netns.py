@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import subprocess
 from typing import Iterator
 
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
+
+from agent.kernel import open_iproute
 
 from .errors import LabError
 
@@ -22,7 +25,11 @@ def list_namespaces() -> list[str]:
 def create(name: str) -> None:
     if name in netns.listnetns():
         raise LabError(f"namespace {name} already exists (a lab of that name is running: labctl down)")
-    netns.create(name)
+    # iproute2 makes the namespace: pyroute2's netns.create forks a Python helper, which can deadlock a
+    # process that also runs gRPC threads (labctl's checks and the tests do)
+    result = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"cannot create namespace {name}: {result.stderr.strip()}")
     with ns(name) as ip:
         ip.link("set", index=_index(ip, "lo", name), state="up")
     log.info("event=netns-created ns=%s", name)
@@ -41,7 +48,8 @@ def pids(name: str) -> list[int]:
 
 @contextlib.contextmanager
 def ns(name: str) -> Iterator[IPRoute]:
-    ip = IPRoute(netns=name)
+    """A netlink socket inside namespace `name` (made via setns: no forked helper, see open_iproute)."""
+    ip = open_iproute(name)
     try:
         yield ip
     finally:
@@ -68,10 +76,14 @@ def veth(ns_a: str, if_a: str, ns_b: str, if_b: str, mtu: int = 1500, mac_b: str
         ip.link("set", index=_index(ip, if_b, ns_b), **attrs)
 
 
-def address(ns_name: str, ifname: str, cidr: str) -> None:
+def address(ns_name: str, ifname: str, cidr: str, exist_ok: bool = False) -> None:
     iface = ipaddress.ip_interface(cidr)
     with ns(ns_name) as ip:
-        ip.addr("add", index=_index(ip, ifname, ns_name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        try:
+            ip.addr("add", index=_index(ip, ifname, ns_name), address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        except NetlinkError as exc:
+            if not (exist_ok and exc.code == 17):
+                raise
 
 
 def route(ns_name: str, dst: str, gateway: str) -> None:
@@ -101,6 +113,12 @@ def enslave(ns_name: str, ifname: str, bridge_name: str) -> None:
         ip.link("set", index=_index(ip, ifname, ns_name), master=_index(ip, bridge_name, ns_name))
 
 
+def neigh_suppress(ns_name: str, ifname: str, on: bool = True) -> None:
+    """ARP/ND suppression on a bridge port (what the agent does itself on its hosts)."""
+    with ns(ns_name) as ip:
+        ip.brport("set", index=_index(ip, ifname, ns_name), neigh_suppress=1 if on else 0)
+
+
 def release(ns_name: str, ifname: str) -> None:
     """Take an interface off its bridge."""
     with ns(ns_name) as ip:
@@ -124,11 +142,19 @@ def delete_link(ns_name: str, ifname: str) -> None:
         ip.link("del", index=_index(ip, ifname, ns_name))
 
 
-def sysctl(ns_name: str, key: str, value: str) -> None:
-    """Write /proc/sys/<key> inside a namespace (the netns is entered and left around the write)."""
+@contextlib.contextmanager
+def inside(ns_name: str) -> Iterator[None]:
+    """Run the block with this thread switched into namespace `ns_name` (sockets opened there stay there)."""
+    if ns_name not in netns.listnetns():  # pushns would silently create a missing namespace
+        raise LabError(f"namespace {ns_name} does not exist")
     netns.pushns(ns_name)
     try:
-        with open(f"/proc/sys/{key.replace('.', '/')}", "w") as handle:
-            handle.write(value)
+        yield
     finally:
         netns.popns()
+
+
+def sysctl(ns_name: str, key: str, value: str) -> None:
+    """Write /proc/sys/<key> inside a namespace."""
+    with inside(ns_name), open(f"/proc/sys/{key.replace('.', '/')}", "w") as handle:
+        handle.write(value)

@@ -72,6 +72,8 @@ def attach(lab: Lab, vm_name: str, network_name: str, ip: str | None = None) -> 
     host, vm = find_vm(lab, vm_name)
     if host.name in lab.state.down_hosts:
         raise LabError(f"{host.name} is down")
+    if host.is_frr:
+        raise LabError(f"{host.name} runs FRR: attach/detach reconfigure our agent only")
     network = next((n for n in lab.topo.networks if n.name == network_name), None)
     if network is None:
         raise LabError(f"no network {network_name!r} (networks: {', '.join(n.name for n in lab.topo.networks)})")
@@ -93,6 +95,8 @@ def attach(lab: Lab, vm_name: str, network_name: str, ip: str | None = None) -> 
 
 def detach(lab: Lab, vm_name: str) -> Host:
     host, vm = find_vm(lab, vm_name)
+    if host.is_frr:
+        raise LabError(f"{host.name} runs FRR: attach/detach reconfigure our agent only")
     if vm.detached:
         raise LabError(f"{vm.name} is already detached")
     document, topo = _edit_vm(lab, vm.name, detached=True)

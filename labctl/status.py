@@ -26,8 +26,10 @@ def render_status(console: Console, lab_name: str) -> None:
         if host.name in lab.state.down_hosts:
             table.add_row(host.name, str(host.asn), str(host.vtep), sessions.get(str(host.vtep), "-"), "[red]down (killed)[/red]", "", "")
             continue
-        status = lab.agent_status(host)
+        status = lab.host_view(host)
         agent = "[green]ready[/green]" if status.get("ready") else "[yellow]starting[/yellow]"
+        if host.is_frr:
+            agent = "[cyan]FRR[/cyan]"
         if status and not status.get("connected"):
             agent = "[red]gobgpd unreachable[/red]"
         remote = status.get("remote_vteps", {}) or {}
@@ -48,7 +50,7 @@ def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, st
 
     host = lab.topo.host(host_name)
     assert host is not None
-    status = lab.agent_status(host)
+    status = lab.agent_status(host) if not host.is_frr else {}
     rows: list[tuple[str, str, str, str, str, str]] = []
     local = status.get("local_macs", {}) or {}
     local_ips = status.get("local_ips", {}) or {}
@@ -58,6 +60,16 @@ def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, st
             ips = ", ".join(local_ips.get(key, [])) if isinstance(local_ips, dict) else ""  # type: ignore[union-attr]
             rows.append((mac, ips, vni, "local", str(host.vtep), str(seq)))
     rib = read_rib(lab, host_name)
+    if host.is_frr:  # FRR: its own Type-2 routes are its local MACs
+        for e in rib:
+            r = e.route
+            if isinstance(r, MacIpRoute) and e.local:
+                local[f"{r.label_vni}/{r.mac}"] = r.attrs.mac_mobility_seq or 0  # type: ignore[index]
+        for e in rib:
+            r = e.route
+            if isinstance(r, MacIpRoute) and e.local and r.ip is None:
+                ips = sorted(str(x.route.ip) for x in rib if isinstance(x.route, MacIpRoute) and x.local and x.route.mac == r.mac and x.route.ip)
+                rows.append((r.mac, ", ".join(ips), str(r.label_vni), "local", str(host.vtep), str(r.attrs.mac_mobility_seq or 0)))
     for net in lab.plan.host_networks(host):
         winners = expected_macs(rib, str(host.vtep), net.vni)
         for mac, vtep in sorted(winners.items()):

@@ -19,6 +19,7 @@ NET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MAX_VNI = 0xFFFFFF
 RESERVED_SUFFIXES = ("controller", "underlay")
+HOST_KINDS = ("gobgp", "frr")
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ class Host:
     asn: int
     vtep: ipaddress.IPv4Address
     vms: tuple[Vm, ...]
+    kind: str = "gobgp"  # "gobgp": gobgpd + evpn-agent; "frr": FRR's zebra + bgpd (advertise-all-vni)
+
+    @property
+    def is_frr(self) -> bool:
+        return self.kind == "frr"
 
     @property
     def attached(self) -> tuple[Vm, ...]:
@@ -186,7 +192,10 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     underlay_ips = {controller.address: "controller.address"}
     for i, raw in enumerate(r.items(top["hosts"], "hosts")):
         where = f"hosts[{i}]"
-        h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms"})
+        h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms", "kind"})
+        kind = h.get("kind", "gobgp")
+        if kind not in HOST_KINDS:
+            raise r.fail(f"{where}.kind", f"{kind!r} must be one of {', '.join(HOST_KINDS)}")
         name = h["name"]
         if not isinstance(name, str) or not name.startswith(f"{lab}-") or not SUFFIX_RE.match(name[len(lab) + 1:]):
             raise r.fail(f"{where}.name", f"{name!r} must be '{lab}-' followed by 1-11 of a-z 0-9 (e.g. {lab}-{i + 1})")
@@ -246,7 +255,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             seen_macs[mac] = vm_name
             seen_ips[ip] = vm_name
             vms.append(Vm(vm_name, mac, ip, net.name, detached))
-        hosts.append(Host(name, asn, vtep, tuple(vms)))
+        hosts.append(Host(name, asn, vtep, tuple(vms), kind))
     if controller.address in links or any(controller.address in n.subnet for n in networks):
         raise r.fail("controller.address", f"{controller.address} must be outside underlay.links and the networks")
     if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + 1:

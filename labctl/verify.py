@@ -42,6 +42,12 @@ class Snapshot:
 
 
 def read_rib(lab: Lab, node: str) -> list[RouteEvent]:
+    """A node's EVPN RIB, decoded: gobgpd over gRPC, or FRR's bgpd through vtysh's JSON."""
+    host = lab.topo.host(node)
+    if host is not None and host.is_frr:
+        from . import frr
+
+        return frr.read_rib(lab.plan, host)
     client = gobgp_client(lab.plan, node)
     try:
         events, errors = decode_paths(client.list_evpn())
@@ -240,6 +246,13 @@ def expected_macs(events: list[RouteEvent], own_vtep: str, vni: int) -> dict[str
     return {mac: vtep for mac, (_, vtep) in best.items()}
 
 
+def local_macs(lab: Lab, host: Host, rib: list[RouteEvent]) -> set[str]:
+    """'VNI/MAC' of the MACs a hypervisor holds locally: its agent says so, or (FRR) its own Type-2 routes."""
+    if host.is_frr:
+        return {f"{e.route.label_vni}/{e.route.mac}" for e in rib if isinstance(e.route, MacIpRoute) and e.local}
+    return set(lab.agent_status(host).get("local_macs", {}))  # type: ignore[arg-type]
+
+
 def check_mac_tables(lab: Lab) -> CheckResult:
     """Every hypervisor's vxlan unicast FDB holds exactly the remote MACs of its RIB, each at the right VTEP."""
     problems, counts = [], []
@@ -247,7 +260,7 @@ def check_mac_tables(lab: Lab) -> CheckResult:
     for host in lab.hosts_alive():
         rib = read_rib(lab, host.name)
         fdb = read_fdb(lab, host)
-        local = set(lab.agent_status(host).get("local_macs", {}))  # type: ignore[arg-type]
+        local = local_macs(lab, host, rib)
         for net in lab.plan.host_networks(host):
             want = expected_macs(rib, str(host.vtep), net.vni)
             have = {e.mac: str(e.vtep) for e in fdb if e.device == net.vxlan_device and not e.is_flood}
@@ -302,7 +315,10 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             continue
         a, b = pair
         bridge = lab.topo.network(a.network).bridge
-        # both VMs resolve each other once, so each hypervisor sees its VM's ARP and learns its address
+        # both VMs announce themselves (gratuitous ARP, as a booting or migrated VM does) and resolve each
+        # other once, so each hypervisor sees its VM's ARP and learns its address (FRR: through the kernel)
+        for vm in (a, b):
+            send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
         ping(lab, a, b, count=1)
@@ -356,8 +372,8 @@ def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult
         wait_until(f"FDBs to follow {vm.name}", settled, 10, 0.05)
     except LabError:
         pass
-    seq = next((r.route.attrs.mac_mobility_seq for r in read_rib(lab, lab.plan.controller_ns)
-                if isinstance(r.route, MacIpRoute) and r.route.mac == vm.mac and r.route.ip is None), None)
+    seq = next(((r.route.attrs.mac_mobility_seq or 0) for r in read_rib(lab, lab.plan.controller_ns)
+                if isinstance(r.route, MacIpRoute) and r.route.mac == vm.mac and r.route.ip is None), "unknown")
     return CheckResult("migration", f"after moving {vm.name} every FDB follows it", not problems,
                        "; ".join(problems) or f"all FDBs point {vm.mac} at {target.vtep} ({network.vxlan_device}), "
                        f"{source.name} withdrew its route, sequence number now {seq}")
