@@ -260,6 +260,9 @@ class RibView:
     def desired(self) -> set[KernelEntry]:
         return set(self._desired)
 
+    def desired_count(self) -> int:
+        return len(self._desired)
+
     def highest_remote_sequence(self, device: str, mac: str) -> int | None:
         """The highest sequence number among remote routes for `mac` (None: nobody else has it)."""
         seqs = [-rank[0] for key, (rank, entry) in self._slots.get((device, mac, ""), {}).items() if entry is not None]

@@ -334,7 +334,7 @@ class Agent:
         plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = time.monotonic()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s",
-                 len(events), len(self.rib.desired()), len(plan.add), len(plan.remove), len(self.local),
+                 len(events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.local),
                  "done" if settled else "deferred until BGP sessions are up")
         if settled:
             self.stale_pending_since = None
@@ -500,7 +500,7 @@ class Agent:
     # -- status ----------------------------------------------------------------------------
 
     def status(self) -> dict[str, object]:
-        detailed = len(self.rib.desired()) <= STATUS_DETAIL_LIMIT
+        detailed = self.rib.desired_count() <= STATUS_DETAIL_LIMIT
         tables: dict[str, object] = {
             "remote_vteps": {str(k): v for k, v in self.rib.remote_vteps().items()},
             "remote_macs": {str(k): v for k, v in self.rib.remote_macs().items()} if detailed else "omitted (too many)",

@@ -35,6 +35,19 @@ def make_topology(lab: str, hosts: int = 3, vms_per_host: int = 3, hold_time: in
     return doc
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def repo_topology(name: str, lab: str, tmp_path: Path) -> Path:
+    """One of the repository's topologies/*.yaml, renamed to test lab `lab` (hosts renamed with it)."""
+    doc = yaml.safe_load((REPO / "topologies" / name).read_text())
+    old = doc["lab"]
+    doc["lab"] = lab
+    for host in doc["hosts"]:
+        host["name"] = host["name"].replace(f"{old}-", f"{lab}-", 1)
+    return write_topology(tmp_path / name, doc)
+
+
 def write_topology(path: Path, doc: dict[str, Any]) -> Path:
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     return path

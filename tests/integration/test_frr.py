@@ -5,25 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import yaml
-
 from labctl.lab import Lab
 from labctl.migrate import move_measured
 from labctl.verify import check_migration, read_rib
 
-from .labkit import labctl, lab_namespaces, lab_processes, write_topology
+from .labkit import labctl, lab_namespaces, lab_processes, repo_topology
 
-REPO = Path(__file__).resolve().parents[2]
 LAB = "itfrr"
-
-
-def _mixed(tmp_path: Path) -> Path:
-    """topologies/mixed.yaml itself, renamed to a test lab."""
-    doc = yaml.safe_load((REPO / "topologies" / "mixed.yaml").read_text())
-    doc["lab"] = LAB
-    for host in doc["hosts"]:
-        host["name"] = host["name"].replace("evpn-", f"{LAB}-")
-    return write_topology(tmp_path / "mixed.yaml", doc)
 
 
 def _verify() -> str:
@@ -33,7 +21,7 @@ def _verify() -> str:
 
 
 def test_mixed_fabric_with_frr(tmp_path: Path) -> None:
-    assert labctl("up", str(_mixed(tmp_path))).returncode == 0
+    assert labctl("up", str(repo_topology("mixed.yaml", LAB, tmp_path))).returncode == 0
     lab = Lab.open(LAB)
     ours, frr_host = lab.topo.hosts[0], lab.topo.hosts[2]
     assert frr_host.is_frr and not ours.is_frr

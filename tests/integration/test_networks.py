@@ -7,24 +7,12 @@ import subprocess
 import time
 from pathlib import Path
 
-import yaml
-
 from labctl.lab import Lab
 from labctl.verify import read_fdb
 
-from .labkit import labctl, lab_namespaces, write_topology
+from .labkit import labctl, lab_namespaces, repo_topology
 
-REPO = Path(__file__).resolve().parents[2]
 LAB = "itmt"
-
-
-def _multitenant(tmp_path: Path) -> Path:
-    """topologies/multitenant.yaml itself, renamed to a test lab."""
-    doc = yaml.safe_load((REPO / "topologies" / "multitenant.yaml").read_text())
-    doc["lab"] = LAB
-    for host in doc["hosts"]:
-        host["name"] = host["name"].replace("mt-", f"{LAB}-")
-    return write_topology(tmp_path / "mt.yaml", doc)
 
 
 def _flood(lab: Lab, host: str, device: str) -> set[str]:
@@ -32,7 +20,7 @@ def _flood(lab: Lab, host: str, device: str) -> set[str]:
 
 
 def test_multitenant_isolation_and_attach_detach(tmp_path: Path) -> None:
-    assert labctl("up", str(_multitenant(tmp_path))).returncode == 0
+    assert labctl("up", str(repo_topology("multitenant.yaml", LAB, tmp_path))).returncode == 0
     result = labctl("verify", "--lab", LAB)
     assert result.returncode == 0, result.stdout
     for claim in ("isolated at L2", "only the hypervisors that have its network", "exactly the two VTEPs"):
