@@ -84,15 +84,18 @@ def test_a_duplicate_mac_is_frozen_instead_of_flapping(lab: Lab) -> None:
     netns.create(rogue)
     netns.veth(h2, "p-rogue", rogue, "eth0", mac_b=vm.mac)
     netns.enslave(h2, "p-rogue", lab.topo.network(vm.network).bridge)
-    for _ in range(6):
-        send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
-        time.sleep(0.4)
-        send_frames(rogue, arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
-        time.sleep(0.4)
 
     def frozen() -> bool:
         return any(f"100/{vm.mac}" in (lab.agent_status(lab.topo.host(h)).get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
 
+    rounds = 0
+    while not frozen() and rounds < 15:  # the two copies speak in turn, each time the MAC "moves"
+        rounds += 1
+        send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+        time.sleep(0.6)
+        send_frames(rogue, arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+        time.sleep(0.6)
     wait_until(f"{vm.mac} frozen by duplicate detection", frozen, 10)
+    assert rounds >= 3, f"frozen after {rounds} rounds: fewer moves than dad_max_moves"
     logs = "".join((lab.plan.node_dir(h) / "agent.log").read_text() for h in (h1, h2))
     assert "event=mac-duplicate-frozen" in logs and vm.mac in logs
