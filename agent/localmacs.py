@@ -17,6 +17,8 @@ from pyroute2.netlink.rtnl import RTMGRP_NEIGH
 
 log = logging.getLogger("evpn.agent.localmacs")
 
+AF_INET = 2
+AF_INET6 = 10
 AF_BRIDGE = 7
 NUD_PERMANENT = 0x80
 NTF_SELF = 0x02
@@ -36,12 +38,31 @@ class LocalMacEvent:
 
 
 @dataclass(frozen=True)
+class NeighLost:
+    """The kernel dropped a neighbour entry on a served bridge (e.g. flushed when the bridge's MAC changed)."""
+
+    bridge_index: int
+    ip: str
+
+
+@dataclass(frozen=True)
 class BridgeScope:
     """One served VNI as the kernel sees it: bridge and vxlan device by ifindex."""
 
     vni: int
     bridge_index: int
     vxlan_index: int
+
+
+def classify_neigh(msg: object, scopes: Iterable[BridgeScope]) -> NeighLost | None:
+    """An IPv4/IPv6 neighbour deleted on a served bridge, or None."""
+    get = msg.get  # type: ignore[attr-defined]
+    if get("family") not in (AF_INET, AF_INET6) or get("event") != "RTM_DELNEIGH":
+        return None
+    ip = msg.get_attr("NDA_DST")  # type: ignore[attr-defined]  (a flushed entry's deletion carries no MAC)
+    if ip is None or all(s.bridge_index != get("ifindex") for s in scopes):
+        return None
+    return NeighLost(get("ifindex"), str(ip))
 
 
 def classify_fdb(msg: object, scopes: Iterable[BridgeScope]) -> LocalMacEvent | None:
@@ -93,6 +114,10 @@ class LocalMacWatcher:
         with IPRoute() as ipr:
             ipr.bind(groups=RTMGRP_NEIGH)
             while not self._stop.is_set():
-                events = [e for e in (classify_fdb(m, self.scopes) for m in ipr.get()) if e is not None]
+                events: list[object] = []
+                for msg in ipr.get():
+                    event = classify_fdb(msg, self.scopes) or classify_neigh(msg, self.scopes)
+                    if event is not None:
+                        events.append(event)
                 if events:
                     self.out.put(events)

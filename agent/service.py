@@ -12,6 +12,7 @@ entries that went stale while it was away.
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from collections import deque
 import json
@@ -28,13 +29,13 @@ from protos.gobgpapi import gobgp_pb2 as gobgp
 
 from .codec import decode_path, decode_paths, encode_imet, encode_macip, MalformedRoute
 from .config import AgentConfig, ConfigError, VniConfig
-from .desired import RibView, entry_sort_key
+from .desired import NeighEntry, RibView, entry_sort_key
 from .errors import GobgpUnavailable
 from .gobgp import GobgpClient
 from .kernel import Kernel
 from .ledger import Ledger
 from .ipsnoop import IpSeen, IpSnooper
-from .localmacs import BridgeScope, LocalMac, LocalMacEvent, LocalMacWatcher, dump_local
+from .localmacs import BridgeScope, LocalMac, LocalMacEvent, LocalMacWatcher, NeighLost, dump_local
 from .reconcile import Reconciler
 from .routes import IPAddress, RouteEvent
 
@@ -395,6 +396,7 @@ class Agent:
         paths: list[gobgp.Path] = []
         local_events: list[LocalMacEvent] = []
         seen: list[IpSeen] = []
+        lost: list[NeighLost] = []
         failure: GobgpUnavailable | None = None
         for item in batch:
             if isinstance(item, RibBatch):
@@ -406,9 +408,10 @@ class Agent:
             elif isinstance(item, list):
                 local_events.extend(e for e in item if isinstance(e, LocalMacEvent))
                 seen.extend(e for e in item if isinstance(e, IpSeen))
+                lost.extend(e for e in item if isinstance(e, NeighLost))
         events, errors = decode_paths(paths)
         self._count_malformed(errors)
-        touched = self.rib.apply(events)
+        touched = self.rib.apply(events) | self._kernel_lost(lost)
         self._log_remote_claims(events)
         try:
             self._ips_seen(seen)  # first: a MAC learned in this batch is announced with its addresses
@@ -419,6 +422,18 @@ class Agent:
             self._write_status()
         if failure is not None:
             raise failure
+
+    def _kernel_lost(self, lost: list[NeighLost]) -> set:
+        """Owned neighbour entries the kernel dropped by itself: forget them, so they are made again if wanted."""
+        bridges = {self.kernel.ifindex(v.bridge): v.bridge for v in self.cfg.vnis}
+        touched: set = set()
+        gone = {(bridges.get(item.bridge_index), ipaddress.ip_address(item.ip)) for item in lost}
+        for entry in [e for e in self.reconciler.owned if isinstance(e, NeighEntry) and (e.device, e.ip) in gone]:
+            self.reconciler.owned.discard(entry)
+            touched.add(entry)
+            log.warning("event=kernel-dropped-entry kind=neigh device=%s ip=%s mac=%s (re-adding if still wanted)",
+                        entry.device, entry.ip, entry.mac)
+        return touched
 
     def _log_remote_claims(self, events: list[RouteEvent]) -> None:
         """Log remote claims on MACs that are local here. If the claim wins (higher sequence) the remote

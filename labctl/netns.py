@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import subprocess
@@ -93,10 +94,17 @@ def route(ns_name: str, dst: str, gateway: str) -> None:
 
 
 def bridge(ns_name: str, name: str) -> None:
-    """A plain learning bridge without STP (the lab has no loops)."""
+    """A plain learning bridge without STP (the lab has no loops), with a MAC of its own.
+
+    Without a set address a bridge takes its lowest port's MAC and changes it whenever ports come and
+    go (a VM migrating); the kernel then flushes the bridge's neighbour table, ARP suppression included.
+    """
     with ns(ns_name) as ip:
         ip.link("add", ifname=name, kind="bridge", br_stp_state=0, br_forward_delay=0)
-        ip.link("set", index=_index(ip, name, ns_name), state="up")
+        index = _index(ip, name, ns_name)
+        mac = "02:" + ":".join(f"{b:02x}" for b in hashlib.sha256(f"{ns_name}/{name}".encode()).digest()[:5])
+        ip.link("set", index=index, address=mac)
+        ip.link("set", index=index, state="up")
 
 
 def vxlan(ns_name: str, name: str, vni: int, local: str, bridge_name: str) -> None:

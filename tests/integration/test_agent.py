@@ -126,3 +126,18 @@ def test_hostile_routes_are_ignored_not_fatal(lab: Lab) -> None:
     assert FdbEntry("vxlan100", "01:00:5e:00:00:01", __import__("ipaddress").ip_address("10.0.0.88")) not in fdb
     assert _status(lab, H2)["ready"] is True
     assert any(e.route.vtep.exploded == "10.0.0.89" for e in read_rib(lab, H2) if hasattr(e.route, "originator"))
+
+
+def test_neighbour_entries_flushed_by_the_kernel_come_back(lab: Lab) -> None:
+    """A bridge's neighbour table can be flushed under the agent (e.g. the bridge's MAC changed):
+    it notices the deletions and puts its ARP suppression entries back at once, not at the next resync."""
+    from labctl.verify import read_neighbours
+
+    host = lab.topo.host(H1)
+    assert host is not None
+    assert labctl("verify", "--lab", LAB, "--only", "arp").returncode == 0
+    before = read_neighbours(lab, host, "br0")
+    assert before, "ARP suppression entries expected"
+    run_in(H1, "ip", "neigh", "flush", "dev", "br0")
+    wait_until("suppression entries back", lambda: read_neighbours(lab, host, "br0") == before, 5, 0.05)
+    assert "event=kernel-dropped-entry" in (lab.plan.node_dir(H1) / "agent.log").read_text()
