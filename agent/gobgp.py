@@ -50,9 +50,6 @@ class GobgpClient:
     def add_peer(self, peer: gobgp.Peer) -> None:
         self._call("AddPeer", self._stub.AddPeer, gobgp.AddPeerRequest(peer=peer))
 
-    def delete_peer(self, address: str) -> None:
-        self._call("DeletePeer", self._stub.DeletePeer, gobgp.DeletePeerRequest(address=address))
-
     def list_evpn(self, table_type: int = gobgp.GLOBAL, neighbor: str = "") -> list[gobgp.Path]:
         request = gobgp.ListPathRequest(table_type=table_type, name=neighbor, family=EVPN_FAMILY)
         try:

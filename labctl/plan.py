@@ -61,9 +61,6 @@ class LabPlan:
         subnet = ipaddress.IPv4Network((int(self.topo.links.network_address) + 4 * index, 30))
         return Uplink(node_ns, f"r-{node_ns[len(self.prefix):]}", subnet)
 
-    def uplinks(self) -> list[Uplink]:
-        return [self.uplink(self.controller_ns)] + [self.uplink(h.name) for h in self.topo.hosts]
-
     def vm_ns(self, vm: Vm) -> str:
         return f"{self.prefix}{vm.name}"
 
