@@ -22,51 +22,13 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Union
+from typing import Iterable
 
 from .config import AgentConfig, VniConfig
+from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
 from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
 
 log = logging.getLogger("evpn.agent.desired")
-
-ZERO_MAC = "00:00:00:00:00:00"
-
-
-@dataclass(frozen=True, order=True)
-class FdbEntry:
-    """One vxlan FDB entry: frames for `mac` on `device` go to `vtep` (the zero MAC = flood list)."""
-
-    device: str
-    mac: str
-    vtep: IPAddress
-
-    @property
-    def is_flood(self) -> bool:
-        return self.mac == ZERO_MAC
-
-
-def flood_entry(device: str, vtep: IPAddress) -> FdbEntry:
-    return FdbEntry(device, ZERO_MAC, vtep)
-
-
-@dataclass(frozen=True, order=True)
-class NeighEntry:
-    """One ARP/ND suppression entry on a bridge: `ip` is at `mac` (a remote VM)."""
-
-    device: str  # the bridge
-    ip: IPAddress
-    mac: str
-
-
-KernelEntry = Union[FdbEntry, NeighEntry]
-
-
-def entry_sort_key(entry: KernelEntry) -> tuple[object, ...]:
-    """One order for both kinds of entries: by kind, device, then numerically by address."""
-    if isinstance(entry, FdbEntry):
-        return ("fdb", entry.device, entry.mac, entry.vtep.version, int(entry.vtep))
-    return ("neigh", entry.device, entry.ip.version, int(entry.ip), entry.mac)
-
 
 @dataclass(frozen=True)
 class Verdict:

@@ -10,7 +10,7 @@ from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from .desired import FdbEntry, KernelEntry, NeighEntry
+from .entries import FdbEntry, KernelEntry, NeighEntry
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.kernel")

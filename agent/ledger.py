@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from .desired import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
+from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 
 log = logging.getLogger("evpn.agent.ledger")
 

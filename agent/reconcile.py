@@ -7,17 +7,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol
 
-from .desired import KernelEntry, NeighEntry, entry_sort_key
+from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.reconcile")
-
-
-def describe(entry: KernelEntry) -> str:
-    """Greppable key=value form of an entry for the log."""
-    if isinstance(entry, NeighEntry):
-        return f"kind=neigh device={entry.device} ip={entry.ip} mac={entry.mac}"
-    return f"kind={'flood' if entry.is_flood else 'mac'} device={entry.device} mac={entry.mac} vtep={entry.vtep}"
 
 
 @dataclass

@@ -29,7 +29,8 @@ from protos.gobgpapi import gobgp_pb2 as gobgp
 
 from .codec import decode_path, decode_paths, encode_imet, encode_macip, MalformedRoute
 from .config import AgentConfig, ConfigError, VniConfig
-from .desired import NeighEntry, RibView, entry_sort_key
+from .desired import RibView
+from .entries import NeighEntry, entry_sort_key
 from .errors import GobgpUnavailable
 from .gobgp import GobgpClient
 from .kernel import Kernel

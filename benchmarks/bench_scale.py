@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.codec import decode_paths, encode_imet, encode_macip  # noqa: E402
 from agent.config import AgentConfig, parse_config  # noqa: E402
-from agent.desired import FdbEntry, RibView  # noqa: E402
+from agent.desired import RibView  # noqa: E402
+from agent.entries import FdbEntry  # noqa: E402
 from agent.ledger import Ledger  # noqa: E402
 from agent.reconcile import plan_full  # noqa: E402
 from agent.routes import ENCAP_VXLAN, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget  # noqa: E402

@@ -10,7 +10,7 @@ from itertools import combinations
 from typing import Callable, Iterable
 
 from agent.codec import decode_paths
-from agent.desired import FdbEntry, NeighEntry
+from agent.entries import FdbEntry, NeighEntry
 from agent.errors import GobgpUnavailable
 from agent.kernel import Kernel
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent

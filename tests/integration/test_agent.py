@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.desired import ZERO_MAC, FdbEntry
+from agent.entries import ZERO_MAC, FdbEntry
 from labctl import daemons
 from labctl.lab import Lab, wait_until
 from labctl.verify import read_fdb, read_rib

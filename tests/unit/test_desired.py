@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from agent.codec import decode_path, encode_imet
 from agent.config import AgentConfig, parse_config
-from agent.desired import ZERO_MAC, FdbEntry, KernelEntry, MacOwner, NeighEntry, RibView, Verdict, classify, entry_sort_key, flood_entry
+from agent.desired import MacOwner, RibView, Verdict, classify
+from agent.entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
 from agent.routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,

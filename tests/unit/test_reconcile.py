@@ -17,10 +17,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.config import parse_config
-from agent.desired import FdbEntry, KernelEntry, NeighEntry, RibView, entry_sort_key, flood_entry
+from agent.desired import RibView
+from agent.entries import FdbEntry, KernelEntry, NeighEntry, describe, entry_sort_key, flood_entry
 from agent.errors import KernelError
 from agent.ledger import Ledger
-from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, describe, plan_full, plan_touched
+from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
 
