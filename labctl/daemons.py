@@ -18,7 +18,14 @@ log = logging.getLogger("evpn.labctl.daemons")
 
 
 def find_program(name: str) -> str:
-    """A program next to this Python (the venv's console scripts) or on PATH."""
+    """A program next to this Python (the venv's console scripts) or on PATH; gobgpd/gobgp as protos.dist selects."""
+    if name in ("gobgpd", "gobgp"):
+        from protos import dist
+
+        try:
+            return str(dist.program(name))
+        except dist.DistError as exc:
+            raise LabError(str(exc)) from None
     beside = Path(sys.executable).parent / name
     if beside.exists():
         return str(beside)

@@ -1,22 +1,24 @@
-"""Generate Python gRPC stubs for gobgp's API from the Debian package's protos.
+"""Generate Python gRPC stubs for gobgp's API from the protos of the gobgpd we run.
 
-The protos come from ``golang-github-osrg-gobgp-dev`` and must be the same
-version as the installed ``gobgpd``: a mismatch is refused, because gobgpd
-silently ignores fields it does not know.
+Which gobgpd and protos that is (the project-local copy bootstrap unpacked into ``.gobgp/``,
+else the system's) is decided by ``protos.dist``. The protos (from ``golang-github-osrg-gobgp-dev``)
+must be the same version as that ``gobgpd`` (asked of the binary): a mismatch is refused, because
+gobgpd silently ignores fields it does not know. The version goes into the generated package as
+``GOBGP_VERSION``.
 
-Usage: ``python -m protos.generate [--proto-dir DIR] [--allow-version-mismatch]``
+Usage: ``python -m protos.generate [--proto-dir DIR --allow-version-mismatch]``
 """
 
 from __future__ import annotations
 
 import argparse
 import re
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-DEFAULT_PROTO_DIR = Path("/usr/share/gocode/src/github.com/osrg/gobgp/api")
+from protos import dist
+
 PACKAGE_DIR = Path(__file__).resolve().parent / "gobgpapi"
 PROTO_FILES = ("gobgp.proto", "attribute.proto", "capability.proto")
 _IMPORT_RE = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
@@ -24,24 +26,6 @@ _IMPORT_RE = re.compile(r"^import (\w+_pb2) as (\w+)$", re.MULTILINE)
 
 class GenerateError(Exception):
     """Stub generation cannot proceed; the message says what to fix."""
-
-
-def deb_version(package: str) -> str:
-    """Upstream version of an installed Debian package ('3.10.0' of '3.10.0-1+b4')."""
-    try:
-        out = subprocess.run(
-            ["dpkg-query", "-W", "-f=${Version}", package],
-            check=True, capture_output=True, text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError) as exc:
-        raise GenerateError(f"package {package} is not installed (apt-get install {package})") from exc
-    return upstream_version(out)
-
-
-def upstream_version(debian_version: str) -> str:
-    """Strip epoch and Debian revision: '1:3.10.0-1+b4' -> '3.10.0'."""
-    version = debian_version.split(":", 1)[-1]
-    return version.rsplit("-", 1)[0] if "-" in version else version
 
 
 def relative_imports(source: str) -> str:
@@ -80,23 +64,28 @@ def generate(proto_dir: Path, out_dir: Path, version: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--proto-dir", type=Path, default=DEFAULT_PROTO_DIR)
+    parser.add_argument("--proto-dir", type=Path, default=None,
+                        help="protos to use instead of those of the selected gobgp (needs --allow-version-mismatch)")
     parser.add_argument("--out-dir", type=Path, default=PACKAGE_DIR)
     parser.add_argument("--allow-version-mismatch", action="store_true")
     opts = parser.parse_args(argv)
     try:
-        daemon = deb_version("gobgpd")
-        protos = deb_version("golang-github-osrg-gobgp-dev")
-        if daemon != protos and not opts.allow_version_mismatch:
-            raise GenerateError(
-                f"version mismatch: gobgpd {daemon} but golang-github-osrg-gobgp-dev {protos}; "
-                "install matching versions"
-            )
-        written = generate(opts.proto_dir, opts.out_dir, daemon)
-    except GenerateError as exc:
+        selected = dist.select()
+        daemon = dist.daemon_version(selected)
+        if opts.proto_dir is None:
+            proto_dir = selected.proto_dir
+            problem = dist.mismatch(daemon, dist.proto_version(selected), selected)
+        else:
+            proto_dir = opts.proto_dir
+            problem = f"protos in {proto_dir} are of unknown version, gobgpd is {daemon}; pass --allow-version-mismatch to use them"
+        if problem and not opts.allow_version_mismatch:
+            raise GenerateError(problem)
+        written = generate(proto_dir, opts.out_dir, daemon)
+    except (GenerateError, dist.DistError) as exc:
         print(f"protos.generate: error: {exc}", file=sys.stderr)
         return 2
-    print(f"protos.generate: gobgp {daemon}: wrote {len(written)} modules to {opts.out_dir}")
+    print(f"protos.generate: gobgp {daemon} ({selected.origin}, {selected.gobgpd}): "
+          f"wrote {len(written)} modules to {opts.out_dir}")
     return 0
 
 

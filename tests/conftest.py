@@ -26,13 +26,19 @@ def lab_environment() -> None:
     problems = []
     if os.geteuid() != 0:
         problems.append("not running as root (network namespaces need it)")
-    for program in ("gobgpd", "gobgp", "ip", "bridge", "ping"):
+    for program in ("ip", "bridge", "ping"):
         if shutil.which(program) is None:
             problems.append(f"{program} is not installed (scripts/bootstrap installs it)")
-    try:
-        import protos.gobgpapi  # noqa: F401
-    except ImportError:
-        problems.append("gobgp API stubs not generated (python -m protos.generate)")
+    from protos import dist
+
+    try:  # the gobgpd/gobgp labctl runs, and stubs generated for that gobgpd
+        gobgp = dist.select()
+        dist.program("gobgp", gobgp)
+        dist.check_stubs_match(gobgp)
+        if gobgp.origin == "project":  # tests run the gobgp CLI by name: the one of that gobgpd (its bin holds only the two)
+            os.environ["PATH"] = f"{gobgp.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"
+    except dist.DistError as exc:
+        problems.append(str(exc))
     if problems:
         pytest.fail("integration environment incomplete: " + "; ".join(problems), pytrace=False)
 
