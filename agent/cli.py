@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from .config import AgentConfig, ConfigError, load_config_file, parse_config
+from .errors import AgentFailure
 from .routes import is_number
 
 
@@ -89,6 +90,9 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
     )
     try:
         agent.run()
+    except AgentFailure as exc:
+        logging.getLogger("evpn.agent").error("event=agent-failed error=%r (exiting for a restart)", str(exc))
+        raise click.ClickException(f"agent failed: {exc}") from None
     finally:
         kernel.close()
 

@@ -283,3 +283,14 @@ def encode_macip(
     )
     extra = [_any(attr.MacMobilityExtended(is_sticky=False, sequence_num=sequence))] if sequence > 0 else []
     return gobgp.Path(family=EVPN_FAMILY, nlri=nlri, pattrs=_common_pattrs(nlri, vtep, rts, extra))
+
+
+def encode_route(route: EvpnRoute) -> gobgp.Path:
+    """A Type-3 or Type-2 route of ours as a gobgp path (Type-5 routes are never originated here)."""
+    rts = route.attrs.route_targets
+    if isinstance(route, ImetRoute):
+        return encode_imet(route.rd, route.originator, route.pmsi_vni or 0, rts, route.ethernet_tag)
+    if isinstance(route, MacIpRoute):
+        return encode_macip(route.rd, route.attrs.next_hop, route.label_vni or 0, route.mac, route.ip, rts,
+                            route.attrs.mac_mobility_seq or 0, route.ethernet_tag)
+    raise ValueError(f"cannot originate a {type(route).__name__}")

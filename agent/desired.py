@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable
+from typing import Iterable, NamedTuple, Union
 
 from .config import AgentConfig, VniConfig
 from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
@@ -93,11 +93,59 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
     return Verdict(vni, "", vtep)
 
 
-Slot = tuple[str, str, str]  # what one winner is chosen for: (device, mac, vtep-or-"") or ("neigh:"+bridge, ip, "")
-Rank = tuple[int, int, str]  # smaller wins: (-sequence, VTEP as integer, MAC for neighbour slots: a fixed tie-break)
-Candidate = tuple[Rank, "KernelEntry | None"]  # None: the MAC is local here, install nothing
+class MacSlot(NamedTuple):
+    """One unicast MAC on a vxlan device: one winner among the claims (remote routes, or local)."""
 
-LOCAL_KEY = ("local",)
+    device: str
+    mac: str
+    kind: str = "mac"
+
+
+class FloodSlot(NamedTuple):
+    """One VTEP in a vxlan device's flood list: every Type-3 route for it asks for the same entry."""
+
+    device: str
+    vtep: str
+    kind: str = "flood"
+
+
+class NeighSlot(NamedTuple):
+    """One IP on a bridge (ARP/ND suppression): one winner among the MACs claiming it."""
+
+    bridge: str
+    ip: str
+    kind: str = "neigh"
+
+
+Slot = Union[MacSlot, FloodSlot, NeighSlot]
+
+
+class Rank(NamedTuple):
+    """How good a claim is; the smallest wins (RFC 7432 15.1): highest sequence, then lowest VTEP,
+    then (for an IP claimed by two MACs of one VTEP with one sequence) the lowest MAC: a fixed tie-break."""
+
+    minus_sequence: int
+    vtep: int
+    mac: str = ""
+
+
+class Claim(NamedTuple):
+    """What one route (or the local bridge) asks of a slot: the entry to install if it wins
+    (None: the MAC is local here, install nothing)."""
+
+    rank: Rank
+    entry: KernelEntry | None
+
+
+class LocalKey(NamedTuple):
+    """The key under which a locally learned MAC claims its slot (remote routes use their route key)."""
+
+    device: str
+    mac: str
+    kind: str = "local"
+
+
+RouteKey = tuple  # a route's own key (routes.py), or a LocalKey
 
 
 @dataclass(frozen=True)
@@ -113,8 +161,8 @@ class RibView:
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self._route_slots: dict[tuple, list[Slot]] = {}
-        self._slots: dict[Slot, dict[tuple, Candidate]] = {}
+        self._route_slots: dict[RouteKey, list[Slot]] = {}
+        self._slots: dict[Slot, dict[RouteKey, Claim]] = {}
         self._winner: dict[Slot, KernelEntry | None] = {}
         self._desired: set[KernelEntry] = set()
         self.ignored: Counter[str] = Counter()
@@ -124,7 +172,7 @@ class RibView:
 
     # -- mapping a route to a slot and a candidate --------------------------------
 
-    def _candidates(self, route: EvpnRoute) -> list[tuple[Slot, Candidate]]:
+    def _claims(self, route: EvpnRoute) -> list[tuple[Slot, Claim]]:
         verdict = classify(route, self.cfg)
         if verdict.vni is None:
             if verdict.reason != "own route":
@@ -137,20 +185,19 @@ class RibView:
             if int(route.mac[:2], 16) & 1 or route.mac == ZERO_MAC:
                 self.ignored["type-2 with a non-unicast MAC"] += 1
                 return []
-            seq = -(route.attrs.mac_mobility_seq or 0)
-            found: list[tuple[Slot, Candidate]] = [((device, route.mac, ""), ((seq, int(verdict.vtep), ""), FdbEntry(device, route.mac, verdict.vtep)))]
+            seq, vtep = -(route.attrs.mac_mobility_seq or 0), int(verdict.vtep)
+            found: list[tuple[Slot, Claim]] = [(MacSlot(device, route.mac), Claim(Rank(seq, vtep), FdbEntry(device, route.mac, verdict.vtep)))]
             if route.ip is not None:
                 bridge = verdict.vni.bridge
-                neigh = NeighEntry(bridge, route.ip, route.mac)
-                found.append(((f"neigh:{bridge}", str(route.ip), ""), ((seq, int(verdict.vtep), route.mac), neigh)))
+                found.append((NeighSlot(bridge, str(route.ip)), Claim(Rank(seq, vtep, route.mac), NeighEntry(bridge, route.ip, route.mac))))
             return found
-        return [((device, ZERO_MAC, str(verdict.vtep)), ((0, 0, ""), flood_entry(device, verdict.vtep)))]
+        return [(FloodSlot(device, str(verdict.vtep)), Claim(Rank(0, 0), flood_entry(device, verdict.vtep)))]
 
     # -- applying changes ------------------------------------------------------------
 
     def _rechoose(self, slot: Slot, touched: set[KernelEntry]) -> None:
         candidates = self._slots.get(slot)
-        new = min(candidates.values(), key=lambda c: c[0])[1] if candidates else None
+        new = min(candidates.values(), key=lambda c: c.rank).entry if candidates else None
         old = self._winner.get(slot)
         if candidates:
             self._winner[slot] = new
@@ -165,12 +212,12 @@ class RibView:
                 self._desired.add(new)
                 touched.add(new)
 
-    def _remove(self, key: tuple, touched: set[KernelEntry]) -> None:
+    def _remove(self, key: RouteKey, touched: set[KernelEntry]) -> None:
         for slot in self._route_slots.pop(key, ()):
             self._slots[slot].pop(key, None)
             self._rechoose(slot, touched)
 
-    def _insert(self, key: tuple, found: list[tuple[Slot, Candidate]], touched: set[KernelEntry]) -> None:
+    def _insert(self, key: RouteKey, found: list[tuple[Slot, Claim]], touched: set[KernelEntry]) -> None:
         self._route_slots[key] = [slot for slot, _ in found]
         for slot, candidate in found:
             self._slots.setdefault(slot, {})[key] = candidate
@@ -185,7 +232,7 @@ class RibView:
             if event.withdrawn:
                 log.info("event=route-withdrawn route=%s", key)
                 continue
-            found = self._candidates(event.route)
+            found = self._claims(event.route)
             if not found:
                 continue
             log.info("event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, found[0][0][0])
@@ -195,15 +242,15 @@ class RibView:
     def set_local(self, device: str, mac: str, sequence: int | None) -> set[KernelEntry]:
         """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
         touched: set[KernelEntry] = set()
-        key = LOCAL_KEY + (device, mac)
+        key = LocalKey(device, mac)
         self._remove(key, touched)
         if sequence is not None:
-            self._insert(key, [((device, mac, ""), ((-sequence, int(self.cfg.vtep), ""), None))], touched)
+            self._insert(key, [(MacSlot(device, mac), Claim(Rank(-sequence, int(self.cfg.vtep)), None))], touched)
         return touched
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
-        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if k[:1] == LOCAL_KEY}
+        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, LocalKey)}
         self._route_slots.clear()
         self._slots.clear()
         self._winner.clear()
@@ -227,15 +274,16 @@ class RibView:
 
     def highest_remote_sequence(self, device: str, mac: str) -> int | None:
         """The highest sequence number among remote routes for `mac` (None: nobody else has it)."""
-        seqs = [-rank[0] for key, (rank, entry) in self._slots.get((device, mac, ""), {}).items() if entry is not None]
+        seqs = [-claim.rank.minus_sequence for claim in self._slots.get(MacSlot(device, mac), {}).values() if claim.entry is not None]
         return max(seqs) if seqs else None
 
     def mac_owner(self, device: str, mac: str) -> MacOwner | None:
-        candidates = self._slots.get((device, mac, ""))
-        if not candidates:
+        claims = self._slots.get(MacSlot(device, mac))
+        if not claims:
             return None
-        rank, entry = min(candidates.values(), key=lambda c: c[0])
-        return MacOwner(str(entry.vtep) if entry is not None else "local", -rank[0])
+        best = min(claims.values(), key=lambda c: c.rank)
+        entry = best.entry
+        return MacOwner(str(entry.vtep) if isinstance(entry, FdbEntry) else "local", -best.rank.minus_sequence)
 
     def remote_vteps(self) -> dict[int, list[str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}

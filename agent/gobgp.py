@@ -10,10 +10,14 @@ import grpc
 from protos.gobgpapi import gobgp_pb2 as gobgp
 from protos.gobgpapi import gobgp_pb2_grpc as gobgp_grpc
 
-from .codec import EVPN_FAMILY
-from .errors import GobgpUnavailable
+from .codec import EVPN_FAMILY, decode_paths, encode_route
+from .errors import GobgpRefused, GobgpUnavailable
+from .routes import EvpnRoute, RouteEvent
 
 log = logging.getLogger("evpn.agent.gobgp")
+
+# gRPC codes that mean "no gobgpd to talk to" (the session is over); any other is a refusal of one request
+_CONNECTION_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
 
 class GobgpClient:
@@ -73,8 +77,24 @@ class GobgpClient:
             stream.cancel()
         raise GobgpUnavailable(f"gobgpd at {self.address}: watch stream closed")
 
+    # -- routes as the agent models them (protobuf stays in this module and codec.py) --------
+
+    def add_route(self, route: EvpnRoute) -> None:
+        self.add_path(encode_route(route))
+
+    def delete_route(self, route: EvpnRoute) -> None:
+        self.delete_path(encode_route(route))
+
+    def watch_routes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        """Decoded best-path changes (events, malformed-path errors); the first item is the whole table."""
+        for paths in self.watch_best():
+            yield decode_paths(paths)
+
     def _call(self, name: str, method: Callable[..., Any], request: Any) -> Any:
         try:
             return method(request, timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise GobgpUnavailable(f"gobgpd at {self.address}: {name} failed: {exc.code().name}: {exc.details()}") from exc
+            message = f"gobgpd at {self.address}: {name} failed: {exc.code().name}: {exc.details()}"
+            if exc.code() in _CONNECTION_CODES:
+                raise GobgpUnavailable(message) from exc
+            raise GobgpRefused(message) from exc

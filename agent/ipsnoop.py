@@ -9,11 +9,11 @@ import logging
 import select
 import socket
 import struct
-import threading
-import queue
 from dataclasses import dataclass
 
+from .events import EventQueue, IpsSeen
 from .routes import IPAddress
+from .worker import Worker
 
 log = logging.getLogger("evpn.agent.ipsnoop")
 
@@ -83,20 +83,14 @@ def parse_frame(frame: bytes) -> tuple[str, IPAddress] | None:
     return None
 
 
-class IpSnooper:
-    """One thread reading ARP and IPv6 frames on every served bridge; results go to `out` as lists of IpSeen."""
+class IpSnooper(Worker):
+    """One thread reading ARP and IPv6 frames on every served bridge; results go out as `IpsSeen`."""
 
-    def __init__(self, bridges: dict[str, int], out: "queue.Queue[object]") -> None:
+    name = "ip-snoop"
+
+    def __init__(self, bridges: dict[str, int], out: EventQueue) -> None:
+        super().__init__(out)
         self.bridges = bridges  # bridge name -> VNI
-        self.out = out
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="ip-snoop", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def _open(self) -> dict[socket.socket, int]:
         sockets: dict[socket.socket, int] = {}
@@ -115,10 +109,10 @@ class IpSnooper:
                 sockets[sock] = vni
         return sockets
 
-    def _run(self) -> None:
+    def loop(self) -> None:
         sockets = self._open()
         try:
-            while not self._stop.is_set() and sockets:
+            while not self.stopping.is_set() and sockets:
                 ready, _, _ = select.select(list(sockets), [], [], 0.5)
                 seen: list[IpSeen] = []
                 for sock in ready:
@@ -129,7 +123,7 @@ class IpSnooper:
                     if found is not None:
                         seen.append(IpSeen(sockets[sock], found[0], found[1]))
                 if seen:
-                    self.out.put(seen)
+                    self.out.put(IpsSeen(tuple(seen)))
         finally:
             for sock in sockets:
                 sock.close()

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 import logging
 from typing import Iterable
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
+from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT
 
 from .entries import FdbEntry, KernelEntry, NeighEntry
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.kernel")
 
-NTF_SELF = 0x02
-NTF_MASTER = 0x04
-NTF_EXT_LEARNED = 0x10
-NUD_NOARP = 0x40
-NUD_PERMANENT = 0x80
-_EEXIST = 17
-_ENOENT = 2
+_EEXIST = errno.EEXIST
+_ENOENT = errno.ENOENT
 
 
 def open_iproute(netns: str | None = None) -> IPRoute:
@@ -106,7 +104,7 @@ class Kernel:
             if isinstance(entry, NeighEntry):
                 # ARP/ND suppression: the bridge answers for this remote IP (vxlan port has neigh_suppress)
                 self._ipr.neigh("add", dst=str(entry.ip), lladdr=entry.mac, ifindex=index,
-                                state=NUD_NOARP, flags=NTF_EXT_LEARNED, family=10 if entry.ip.version == 6 else 2)
+                                state=NUD_NOARP, flags=NTF_EXT_LEARNED, family=socket.AF_INET6 if entry.ip.version == 6 else socket.AF_INET)
             elif entry.is_flood:
                 self._ipr.fdb("append", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
             else:
@@ -127,7 +125,7 @@ class Kernel:
             return False
         if isinstance(entry, NeighEntry):
             try:
-                self._ipr.neigh("del", dst=str(entry.ip), lladdr=entry.mac, ifindex=index, family=10 if entry.ip.version == 6 else 2)
+                self._ipr.neigh("del", dst=str(entry.ip), lladdr=entry.mac, ifindex=index, family=socket.AF_INET6 if entry.ip.version == 6 else socket.AF_INET)
             except NetlinkError as exc:
                 if exc.code != _ENOENT:
                     raise KernelError(f"remove {entry}: {exc}") from exc

@@ -10,9 +10,9 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-import os
 from pathlib import Path
 
+from .atomicfile import write_json_atomic
 from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 
 log = logging.getLogger("evpn.agent.ledger")
@@ -39,10 +39,8 @@ class Ledger:
     def save(self, owned: set[KernelEntry]) -> None:
         if self.path is None:
             return
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({
-            "fdb": [[e.device, e.mac, str(e.vtep)] for e in sorted(owned, key=entry_sort_key) if isinstance(e, FdbEntry)],
-            "neigh": [[e.device, str(e.ip), e.mac] for e in sorted(owned, key=entry_sort_key) if isinstance(e, NeighEntry)],
-        }))
-        os.replace(tmp, self.path)
+        ordered = sorted(owned, key=entry_sort_key)
+        write_json_atomic(self.path, {
+            "fdb": [[e.device, e.mac, str(e.vtep)] for e in ordered if isinstance(e, FdbEntry)],
+            "neigh": [[e.device, str(e.ip), e.mac] for e in ordered if isinstance(e, NeighEntry)],
+        })

@@ -7,22 +7,23 @@ device, and it is not one of the bridge's own (permanent) port addresses.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
+from socket import AF_BRIDGE, AF_INET, AF_INET6
+import errno
 from dataclasses import dataclass
 from typing import Iterable
 
 from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl import RTMGRP_NEIGH
+from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_SELF, NUD_PERMANENT
+
+from .events import EventQueue, LocalMacsChanged, LocalMacsSnapshot, NeighboursLost
+from .worker import Worker
 
 log = logging.getLogger("evpn.agent.localmacs")
 
-AF_INET = 2
-AF_INET6 = 10
-AF_BRIDGE = 7
-NUD_PERMANENT = 0x80
-NTF_SELF = 0x02
-NTF_EXT_LEARNED = 0x10
+RCVBUF = 8 * 1024 * 1024  # bytes: room for a burst of FDB events before the kernel drops any (ENOBUFS)
+
 
 
 @dataclass(frozen=True, order=True)
@@ -95,29 +96,50 @@ def dump_local(ipr: IPRoute, scopes: list[BridgeScope]) -> set[LocalMac]:
     return found
 
 
-class LocalMacWatcher:
-    """Reads bridge FDB events in a thread of its own (pyroute2 sockets stay in the thread that made them)."""
+class LocalMacWatcher(Worker):
+    """Reads bridge FDB events in a thread of its own (pyroute2 sockets stay in the thread that made them).
 
-    def __init__(self, scopes: list[BridgeScope], out: "queue.Queue[object]") -> None:
+    If the kernel drops events (ENOBUFS: a burst overflowed the socket), the watcher reads the whole
+    table again and reports it as a `LocalMacsSnapshot`, so nothing learned or lost goes unnoticed.
+    """
+
+    name = "fdb-watch"
+
+    def __init__(self, scopes: list[BridgeScope], out: EventQueue) -> None:
+        super().__init__(out)
         self.scopes = scopes
-        self.out = out
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="fdb-watch", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
+    def loop(self) -> None:
+        while not self.stopping.is_set():
+            with IPRoute(rcvbuf=RCVBUF) as ipr:
+                ipr.bind(groups=RTMGRP_NEIGH)
+                self._watch(ipr)  # returns after an overflow: a fresh socket, and a fresh dump
+            if not self.stopping.is_set():
+                with IPRoute() as ipr:
+                    present = dump_local(ipr, self.scopes)
+                self.out.put(LocalMacsSnapshot(frozenset(s.vni for s in self.scopes), frozenset(present)))
 
-    def stop(self) -> None:
-        self._stop.set()
-
-    def _run(self) -> None:
-        with IPRoute() as ipr:
-            ipr.bind(groups=RTMGRP_NEIGH)
-            while not self._stop.is_set():
-                events: list[object] = []
-                for msg in ipr.get():
-                    event = classify_fdb(msg, self.scopes) or classify_neigh(msg, self.scopes)
-                    if event is not None:
-                        events.append(event)
-                if events:
-                    self.out.put(events)
+    def _watch(self, ipr: IPRoute) -> None:
+        while not self.stopping.is_set():
+            try:
+                messages = list(ipr.get())
+            except (NetlinkError, OSError) as exc:
+                if errno.ENOBUFS not in (getattr(exc, "code", None), getattr(exc, "errno", None)):
+                    raise
+                log.warning("event=netlink-overflow worker=%s (events lost; reading the bridges' FDB again)", self.name)
+                return
+            changes: list[LocalMacEvent] = []
+            lost: list[NeighLost] = []
+            for msg in messages:
+                if msg.get("header", {}).get("error") is not None and getattr(msg["header"]["error"], "code", None) == errno.ENOBUFS:
+                    log.warning("event=netlink-overflow worker=%s (events lost; reading the bridges' FDB again)", self.name)
+                    return
+                change = classify_fdb(msg, self.scopes)
+                if change is not None:
+                    changes.append(change)
+                elif (gone := classify_neigh(msg, self.scopes)) is not None:
+                    lost.append(gone)
+            if changes:
+                self.out.put(LocalMacsChanged(tuple(changes)))
+            if lost:
+                self.out.put(NeighboursLost(tuple(lost)))

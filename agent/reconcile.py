@@ -66,6 +66,11 @@ class Reconciler:
         self._last_save = 0.0
         self._unsaved = False
 
+    def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
+        """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""
+        self.devices = tuple(devices)
+        self.bridges = tuple(bridges)
+
     def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True) -> Plan:
         """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from typing import Iterable
 
 import pytest
 from hypothesis import given, settings
@@ -18,26 +17,12 @@ from hypothesis import strategies as st
 
 from agent.config import parse_config
 from agent.desired import RibView
-from agent.entries import FdbEntry, KernelEntry, NeighEntry, describe, entry_sort_key, flood_entry
-from agent.errors import KernelError
+from agent.entries import KernelEntry, NeighEntry, describe, entry_sort_key
 from agent.ledger import Ledger
 from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
-
-def E(device: str, vtep: str) -> FdbEntry:
-    """A flood entry (zero MAC)."""
-    return flood_entry(device, ipaddress.ip_address(vtep))
-
-
-def U(device: str, mac: str, vtep: str) -> FdbEntry:
-    """A unicast MAC entry."""
-    return FdbEntry(device, mac, ipaddress.ip_address(vtep))
-
-
-def N(bridge: str, ip: str, mac: str) -> NeighEntry:
-    """An ARP/ND suppression entry on a bridge."""
-    return NeighEntry(bridge, ipaddress.ip_address(ip), mac)
+from tests.unit.builders import E, FakeKernel, MemoryLedger, N, U
 
 
 A = E("vx100", "10.0.0.2")
@@ -54,71 +39,6 @@ N1 = N("br100", "192.168.1.5", MAC)  # the VM's address, at MAC
 N1B = N("br100", "192.168.1.5", MAC2)  # the same address, now used by another VM
 N2 = N("br100", "2001:db8::5", MAC)
 N3 = N("br200", "192.168.1.5", MAC)
-
-
-class FakeKernel:
-    """The vxlan devices' FDB entries (flood and unicast) and the bridges' neighbour entries, with who made each one."""
-
-    def __init__(self, foreign: Iterable[KernelEntry] = (), agent_made: Iterable[KernelEntry] = ()) -> None:
-        self.table: set[KernelEntry] = set(foreign) | set(agent_made)
-        self.foreign: set[KernelEntry] = set(foreign)
-        self.fail: set[KernelEntry] = set()
-        self.calls: list[tuple[str, KernelEntry]] = []
-        self.reads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
-        self.foreign_removed: list[KernelEntry] = []
-
-    # FdbTable protocol
-    def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
-        devices, bridges = tuple(devices), tuple(bridges)
-        self.reads.append((devices, bridges))
-        return {e for e in self.table if e.device in (bridges if isinstance(e, NeighEntry) else devices)}
-
-    def add(self, entry: KernelEntry) -> bool:
-        self.calls.append(("add", entry))
-        if entry in self.fail:
-            raise KernelError(f"add {describe(entry)}: boom")
-        if entry in self.table:
-            return False
-        self.table.add(entry)
-        return True
-
-    def delete(self, entry: KernelEntry) -> bool:
-        self.calls.append(("del", entry))
-        if entry in self.fail:
-            raise KernelError(f"remove {describe(entry)}: boom")
-        if entry not in self.table:
-            return False
-        if entry in self.foreign:
-            self.foreign_removed.append(entry)
-            self.foreign.discard(entry)
-        self.table.discard(entry)
-        return True
-
-    # what other programs (or an operator) do
-    def someone_adds(self, entry: KernelEntry) -> None:
-        if entry not in self.table:
-            self.table.add(entry)
-            self.foreign.add(entry)
-
-    def someone_deletes(self, entry: KernelEntry) -> None:
-        self.table.discard(entry)
-        self.foreign.discard(entry)
-
-    def ops(self, kind: str) -> list[KernelEntry]:
-        return [e for k, e in self.calls if k == kind]
-
-
-class MemoryLedger:
-    def __init__(self, owned: Iterable[KernelEntry] = ()) -> None:
-        self.stored: set[KernelEntry] = set(owned)
-        self.saves = 0
-
-    def load(self) -> set[KernelEntry]:
-        return set(self.stored)
-
-    def save(self, owned: set[KernelEntry]) -> None:
-        self.stored = set(owned)  # copy: the file does not change when the caller's set does
-        self.saves += 1
 
 
 # -- plan_full ------------------------------------------------------------------------

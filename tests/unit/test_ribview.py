@@ -1,5 +1,5 @@
-"""Unit tests for agent/desired.py: classify() and RibView bookkeeping (flood lists, Type-2 MACs and
-the ARP/ND suppression entries Type-2 routes with an IP ask for)."""
+"""Unit tests for agent/desired.py RibView: flood lists, Type-2 MACs with MAC mobility, local MACs
+competing, the ARP/ND suppression entries, and incremental == from scratch (property)."""
 
 from __future__ import annotations
 
@@ -10,303 +10,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.codec import decode_path, encode_imet
-from agent.config import AgentConfig, parse_config
-from agent.desired import MacOwner, RibView, Verdict, classify
-from agent.entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
+from agent.config import AgentConfig
+from agent.desired import MacOwner, RibView, classify
+from agent.entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry
 from agent.routes import (
-    ENCAP_VXLAN,
-    PMSI_INGRESS_REPLICATION,
     EvpnRoute,
     ImetRoute,
     MacIpRoute,
     PathAttrs,
-    PrefixRoute,
-    RouteDistinguisher,
     RouteEvent,
-    RouteTarget,
 )
 
-ip = ipaddress.ip_address
-OWN = "10.0.0.1"
-
-
-def make_cfg(seed: bool = False, **extra: Any) -> AgentConfig:
-    raw: dict[str, Any] = {
-        "vtep": OWN,
-        "route_target_asn": 65000,
-        "seed_prefix_vteps": seed,
-        "vnis": [
-            {"vni": 100, "device": "vx100", "bridge": "br100"},
-            {"vni": 200, "device": "vx200", "bridge": "br200"},
-        ],
-    }
-    raw.update(extra)
-    return parse_config(raw)
-
-
-CFG = make_cfg()
-SEED_CFG = make_cfg(seed=True)
-
-
-def attrs(next_hop: str = "10.0.0.2", rts: tuple[str, ...] = ("65000:100",), encap: int | None = ENCAP_VXLAN) -> PathAttrs:
-    return PathAttrs(ip(next_hop), frozenset(RouteTarget.parse(r) for r in rts), encap)
-
-
-def imet(vtep: str = "10.0.0.2", vni: int | None = 100, *, rd: str | None = None, etag: int = 0,
-         rts: tuple[str, ...] | None = None, encap: int | None = ENCAP_VXLAN,
-         pmsi_type: int | None = PMSI_INGRESS_REPLICATION) -> ImetRoute:
-    if rts is None:
-        rts = (f"65000:{vni}",) if vni else ()
-    return ImetRoute(
-        rd=RouteDistinguisher.parse(rd or f"{vtep}:{vni or 1}"),
-        ethernet_tag=etag,
-        originator=ip(vtep),
-        attrs=attrs(vtep, rts, encap),
-        pmsi_vni=vni,
-        pmsi_type=pmsi_type,
-    )
-
-
-def prefix(net: str = "10.0.0.5/32", label: int = 100, *, rts: tuple[str, ...] = (), rd: str = "10.0.0.5:1") -> PrefixRoute:
-    return PrefixRoute(RouteDistinguisher.parse(rd), 0, ipaddress.ip_network(net), label, attrs("10.0.0.5", rts))
-
-
-MAC = "aa:bb:cc:dd:ee:ff"
-
-
-def macip(next_hop: str = "10.0.0.2", vni: int | None = 100, *, mac: str = MAC, seq: int | None = None,
-          rd: str | None = None, mac_ip: str | None = None, etag: int = 0,
-          rts: tuple[str, ...] | None = None, encap: int | None = ENCAP_VXLAN) -> MacIpRoute:
-    if rts is None:
-        rts = (f"65000:{vni}",) if vni else ()
-    return MacIpRoute(
-        RouteDistinguisher.parse(rd or f"{next_hop}:1"),
-        etag,
-        mac,
-        ip(mac_ip) if mac_ip else None,
-        vni,
-        PathAttrs(ip(next_hop), frozenset(RouteTarget.parse(r) for r in rts), encap, seq),
-    )
-
-
-def add(route: EvpnRoute) -> RouteEvent:
-    return RouteEvent(route)
-
-
-def withdraw(route: EvpnRoute) -> RouteEvent:
-    return RouteEvent(route, withdrawn=True)
-
-
-def E(device: str, vtep: str) -> FdbEntry:
-    """A flood (BUM) entry."""
-    return flood_entry(device, ip(vtep))
-
-
-def U(device: str, mac: str, vtep: str) -> FdbEntry:
-    """A unicast MAC entry."""
-    return FdbEntry(device, mac, ip(vtep))
-
-
-def N(bridge: str, address: str, mac: str = MAC) -> NeighEntry:
-    """An ARP/ND suppression entry on a bridge."""
-    return NeighEntry(bridge, ip(address), mac)
-
-
-# -- classify --------------------------------------------------------------------------
-
-
-def test_classify_vni_from_pmsi_label() -> None:
-    v = classify(imet(vni=200), CFG)
-    assert v == Verdict(CFG.vni(200), "", ip("10.0.0.2"))
-
-
-def test_classify_pmsi_label_wins_over_ethernet_tag() -> None:
-    v = classify(imet(vni=100, etag=200, rts=()), CFG)
-    assert v.vni is CFG.vni(100)
-
-
-def test_classify_vni_from_ethernet_tag() -> None:
-    v = classify(imet(vni=None, etag=200, rts=()), CFG)
-    assert v.vni is CFG.vni(200)
-    assert v.vtep == ip("10.0.0.2")
-
-
-def test_classify_vni_from_unique_route_target() -> None:
-    v = classify(imet(vni=None, rts=("65000:200", "65099:1")), CFG)
-    assert v.vni is CFG.vni(200)
-
-
-def test_classify_no_vni_and_ambiguous_route_targets() -> None:
-    v = classify(imet(vni=None, rts=("65000:100", "65000:200")), CFG)
-    assert v.vni is None and v.reason == "no single served VNI matches its route targets"
-    assert v.vtep == ip("10.0.0.2")
-
-
-def test_classify_no_vni_and_no_route_targets() -> None:
-    v = classify(imet(vni=None, rts=()), CFG)
-    assert v.vni is None and v.reason == "no single served VNI matches its route targets"
-
-
-def test_classify_route_target_matching_two_vnis_sharing_an_rt() -> None:
-    cfg = parse_config({
-        "vtep": OWN,
-        "vnis": [
-            {"vni": 100, "device": "vx100", "bridge": "b", "route_targets": ["65000:1"]},
-            {"vni": 200, "device": "vx200", "bridge": "b", "route_targets": ["65000:1"]},
-        ],
-    })
-    assert classify(imet(vni=None, rts=("65000:1",)), cfg).vni is None
-    # the VNI carried by the route settles it
-    assert classify(imet(vni=200, rts=("65000:1",)), cfg).vni is cfg.vni(200)
-
-
-def test_classify_carried_vni_not_served() -> None:
-    v = classify(imet(vni=999, rts=("65000:100",)), CFG)
-    assert v.vni is None and v.reason == "VNI 999 not served"
-
-
-def test_classify_carried_vni_not_served_is_not_rescued_by_ethernet_tag() -> None:
-    # The route says its VNI is 999 (PMSI label, RFC 8365 5.1.3). classify's contract is
-    # "PMSI label ..., *else* a non-zero Ethernet tag": the tag is a fallback for routes that
-    # carry no VNI. Programming this VTEP into VNI 100 would send VNI-100 BUM traffic to a VTEP
-    # that asked for VNI 999.
-    v = classify(imet(vni=999, etag=100, rts=()), CFG)
-    assert v.vni is None
-    assert v.reason == "VNI 999 not served"
-
-
-def test_classify_route_target_not_imported() -> None:
-    v = classify(imet(vni=100, rts=("65000:200",)), CFG)
-    assert v.vni is None
-    assert v.reason == "route targets 65000:200 not imported by VNI 100"
-    assert v.vtep == ip("10.0.0.2")
-
-
-def test_classify_not_imported_reason_lists_sorted_rts() -> None:
-    v = classify(imet(vni=100, rts=("65001:9", "65000:200")), CFG)
-    assert v.reason == "route targets 65000:200,65001:9 not imported by VNI 100"
-
-
-def test_classify_one_imported_rt_among_others_is_enough() -> None:
-    assert classify(imet(vni=100, rts=("65000:100", "65099:5")), CFG).vni is CFG.vni(100)
-
-
-def test_classify_route_without_rts_matched_by_vni_alone() -> None:
-    assert classify(imet(vni=100, rts=()), CFG).vni is CFG.vni(100)
-
-
-def test_classify_own_route() -> None:
-    v = classify(imet(vtep=OWN, vni=100), CFG)
-    assert v == Verdict(None, "own route", ip(OWN))
-
-
-def test_classify_own_route_even_if_otherwise_invalid_vni() -> None:
-    assert classify(imet(vtep=OWN, vni=999), CFG).reason == "own route"
-
-
-@pytest.mark.parametrize("encap", [0, 1, 7, 10, 13])
-def test_classify_non_vxlan_encapsulation(encap: int) -> None:
-    v = classify(imet(vni=100, encap=encap), CFG)
-    assert v.vni is None and v.reason == f"encapsulation {encap} is not VXLAN"
-
-
-def test_classify_missing_encapsulation_is_accepted() -> None:
-    assert classify(imet(vni=100, encap=None), CFG).vni is CFG.vni(100)
-
-
-@pytest.mark.parametrize("pmsi_type", [0, 3, 5, 7])
-def test_classify_non_ingress_replication_pmsi(pmsi_type: int) -> None:
-    v = classify(imet(vni=100, pmsi_type=pmsi_type), CFG)
-    assert v.vni is None and "is not ingress replication" in v.reason
-
-
-def test_classify_imet_without_pmsi_attribute() -> None:
-    assert classify(imet(vni=None, pmsi_type=None, rts=("65000:100",)), CFG).vni is CFG.vni(100)
-
-
-@pytest.mark.parametrize("vtep", ["0.0.0.0", "127.0.0.1", "224.0.0.5", "239.1.1.1", "2001:db8::1", "::"])
-def test_classify_unusable_vtep(vtep: str) -> None:
-    route = ImetRoute(RouteDistinguisher.parse("10.0.0.2:100"), 0, ip(vtep), attrs("10.0.0.2"), 100, 6)
-    v = classify(route, CFG)
-    assert v.vni is None and "is not a usable unicast IPv4 address" in v.reason
-
-
-def test_classify_type5_disabled() -> None:
-    v = classify(prefix(), CFG)
-    assert v.vni is None and v.reason == "type-5 route (seed VTEP form not enabled)"
-
-
-def test_classify_type5_host_route() -> None:
-    v = classify(prefix("10.0.0.5/32", 200), SEED_CFG)
-    assert v.vni is SEED_CFG.vni(200)
-    assert v.vtep == ip("10.0.0.5")
-
-
-@pytest.mark.parametrize("net", ["10.0.0.0/24", "10.0.0.4/31", "0.0.0.0/0"])
-def test_classify_type5_only_host_routes(net: str) -> None:
-    v = classify(prefix(net), SEED_CFG)
-    assert v.vni is None and v.reason == f"type-5 prefix {ipaddress.ip_network(net)} is not a host route"
-
-
-def test_classify_type5_ipv6_host_route_is_not_a_vtep() -> None:
-    v = classify(prefix("2001:db8::5/128"), SEED_CFG)
-    assert v.vni is None and "not a usable unicast IPv4" in v.reason
-
-
-def test_classify_type5_own_vtep() -> None:
-    assert classify(prefix(f"{OWN}/32"), SEED_CFG).reason == "own route"
-
-
-def test_classify_type5_label_zero_single_vni_defaults_to_it() -> None:
-    cfg = parse_config({"vtep": OWN, "route_target_asn": 65000, "seed_prefix_vteps": True,
-                        "vnis": [{"vni": 100, "device": "vx100", "bridge": "br"}]})
-    assert classify(prefix(label=0), cfg).vni is cfg.vni(100)
-
-
-def test_classify_type5_label_zero_several_vnis_uses_route_targets() -> None:
-    assert classify(prefix(label=0), SEED_CFG).vni is None
-    assert classify(prefix(label=0, rts=("65000:200",)), SEED_CFG).vni is SEED_CFG.vni(200)
-
-
-def test_classify_type5_label_not_served() -> None:
-    assert classify(prefix(label=999), SEED_CFG).reason == "VNI 999 not served"
-
-
-def test_classify_macip_uses_next_hop_and_label() -> None:
-    v = classify(macip("10.0.0.7", 200), CFG)
-    assert v.vni is CFG.vni(200) and v.vtep == ip("10.0.0.7")
-
-
-def test_classify_macip_label_wins_over_ethernet_tag() -> None:
-    assert classify(macip(vni=100, etag=200, rts=()), CFG).vni is CFG.vni(100)
-    v = classify(macip(vni=999, etag=100, rts=()), CFG)
-    assert v.vni is None and v.reason == "VNI 999 not served"
-
-
-def test_classify_macip_without_label_uses_ethernet_tag_then_route_targets() -> None:
-    assert classify(macip(vni=None, etag=200, rts=()), CFG).vni is CFG.vni(200)
-    assert classify(macip(vni=None, rts=("65000:200",)), CFG).vni is CFG.vni(200)
-
-
-def test_classify_macip_own_next_hop() -> None:
-    assert classify(macip(OWN, 100), CFG).reason == "own route"
-
-
-def test_classify_macip_non_vxlan_encapsulation() -> None:
-    assert classify(macip(vni=100, encap=10), CFG).reason == "encapsulation 10 is not VXLAN"
-
-
-def test_classify_decoded_remote_imet() -> None:
-    # end to end through the real codec: a remote host's advertisement is accepted ...
-    remote = encode_imet(RouteDistinguisher.parse("10.0.0.2:100"), ip("10.0.0.2"), 100, [RouteTarget.parse("65000:100")])
-    event = decode_path(remote)
-    assert event is not None
-    assert classify(event.route, CFG).vni is CFG.vni(100)
-    # ... and our own advertisement is recognised as such
-    own = decode_path(encode_imet(CFG.vnis[0].rd, CFG.vtep, 100, CFG.vnis[0].export_rts))
-    assert own is not None and classify(own.route, CFG).reason == "own route"
-
+from tests.unit.builders import IP1, MAC2, CFG, MAC, OWN, SEED_CFG, E, N, U, add, imet, macip, make_cfg, prefix, withdraw
 
 # -- RibView ---------------------------------------------------------------------------
 
@@ -502,18 +217,6 @@ def test_desired_returns_a_copy() -> None:
     snapshot = rib.desired()
     snapshot.clear()
     assert rib.desired() == {E("vx100", "10.0.0.2")}
-
-
-# -- FdbEntry -------------------------------------------------------------------------------
-
-
-def test_flood_entry_helper_and_is_flood() -> None:
-    entry = flood_entry("vx100", ip("10.0.0.2"))
-    assert entry == FdbEntry("vx100", ZERO_MAC, ip("10.0.0.2"))
-    assert entry.mac == "00:00:00:00:00:00"
-    assert entry.is_flood
-    assert not U("vx100", MAC, "10.0.0.2").is_flood
-    assert sorted([U("vx100", MAC, "10.0.0.2"), E("vx100", "10.0.0.2")]) == [E("vx100", "10.0.0.2"), U("vx100", MAC, "10.0.0.2")]
 
 
 # -- RibView: Type-2 MAC/IP routes and MAC mobility (RFC 7432 15.1) ----------------------------
@@ -786,8 +489,6 @@ def test_remote_macs_lists_only_remote_winners() -> None:
 
 # -- RibView: Type-2 routes with an IP (ARP/ND suppression) ---------------------------------------
 
-IP1 = "192.168.1.5"
-MAC2 = "aa:bb:cc:dd:ee:02"
 
 
 def test_type2_with_ip_yields_fdb_and_neighbour_entry() -> None:
@@ -1037,52 +738,6 @@ def test_reannouncing_an_unchanged_route_keeps_the_neighbour_entry() -> None:
     assert rib.desired() == before
 
 
-# -- entry_sort_key ---------------------------------------------------------------------------------
-
-
-def test_entry_sort_key_orders_mixed_entries() -> None:
-    entries: list[KernelEntry] = [
-        N("br100", "2001:db8::1"),
-        N("br100", "192.168.0.10"),
-        N("br100", "192.168.0.9", MAC2),
-        N("br100", "192.168.0.9", MAC),
-        N("br099", "192.168.0.200"),
-        U("vx100", MAC, "10.0.0.10"),
-        U("vx100", MAC, "10.0.0.9"),
-        U("vx100", MAC, "2001:db8::9"),
-        E("vx100", "10.0.0.10"),
-        E("vx100", "10.0.0.9"),
-        E("vx099", "10.0.0.200"),
-    ]
-    assert sorted(entries, key=entry_sort_key) == [
-        # FDB entries first: by device, MAC (the zero MAC first), then VTEP numerically (IPv4 before IPv6)
-        E("vx099", "10.0.0.200"),
-        E("vx100", "10.0.0.9"),
-        E("vx100", "10.0.0.10"),
-        U("vx100", MAC, "10.0.0.9"),
-        U("vx100", MAC, "10.0.0.10"),
-        U("vx100", MAC, "2001:db8::9"),
-        # then neighbour entries: by bridge, then IP numerically (IPv4 before IPv6), then MAC
-        N("br099", "192.168.0.200"),
-        N("br100", "192.168.0.9", MAC2),  # aa:bb:cc:dd:ee:02
-        N("br100", "192.168.0.9", MAC),  # aa:bb:cc:dd:ee:ff
-        N("br100", "192.168.0.10"),
-        N("br100", "2001:db8::1"),
-    ]
-
-
-def test_entry_sort_key_is_a_total_order_on_distinct_entries() -> None:
-    entries = [E("vx100", "10.0.0.2"), U("vx100", MAC, "10.0.0.2"), N("br100", "10.0.0.2"), N("br100", "::a"), U("vx100", MAC, "::2")]
-    keys = [entry_sort_key(e) for e in entries]
-    assert len(set(keys)) == len(entries)
-
-
-def test_neigh_entry_is_hashable_and_compares_by_value() -> None:
-    assert N("br100", IP1) == NeighEntry("br100", ipaddress.IPv4Address(IP1), MAC)
-    assert len({N("br100", IP1), N("br100", IP1), N("br100", IP1, MAC2)}) == 2
-    assert N("br100", IP1) != U("br100", MAC, IP1)
-
-
 # -- property: incremental == from scratch -------------------------------------------------
 
 _VTEPS = ["10.0.0.2", "10.0.0.3", OWN]
@@ -1275,3 +930,4 @@ def test_ribview_incremental_matches_from_scratch(steps: list, seed: bool) -> No
     rib.replace(add(r) for r in live.values())
     assert rib.desired() == oracle.expected(rib)
     assert len(rib) == len(fresh)
+

@@ -1,0 +1,173 @@
+"""Unit tests for agent/service.py: the session loop with an in-memory gobgpd and kernel.
+
+The doubles: FakeGobgp (a RouteSink and watch stream the test drives), FakeKernel/MemoryLedger
+from builders. The Agent, RIB view, learning, advertiser and reconciler are the real ones; no
+worker threads are started (the test puts their events on the queue itself).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Callable, Iterator
+
+import pytest
+
+from agent.errors import AgentFailure, GobgpRefused, GobgpUnavailable
+from agent.events import LocalMacsChanged, WorkerFailed
+from agent.localmacs import LocalMac, LocalMacEvent
+from agent.routes import EvpnRoute, MacIpRoute, RouteEvent
+from agent.service import Agent
+
+from tests.unit.builders import CFG, E, FakeKernel, U, add, imet, macip, withdraw
+
+VM = LocalMac(100, "02:00:00:00:00:01")
+
+
+class FakeGobgp:
+    """A gobgpd: the test feeds `stream`; the agent's add/delete calls are recorded."""
+
+    def __init__(self, table: list[RouteEvent], refuse_deletes: bool = False) -> None:
+        self.stream: queue.Queue[list[RouteEvent] | None] = queue.Queue()
+        self.stream.put(table)
+        self.calls: list[tuple[str, EvpnRoute]] = []
+        self.refuse_deletes = refuse_deletes
+        self.closed = False
+
+    def wait_ready(self, timeout: float) -> None:
+        pass
+
+    def close(self) -> None:
+        self.closed = True
+        self.stream.put(None)
+
+    def list_peers(self) -> list[tuple[str, int, str]]:
+        return [("10.0.0.100", 65000, "ESTABLISHED")]
+
+    def add_route(self, route: EvpnRoute) -> None:
+        self.calls.append(("add", route))
+
+    def delete_route(self, route: EvpnRoute) -> None:
+        self.calls.append(("del", route))
+        if self.refuse_deletes:
+            raise GobgpRefused("DeletePath failed: INVALID_ARGUMENT: invalid MAC mobility sequence number")
+
+    def watch_routes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        while (events := self.stream.get()) is not None:
+            yield events, []
+        raise GobgpUnavailable("closed")
+
+
+class FakeIpr:
+    def fdb(self, *_: object, **__: object) -> list[object]:
+        return []
+
+
+class Kernel(FakeKernel):
+    """FakeKernel plus the device queries the agent makes at start-up."""
+
+    ipr = FakeIpr()
+
+    def ifindex(self, device: str) -> int | None:
+        return {"vx100": 11, "br100": 10, "vx200": 21, "br200": 20}.get(device)
+
+    def forget_devices(self) -> None:
+        pass
+
+    def set_neigh_suppress(self, device: str, on: bool = True) -> None:
+        pass
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Running:
+    def __init__(self, agent: Agent) -> None:
+        self.agent = agent
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.agent.run()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            self.error = exc
+
+    def __enter__(self) -> "Running":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.agent.stop_event.set()
+        self.thread.join(5)
+
+
+def make_agent(gobgp: FakeGobgp, kernel: Kernel | None = None) -> tuple[Agent, Kernel]:
+    kernel = kernel or Kernel()
+    agent = Agent(CFG, kernel, client_factory=lambda _: gobgp, worker_factory=lambda *_: [])  # type: ignore[arg-type,return-value]
+    return agent, kernel
+
+
+def test_initial_table_programs_the_kernel_and_advertises_our_vtep() -> None:
+    gobgp = FakeGobgp([add(imet("10.0.0.2", 100)), add(macip("10.0.0.2", mac="02:00:00:00:00:22", seq=1))])
+    agent, kernel = make_agent(gobgp)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        assert kernel.table == {E("vx100", "10.0.0.2"), U("vx100", "02:00:00:00:00:22", "10.0.0.2")}
+        advertised = {r.key for op, r in gobgp.calls if op == "add"}
+        assert {r.key for r in (imet("10.0.0.1", 100, rd="10.0.0.1:100"), imet("10.0.0.1", 200, rd="10.0.0.1:200"))} <= advertised
+        gobgp.stream.put([withdraw(imet("10.0.0.2", 100))])
+        wait_for("flood entry removed", lambda: E("vx100", "10.0.0.2") not in kernel.table)
+
+
+def test_a_local_mac_is_advertised_outbidding_a_remote_claim() -> None:
+    gobgp = FakeGobgp([add(macip("10.0.0.2", mac=VM.mac, seq=4))])
+    agent, kernel = make_agent(gobgp)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        agent.events.put(LocalMacsChanged((LocalMacEvent(VM, True),)))
+        wait_for("MAC route", lambda: any(isinstance(r, MacIpRoute) and r.mac == VM.mac for _, r in gobgp.calls))
+        route = next(r for _, r in gobgp.calls if isinstance(r, MacIpRoute) and r.mac == VM.mac)
+        assert route.attrs.mac_mobility_seq == 5
+        wait_for("remote entry replaced by the local MAC", lambda: U("vx100", VM.mac, "10.0.0.2") not in kernel.table)
+
+
+def test_a_refused_withdrawal_does_not_end_the_session() -> None:
+    gobgp = FakeGobgp([], refuse_deletes=True)
+    agent, _ = make_agent(gobgp)
+    with Running(agent) as running:
+        wait_for("ready", lambda: agent.health.ready)
+        agent.events.put(LocalMacsChanged((LocalMacEvent(VM, True),)))
+        agent.events.put(LocalMacsChanged((LocalMacEvent(VM, False),)))
+        wait_for("refusal counted", lambda: agent.advertiser.refused == 1)
+        time.sleep(0.2)
+        assert agent.health.connected and agent.health.reconnects == 0 and running.error is None
+
+
+def test_a_dead_worker_ends_the_agent_not_ready() -> None:
+    gobgp = FakeGobgp([])
+    agent, _ = make_agent(gobgp)
+    with Running(agent) as running:
+        wait_for("ready", lambda: agent.health.ready)
+        agent.events.put(WorkerFailed("fdb-watch", "ENOBUFS"))
+        running.thread.join(5)
+        assert isinstance(running.error, AgentFailure) and "fdb-watch" in str(running.error)
+        assert not agent.health.ready
+
+
+@pytest.mark.parametrize("seq", [0xFFFFFFFF])
+def test_a_remote_claim_at_the_top_of_the_sequence_range_does_not_crash(seq: int) -> None:
+    gobgp = FakeGobgp([add(macip("10.0.0.2", mac=VM.mac, seq=seq))])
+    agent, _ = make_agent(gobgp)
+    with Running(agent) as running:
+        wait_for("ready", lambda: agent.health.ready)
+        agent.events.put(LocalMacsChanged((LocalMacEvent(VM, True),)))
+        wait_for("frozen", lambda: VM in agent.table.frozen)
+        assert running.error is None and agent.health.connected
