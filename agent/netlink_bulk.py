@@ -446,11 +446,11 @@ def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
                 pos += (nla_len + 3) & ~3
             records.append(NeighRecord(family, ifindex, mac, dst, ndm_flags, state, vni, master))
         elif msg_type == NLMSG_ERROR:
-            if length < _HDR_LEN + 4 + _HDR_LEN:
+            if length < _HDR_LEN + 4:
                 raise NetlinkFormatError(f"NLMSG_ERROR too short ({length} bytes) at offset {offset}")
             code = -_ERRNO.unpack_from(data, offset + _HDR_LEN)[0]
             message = None
-            if msg_flags & NLM_F_ACK_TLVS:
+            if msg_flags & NLM_F_ACK_TLVS and length >= _HDR_LEN + 4 + _HDR_LEN:
                 if msg_flags & NLM_F_CAPPED:
                     tlv = offset + _HDR_LEN + 4 + _HDR_LEN
                 else:
