@@ -17,6 +17,9 @@ from .routes import EvpnRoute, RouteEvent
 log = logging.getLogger("evpn.agent.gobgp")
 
 # gRPC codes that mean "no gobgpd to talk to" (the session is over); any other is a refusal of one request
+WATCH_BATCH = 2000  # paths per watch message at most
+TABLE_TIMEOUT = 300.0  # seconds to read a whole table (100k routes take a few)
+MAX_MESSAGE = 64 * 1024 * 1024  # bytes: a defence; table reads are streamed and batched anyway
 _CONNECTION_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
 
@@ -24,7 +27,7 @@ class GobgpClient:
     def __init__(self, address: str, timeout: float = 5.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address)
+        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
         self._stub = gobgp_grpc.GobgpApiStub(self._channel)
 
     def close(self) -> None:
@@ -61,22 +64,6 @@ class GobgpClient:
         except grpc.RpcError as exc:
             raise GobgpUnavailable(f"gobgpd at {self.address}: ListPath failed: {exc.code().name}") from exc
 
-    def watch_best(self) -> Iterator[list[gobgp.Path]]:
-        """Best-path changes; the first item is the whole table at subscription time (init)."""
-        table = gobgp.WatchEventRequest.Table(
-            filters=[gobgp.WatchEventRequest.Table.Filter(type=gobgp.WatchEventRequest.Table.Filter.BEST, init=True)]
-        )
-        stream = self._stub.WatchEvent(gobgp.WatchEventRequest(table=table))
-        try:
-            for rsp in stream:
-                if rsp.HasField("table"):
-                    yield list(rsp.table.paths)
-        except grpc.RpcError as exc:
-            raise GobgpUnavailable(f"gobgpd at {self.address}: watch ended: {exc.code().name}") from exc
-        finally:
-            stream.cancel()
-        raise GobgpUnavailable(f"gobgpd at {self.address}: watch stream closed")
-
     # -- routes as the agent models them (protobuf stays in this module and codec.py) --------
 
     def add_route(self, route: EvpnRoute) -> None:
@@ -85,10 +72,45 @@ class GobgpClient:
     def delete_route(self, route: EvpnRoute) -> None:
         self.delete_path(encode_route(route))
 
-    def watch_routes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
-        """Decoded best-path changes (events, malformed-path errors); the first item is the whole table."""
-        for paths in self.watch_best():
-            yield decode_paths(paths)
+    def watch_routes(self, on_subscribed: Callable[[], None] = lambda: None) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        """Decoded best-path changes (events, malformed-path errors) from now on, at most WATCH_BATCH
+        paths per message. `on_subscribed` is called once gobgpd has registered the watch (its
+        END_OF_INIT of the peer states, sent only when there is at least one neighbor): from then on no
+        change is missed, so a table read after it (list_routes) plus this stream is complete."""
+        request = gobgp.WatchEventRequest(
+            peer=gobgp.WatchEventRequest.Peer(),
+            table=gobgp.WatchEventRequest.Table(filters=[gobgp.WatchEventRequest.Table.Filter(type=gobgp.WatchEventRequest.Table.Filter.BEST)]),
+            batch_size=WATCH_BATCH,
+        )
+        stream = self._stub.WatchEvent(request)
+        end_of_init = gobgp.WatchEventResponse.PeerEvent.END_OF_INIT
+        try:
+            for rsp in stream:
+                if rsp.HasField("peer"):
+                    if rsp.peer.type == end_of_init:
+                        on_subscribed()
+                elif rsp.HasField("table"):
+                    yield decode_paths(rsp.table.paths)
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: watch ended: {exc.code().name}") from exc
+        finally:
+            stream.cancel()
+        raise GobgpUnavailable(f"gobgpd at {self.address}: watch stream closed")
+
+    def list_routes(self) -> tuple[list[RouteEvent], list[str]]:
+        """The whole EVPN best-path table, decoded. gobgpd streams it one destination per message, so
+        no message grows with the table (one message of the whole table broke gRPC's 4 MiB limit)."""
+        request = gobgp.ListPathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY)
+        events: list[RouteEvent] = []
+        errors: list[str] = []
+        try:
+            for rsp in self._stub.ListPath(request, timeout=TABLE_TIMEOUT):
+                found, failed = decode_paths(p for p in rsp.destination.paths if p.best)
+                events += found
+                errors += failed
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: ListPath failed: {exc.code().name}") from exc
+        return events, errors
 
     def _call(self, name: str, method: Callable[..., Any], request: Any) -> Any:
         try:

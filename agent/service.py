@@ -1,7 +1,8 @@
 """The agent's session loop: connect to gobgpd, load the table, then apply batches of events.
 
-Producers feed one typed queue (events.py): the gobgpd watch (remote routes, decoded in its
-thread), the bridge FDB watcher and the ARP/ND snooper (local VMs). The main thread drains the
+A session starts the gobgpd watch, waits until gobgpd confirms it, then reads the whole table
+(streamed); changes from then on arrive through the watch. Producers feed one typed queue
+(events.py): the gobgpd watch (remote routes, decoded in its thread), the bridge FDB watcher and the ARP/ND snooper (local VMs). The main thread drains the
 queue in batches and hands each batch to the RIB view (remote routes -> desired entries), to
 local learning (VM MACs/IPs -> our routes), and to the reconciler (desired -> kernel).
 
@@ -53,6 +54,7 @@ from .worker import Worker
 log = logging.getLogger("evpn.agent")
 
 STATE_WRITE_INTERVAL = 0.5  # seconds: status and ownership files are rewritten at most this often
+WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
 @dataclass
@@ -242,9 +244,13 @@ class Agent:
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
-        reader = threading.Thread(target=self._read_stream, args=(client, session), name="gobgp-watch", daemon=True)
+        subscribed = threading.Event()
+        reader = threading.Thread(target=self._read_stream, args=(client, session, subscribed.set), name="gobgp-watch", daemon=True)
         reader.start()
-        table = self._initial_table(session)
+        if not subscribed.wait(WATCH_SETUP_TIMEOUT):
+            log.warning("event=watch-unconfirmed waited=%.0fs (gobgpd sends no confirmation without neighbors)", WATCH_SETUP_TIMEOUT)
+        events, errors = client.list_routes()  # changes after the watch started follow on the queue
+        table = RoutesChanged(session, events, errors)
         self.health.connected = True
         backoff.reset()
         self._count_malformed(table.errors)
@@ -272,26 +278,6 @@ class Agent:
             self._maybe_resync()
             if self.events.empty():
                 self._flush_state()
-
-    def _initial_table(self, session: int) -> RoutesChanged:
-        """The first table event of this session's watch is the whole RIB (gobgp's init=true)."""
-        deadline = self.clock() + 10.0
-        waiting: list[AgentEvent] = []
-        try:
-            while (left := deadline - self.clock()) > 0:
-                item = self.events.get(left)
-                if isinstance(item, RoutesChanged) and item.session == session:
-                    return item
-                if isinstance(item, WatchEnded) and item.session == session:
-                    raise item.error
-                if isinstance(item, WorkerFailed):
-                    raise AgentFailure(f"worker {item.worker} died: {item.error}")
-                if item is not None and not isinstance(item, (RoutesChanged, WatchEnded)):
-                    waiting.append(item)  # local events wait for the table
-        finally:
-            for item in waiting:
-                self.events.put(item)
-        raise GobgpUnavailable("no initial table from gobgpd within 10s")
 
     def _process(self, batch: Batch) -> None:
         if batch.failed is not None:
@@ -362,9 +348,9 @@ class Agent:
             self.health.malformed_routes += 1
             log.warning("event=route-malformed error=%r", error)
 
-    def _read_stream(self, client: GobgpClient, session: int) -> None:
+    def _read_stream(self, client: GobgpClient, session: int, subscribed: Callable[[], None]) -> None:
         try:
-            for events, errors in client.watch_routes():
+            for events, errors in client.watch_routes(subscribed):
                 self.events.put(RoutesChanged(session, events, errors))
                 if self.stop_event.is_set():
                     return

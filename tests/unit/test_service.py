@@ -30,7 +30,7 @@ class FakeGobgp:
 
     def __init__(self, table: list[RouteEvent], refuse_deletes: bool = False) -> None:
         self.stream: queue.Queue[list[RouteEvent] | None] = queue.Queue()
-        self.stream.put(table)
+        self.table = table
         self.calls: list[tuple[str, EvpnRoute]] = []
         self.refuse_deletes = refuse_deletes
         self.closed = False
@@ -53,7 +53,11 @@ class FakeGobgp:
         if self.refuse_deletes:
             raise GobgpRefused("DeletePath failed: INVALID_ARGUMENT: invalid MAC mobility sequence number")
 
-    def watch_routes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+    def list_routes(self) -> tuple[list[RouteEvent], list[str]]:
+        return list(self.table), []
+
+    def watch_routes(self, on_subscribed: Callable[[], None]) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        on_subscribed()
         while (events := self.stream.get()) is not None:
             yield events, []
         raise GobgpUnavailable("closed")
