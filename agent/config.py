@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import yaml
 
+from .addresses import IPNetwork
 from .routes import MAX_VNI, RouteDistinguisher, RouteError, RouteTarget, is_number
 
 _IFNAME_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,15}$")
@@ -30,6 +31,7 @@ class VniConfig:
     rd: RouteDistinguisher
     import_rts: frozenset[RouteTarget]
     export_rts: tuple[RouteTarget, ...]
+    subnets: tuple[IPNetwork, ...] = ()  # the VMs' subnets: addresses outside are refused (empty: any)
 
 
 @dataclass(frozen=True)
@@ -61,7 +63,7 @@ _TOP_KEYS = {
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
     "dad_max_moves", "dad_window",
 }
-_VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets"}
+_VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets", "subnets"}
 
 
 def _require(mapping: Mapping[str, Any], key: str, where: str) -> Any:
@@ -119,7 +121,25 @@ def _vni_config(raw: Any, index: int, vtep: ipaddress.IPv4Address, rt_asn: int |
         exports = _rts(raw["export_rts"], f"{where}.export_rts") if "export_rts" in raw else default
     else:
         raise ConfigError(f"{where}: no route targets: set route_target_asn (RT = ASN:VNI) or import_rts/export_rts")
-    return VniConfig(vni, names["device"], names["bridge"], rd, frozenset(imports), tuple(exports))
+    return VniConfig(vni, names["device"], names["bridge"], rd, frozenset(imports), tuple(exports),
+                     _subnets(raw.get("subnets", []), f"{where}.subnets"))
+
+
+def _subnets(values: Any, where: str) -> tuple[IPNetwork, ...]:
+    if isinstance(values, str):
+        values = [values]
+    if not isinstance(values, list):
+        raise ConfigError(f"{where}: expected a list of prefixes like ['192.168.100.0/24']")
+    nets = []
+    for value in values:
+        try:
+            net = ipaddress.ip_network(str(value), strict=True)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {value!r} is not a network prefix ({exc})") from exc
+        if net.is_multicast or net.is_loopback or net.is_unspecified or net.is_link_local:
+            raise ConfigError(f"{where}: {net} cannot hold VM addresses (multicast, loopback or link-local)")
+        nets.append(net)
+    return tuple(nets)
 
 
 def parse_config(raw: Mapping[str, Any]) -> AgentConfig:

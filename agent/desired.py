@@ -24,6 +24,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Union
 
+from .addresses import host_ip_problem, vtep_problem
 from .config import AgentConfig, VniConfig
 from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
 from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
@@ -74,8 +75,8 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
         return Verdict(None, f"unsupported route {type(route).__name__}")
     if vtep == cfg.vtep:
         return Verdict(None, "own route", vtep)
-    if vtep.version != 4 or vtep.is_unspecified or vtep.is_multicast or vtep.is_loopback:
-        return Verdict(None, f"VTEP {vtep} is not a usable unicast IPv4 address", vtep)
+    if (problem := vtep_problem(vtep)) is not None:
+        return Verdict(None, f"VTEP {vtep} is not a usable unicast IPv4 address: {problem}", vtep)
     number = carried if carried is not None else (route.ethernet_tag or None)
     served = cfg.vni(number) if number is not None else None
     if served is not None:
@@ -90,6 +91,8 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
     if route.attrs.route_targets and not (vni.import_rts & route.attrs.route_targets):
         rts = ",".join(sorted(map(str, route.attrs.route_targets)))
         return Verdict(None, f"route targets {rts} not imported by VNI {vni.vni}", vtep)
+    if isinstance(route, MacIpRoute) and route.ip is not None and (problem := host_ip_problem(route.ip, vni.subnets)) is not None:
+        return Verdict(None, f"type-2 IP {route.ip} is not a VM address: {problem}", vtep)
     return Verdict(vni, "", vtep)
 
 
@@ -145,7 +148,18 @@ class LocalKey(NamedTuple):
     kind: str = "local"
 
 
-RouteKey = tuple  # a route's own key (routes.py), or a LocalKey
+class LocalIpKey(NamedTuple):
+    """The key under which an address of a local VM claims its neighbour slot."""
+
+    bridge: str
+    ip: str
+    kind: str = "local-ip"
+
+
+LOCAL_IP_RANK = Rank(-(1 << 40), -1)  # beats every remote claim: sequences are 32-bit, VTEPs >= 0
+IGNORED_REASONS_MAX = 64
+
+RouteKey = tuple  # a route's own key (routes.py), a LocalKey or a LocalIpKey
 
 
 @dataclass(frozen=True)
@@ -176,7 +190,7 @@ class RibView:
         verdict = classify(route, self.cfg)
         if verdict.vni is None:
             if verdict.reason != "own route":
-                self.ignored[verdict.reason] += 1
+                self._count_ignored(verdict.reason)
                 log.info("event=route-ignored route=%s reason=%r", route.key, verdict.reason)
             return []
         assert verdict.vtep is not None
@@ -239,6 +253,22 @@ class RibView:
             self._insert(key, found, touched)
         return touched
 
+    def _count_ignored(self, reason: str) -> None:
+        """Count an ignored route by reason; distinct reasons are bounded (hostile routes cannot grow it)."""
+        if reason not in self.ignored and len(self.ignored) >= IGNORED_REASONS_MAX - 1:
+            reason = "other reasons"
+        self.ignored[reason] += 1
+
+    def set_local_ip(self, bridge: str, ip: IPAddress, local: bool) -> set[KernelEntry]:
+        """Mark `ip` as used by a VM on this host (False: no longer): while it is, no remote claim on it
+        becomes a neighbour entry, so this host never answers ARP/ND for its own VM with a remote MAC."""
+        touched: set[KernelEntry] = set()
+        key = LocalIpKey(bridge, str(ip))
+        self._remove(key, touched)
+        if local:
+            self._insert(key, [(NeighSlot(bridge, str(ip)), Claim(LOCAL_IP_RANK, None))], touched)
+        return touched
+
     def set_local(self, device: str, mac: str, sequence: int | None) -> set[KernelEntry]:
         """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
         touched: set[KernelEntry] = set()
@@ -250,7 +280,7 @@ class RibView:
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
-        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, LocalKey)}
+        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, (LocalKey, LocalIpKey))}
         self._route_slots.clear()
         self._slots.clear()
         self._winner.clear()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Iterable
 
+from .addresses import host_ip_problem
 from .advertiser import Advertiser
 from .config import AgentConfig
 from .desired import RibView
@@ -29,6 +30,7 @@ class LocalLearning:
         self.rib = rib
         self.advertiser = advertiser
         self.table = table
+        self.ignored_ips = 0  # snooped addresses a VM may not have
 
     def reconfigure(self, cfg: AgentConfig, rib: RibView) -> None:
         """Serve a new config with a fresh RIB view; the local MACs that stay compete in it again."""
@@ -36,6 +38,7 @@ class LocalLearning:
         self.advertiser.cfg = cfg
         for mac, seq in self.table.sequences.items():
             self.rib.set_local(self._device(mac), mac.mac, seq)
+            self._local_ips(mac, True)
 
     def _device(self, mac: LocalMac) -> str:
         served = self.cfg.vni(mac.vni)
@@ -47,6 +50,7 @@ class LocalLearning:
         for mac in sorted(macs):
             if self.cfg.vni(mac.vni) is not None and self.table.adopt(mac):
                 self.rib.set_local(self._device(mac), mac.mac, 0)
+                self._local_ips(mac, True)
 
     def macs_changed(self, changes: Iterable[LocalMacEvent]) -> set[KernelEntry]:
         touched: set[KernelEntry] = set()
@@ -59,7 +63,7 @@ class LocalLearning:
                 learned = self.table.arrived(mac, self.rib.highest_remote_sequence(device, mac.mac))
                 if learned is None:
                     continue
-                touched |= self.rib.set_local(device, mac.mac, learned.sequence)
+                touched |= self.rib.set_local(device, mac.mac, learned.sequence) | self._local_ips(mac, True)
                 ips = self.table.ips_of(mac)
                 log.info("event=local-mac-learned vni=%d mac=%s seq=%d ips=%s", mac.vni, mac.mac, learned.sequence,
                          ",".join(map(str, ips)) or "-")
@@ -68,7 +72,7 @@ class LocalLearning:
                 forgotten = self.table.left(mac)
                 if forgotten is None:
                     continue
-                touched |= self.rib.set_local(device, mac.mac, None)
+                touched |= self.rib.set_local(device, mac.mac, None) | self._local_ips(mac, False)
                 log.info("event=local-mac-gone vni=%d mac=%s", mac.vni, mac.mac)
                 self.advertiser.announce(mac, forgotten.sequence, self.table.ips_of(mac), withdraw=True)
         return touched
@@ -84,10 +88,17 @@ class LocalLearning:
             log.info("event=local-macs-resynced learned=%d gone=%d", len(now - known), len(known - now))
         return self.macs_changed(changes)
 
-    def ips_seen(self, seen: Iterable[IpSeen]) -> None:
-        """A VM used an address: bind it to its MAC and, if the MAC is local, advertise MAC/IP."""
+    def ips_seen(self, seen: Iterable[IpSeen]) -> set[KernelEntry]:
+        """A VM used an address: bind it to its MAC and, if the MAC is local, advertise MAC/IP.
+        Addresses a VM may not have (outside the network's subnets, broadcast, multicast...) are ignored."""
+        touched: set[KernelEntry] = set()
         for item in seen:
-            if self.cfg.vni(item.vni) is None:
+            served = self.cfg.vni(item.vni)
+            if served is None:
+                continue
+            if (problem := host_ip_problem(item.ip, served.subnets)) is not None:
+                self.ignored_ips += 1
+                log.info("event=local-ip-ignored vni=%d mac=%s ip=%s reason=%r", item.vni, item.mac, item.ip, problem)
                 continue
             rebound = self.table.bind_ip(item.vni, item.mac, item.ip)
             if rebound is None:
@@ -96,9 +107,20 @@ class LocalLearning:
             if previous is not None and (old_seq := self.table.sequence(previous)) is not None:
                 self.advertiser.announce_ip(previous, old_seq, item.ip, withdraw=True)
             seq = self.table.sequence(rebound.mac)
+            touched |= self.rib.set_local_ip(served.bridge, item.ip, seq is not None)
             if seq is not None:
                 log.info("event=local-ip-learned vni=%d mac=%s ip=%s", item.vni, item.mac, item.ip)
                 self.advertiser.announce_ip(rebound.mac, seq, item.ip)
+        return touched
+
+    def _local_ips(self, mac: LocalMac, local: bool) -> set[KernelEntry]:
+        """The addresses of `mac` claim (or stop claiming) their neighbour slots as local."""
+        served = self.cfg.vni(mac.vni)
+        assert served is not None
+        touched: set[KernelEntry] = set()
+        for ip in self.table.ips_of(mac):
+            touched |= self.rib.set_local_ip(served.bridge, ip, local)
+        return touched
 
     def remote_claims(self, events: Iterable[RouteEvent]) -> None:
         """Remote claims on MACs that are local here. A winning claim (higher sequence) counts as a move;

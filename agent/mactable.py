@@ -63,6 +63,8 @@ class LocalMacTable:
     ip_owner: dict[tuple[int, IPAddress], LocalMac] = field(default_factory=dict)
     moves: dict[LocalMac, deque[float]] = field(default_factory=dict)
     frozen: dict[LocalMac, float] = field(default_factory=dict)  # MAC -> when it was frozen
+    ip_moves: dict[tuple[int, IPAddress], deque[float]] = field(default_factory=dict)
+    frozen_ips: dict[tuple[int, IPAddress], float] = field(default_factory=dict)  # (VNI, IP) -> when it was frozen
 
     # -- MACs -------------------------------------------------------------------------------
 
@@ -146,17 +148,34 @@ class LocalMacTable:
     # -- IPs --------------------------------------------------------------------------------
 
     def bind_ip(self, vni: int, mac: str, ip: IPAddress) -> IpRebound | None:
-        """VM `mac` was seen using `ip`. None if that binding is known already."""
+        """VM `mac` was seen using `ip`. None if that binding is known already, or if the address is
+        frozen: it changed MAC more than `max_moves` times in `window` (duplicate address detection
+        for IPs, as FRR does; two VMs fighting over one address, or one spoofing another)."""
         owner = LocalMac(vni, mac)
         previous = self.ip_owner.get((vni, ip))
-        if previous == owner:
+        if previous == owner or (vni, ip) in self.frozen_ips:
             return None
         if previous is not None:
-            self.ips.get(previous, set()).discard(ip)
             log.info("event=ip-moved vni=%d ip=%s from=%s to=%s", vni, ip, previous.mac, mac)
+            if self._record_ip_move(vni, ip):
+                return None
+            self.ips.get(previous, set()).discard(ip)
         self.ip_owner[(vni, ip)] = owner
         self.ips.setdefault(owner, set()).add(ip)
         return IpRebound(vni, ip, owner, previous)
+
+    def _record_ip_move(self, vni: int, ip: IPAddress) -> bool:
+        now = self.clock()
+        history = self.ip_moves.setdefault((vni, ip), deque())
+        history.append(now)
+        while history and now - history[0] > self.window:
+            history.popleft()
+        if len(history) > self.max_moves:
+            self.frozen_ips[(vni, ip)] = now
+            log.warning("event=ip-duplicate-frozen vni=%d ip=%s moves=%d window=%.0fs (kept with its current MAC)",
+                        vni, ip, len(history), self.window)
+            return True
+        return False
 
     # -- VNIs -------------------------------------------------------------------------------
 

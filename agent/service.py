@@ -286,7 +286,7 @@ class Agent:
         touched = self.rib.apply(batch.routes) | self._kernel_lost(batch.lost)
         self.learning.remote_claims(batch.routes)
         try:
-            self.learning.ips_seen(batch.seen)  # first: a MAC learned in this batch is announced with its addresses
+            touched |= self.learning.ips_seen(batch.seen)  # first: a MAC learned in this batch is announced with its addresses
             touched |= self.learning.macs_changed(batch.local)
             for snapshot in batch.snapshots:
                 touched |= self.learning.snapshot(snapshot.vnis, snapshot.present)
@@ -363,7 +363,8 @@ class Agent:
 
     def status(self) -> dict[str, object]:
         self.health.stale_pending = self.stale_pending_since is not None
-        return build_status(self.cfg, self.health, self.rib, self.table, self.reconciler, self.advertiser.refused)
+        return build_status(self.cfg, self.health, self.rib, self.table, self.reconciler, self.advertiser.refused,
+                            self.learning.ignored_ips)
 
     def _flush_state(self) -> None:
         self.reconciler.flush()

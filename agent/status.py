@@ -30,7 +30,7 @@ class Health:
 
 
 def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacTable, reconciler: Reconciler,
-                 refused: int = 0) -> dict[str, object]:
+                 refused: int = 0, ignored_local_ips: int = 0) -> dict[str, object]:
     detailed = rib.desired_count() <= DETAIL_LIMIT and len(table) <= DETAIL_LIMIT
     macs = sorted(table.sequences.items())
     tables: dict[str, object] = {
@@ -41,6 +41,7 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "local_ips": {f"{m.vni}/{m.mac}": [str(ip) for ip in table.ips_of(m)] for m, _ in macs if table.ips.get(m)}
         if detailed else "omitted",
         "frozen_macs": sorted(f"{m.vni}/{m.mac}" for m in table.frozen),
+        "frozen_ips": sorted(f"{vni}/{ip}" for vni, ip in table.frozen_ips),
     }
     return tables | {
         "name": cfg.name,
@@ -57,6 +58,7 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "kernel_errors": reconciler.errors,
         "malformed_routes": health.malformed_routes,
         "refused_requests": refused,
+        "ignored_local_ips": ignored_local_ips,
         "ignored_routes": dict(rib.ignored),
         "updated": time.time(),
     }

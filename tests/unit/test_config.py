@@ -356,3 +356,14 @@ def test_explicit_rd_out_of_range_is_a_config_error(rd: str) -> None:
     # accepted today, then encode_imet fails (protobuf "Value out of range") or gobgp truncates
     # the number when the agent advertises its Type-3 route
     assert error_of(with_vni(rd=rd)).startswith("vnis[0].rd:")
+
+
+def test_vni_subnets_are_parsed_and_checked() -> None:
+    base = {"vtep": "10.0.0.1", "route_target_asn": 65000}
+    cfg = parse_config(base | {"vnis": [{"vni": 100, "device": "vx100", "bridge": "br0", "subnets": ["192.168.100.0/24", "2001:db8::/64"]}]})
+    assert [str(n) for n in cfg.vnis[0].subnets] == ["192.168.100.0/24", "2001:db8::/64"]
+    assert parse_config(base | {"vnis": [{"vni": 100, "device": "vx100", "bridge": "br0"}]}).vnis[0].subnets == ()
+    for bad, why in (("192.168.100.1/24", "not a network prefix"), ("224.0.0.0/4", "cannot hold VM addresses"),
+                     ("banana", "not a network prefix"), ("169.254.0.0/16", "cannot hold VM addresses")):
+        with pytest.raises(ConfigError, match=rf"vnis\[0\]\.subnets: .*{why}"):
+            parse_config(base | {"vnis": [{"vni": 100, "device": "vx100", "bridge": "br0", "subnets": [bad]}]})
