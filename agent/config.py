@@ -48,6 +48,8 @@ class AgentConfig:
     stale_timeout: float = 30.0  # ... or this long after (re)connecting, whatever the sessions do
     dad_max_moves: int = 5  # duplicate address detection (as FRR): more than this many moves of one MAC ...
     dad_window: float = 180.0  # ... within this many seconds freezes it (no more updates from this host)
+    mac_limit_per_port: int = 64  # local MACs learned behind one bridge port at most (a MAC flood stops here)
+    mac_limit_per_vni: int = 8192  # local MACs learned in one VNI at most
     name: str = field(default="evpn-agent")
 
     def vni(self, vni: int) -> VniConfig | None:
@@ -61,7 +63,7 @@ class AgentConfig:
 _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
-    "dad_max_moves", "dad_window",
+    "dad_max_moves", "dad_window", "mac_limit_per_port", "mac_limit_per_vni",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets", "subnets"}
 
@@ -184,8 +186,15 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
     window = raw.get("dad_window", 180.0)
     if not isinstance(window, (int, float)) or isinstance(window, bool) or window <= 0:
         raise ConfigError(f"config.dad_window: {window!r} must be a positive number of seconds")
+    limits = {}
+    for key, default in (("mac_limit_per_port", 64), ("mac_limit_per_vni", 8192)):
+        value = raw.get(key, default)
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ConfigError(f"config.{key}: {value!r} must be a positive integer")
+        limits[key] = value
     return AgentConfig(
         dad_max_moves=moves,
+        **limits,
         dad_window=float(window),
         vtep=vtep,
         vnis=vnis,

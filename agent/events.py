@@ -49,7 +49,7 @@ class LocalMacsSnapshot:
     """Every local MAC of the VNIs in `vnis`, read again after netlink events were lost."""
 
     vnis: frozenset[int]
-    present: frozenset[LocalMac]
+    present: dict[LocalMac, int]  # MAC -> the bridge port it sits behind
 
 
 @dataclass(frozen=True, slots=True)

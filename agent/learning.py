@@ -9,7 +9,7 @@ Type-2 routes.
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .addresses import host_ip_problem
 from .advertiser import Advertiser
@@ -45,10 +45,10 @@ class LocalLearning:
         assert served is not None
         return served.device
 
-    def adopt(self, macs: Iterable[LocalMac]) -> None:
-        """MACs found in the bridges at start-up: local, sequence 0 until the table says otherwise."""
+    def adopt(self, macs: Mapping[LocalMac, int]) -> None:
+        """MACs found in the bridges at start-up (MAC -> port): local, sequence 0 until the table says otherwise."""
         for mac in sorted(macs):
-            if self.cfg.vni(mac.vni) is not None and self.table.adopt(mac):
+            if self.cfg.vni(mac.vni) is not None and self.table.adopt(mac, 0, macs[mac]):
                 self.rib.set_local(self._device(mac), mac.mac, 0)
                 self._local_ips(mac, True)
 
@@ -60,7 +60,7 @@ class LocalLearning:
                 continue  # from a watcher of a VNI no longer served
             device = self._device(mac)
             if change.present:
-                learned = self.table.arrived(mac, self.rib.highest_remote_sequence(device, mac.mac))
+                learned = self.table.arrived(mac, self.rib.highest_remote_sequence(device, mac.mac), change.port)
                 if learned is None:
                     continue
                 touched |= self.rib.set_local(device, mac.mac, learned.sequence) | self._local_ips(mac, True)
@@ -77,13 +77,14 @@ class LocalLearning:
                 self.advertiser.announce(mac, forgotten.sequence, self.table.ips_of(mac), withdraw=True)
         return touched
 
-    def snapshot(self, vnis: Iterable[int], present: Iterable[LocalMac]) -> set[KernelEntry]:
-        """A full read of the bridges (after lost netlink events): learn what is new, forget what left."""
+    def snapshot(self, vnis: Iterable[int], present: Mapping[LocalMac, int]) -> set[KernelEntry]:
+        """A full read of the bridges (after lost netlink events, MAC -> port): learn what is new,
+        forget what left."""
         scope = set(vnis)
         now = set(present)
         known = {m for m in self.table.sequences if m.vni in scope}
         changes = [LocalMacEvent(m, False) for m in sorted(known - now)]
-        changes += [LocalMacEvent(m, True) for m in sorted(now - known)]
+        changes += [LocalMacEvent(m, True, present[m]) for m in sorted(now - known)]
         if changes:
             log.info("event=local-macs-resynced learned=%d gone=%d", len(now - known), len(known - now))
         return self.macs_changed(changes)

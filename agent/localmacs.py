@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from socket import AF_BRIDGE, AF_INET, AF_INET6
 import errno
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable
 
 from pyroute2 import IPRoute
@@ -36,6 +36,7 @@ class LocalMac:
 class LocalMacEvent:
     mac: LocalMac
     present: bool
+    port: int = field(default=0, compare=False)  # ifindex of the bridge port it sits behind (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -84,15 +85,16 @@ def classify_fdb(msg: object, scopes: Iterable[BridgeScope]) -> LocalMacEvent | 
         return LocalMacEvent(local, present=False)
     if (get("flags") or 0) & (NTF_SELF | NTF_EXT_LEARNED) or (get("state") or 0) & NUD_PERMANENT:
         return None  # a port's own address, or an entry a control plane installed
-    return LocalMacEvent(local, present=get("event") == "RTM_NEWNEIGH")
+    return LocalMacEvent(local, present=get("event") == "RTM_NEWNEIGH", port=get("ifindex") or 0)
 
 
-def dump_local(ipr: IPRoute, scopes: list[BridgeScope]) -> set[LocalMac]:
-    found: set[LocalMac] = set()
+def dump_local(ipr: IPRoute, scopes: list[BridgeScope]) -> dict[LocalMac, int]:
+    """Every local MAC behind the served bridges, with the port (ifindex) it sits behind."""
+    found: dict[LocalMac, int] = {}
     for msg in ipr.fdb("dump"):
         event = classify_fdb(msg, scopes)
         if event is not None and event.present:
-            found.add(event.mac)
+            found[event.mac] = event.port
     return found
 
 
@@ -117,7 +119,7 @@ class LocalMacWatcher(Worker):
             if not self.stopping.is_set():
                 with IPRoute() as ipr:
                     present = dump_local(ipr, self.scopes)
-                self.out.put(LocalMacsSnapshot(frozenset(s.vni for s in self.scopes), frozenset(present)))
+                self.out.put(LocalMacsSnapshot(frozenset(s.vni for s in self.scopes), present))
 
     def _watch(self, ipr: IPRoute) -> None:
         while not self.stopping.is_set():

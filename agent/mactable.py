@@ -7,13 +7,16 @@
 - A remote claim at the top of the 32-bit sequence range cannot be outbid: the MAC is frozen
   here rather than advertised with a sequence that would wrap to 0 and lose.
 - Each IP a VM uses is bound to one MAC; a second MAC claiming it takes it over (the caller
-  withdraws the old MAC/IP route).
+  withdraws the old MAC/IP route); an IP that changes MAC too often is frozen like a MAC.
+- At most `max_per_port` MACs behind one bridge port and `max_per_vni` in one VNI are learned:
+  a VM that sends from thousands of source MACs gets the first few advertised, the rest are
+  counted (`limited`) and logged, never turned into routes on every host of the fabric.
 """
 
 from __future__ import annotations
 
 import logging
-from collections import deque
+from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -58,6 +61,8 @@ class LocalMacTable:
     max_moves: int = 5
     window: float = 180.0
     clock: Callable[[], float] = field(default=lambda: 0.0)
+    max_per_port: int = 64
+    max_per_vni: int = 8192
     sequences: dict[LocalMac, int] = field(default_factory=dict)  # local MAC -> advertised sequence
     ips: dict[LocalMac, set[IPAddress]] = field(default_factory=dict)  # addresses each MAC was seen using
     ip_owner: dict[tuple[int, IPAddress], LocalMac] = field(default_factory=dict)
@@ -65,6 +70,10 @@ class LocalMacTable:
     frozen: dict[LocalMac, float] = field(default_factory=dict)  # MAC -> when it was frozen
     ip_moves: dict[tuple[int, IPAddress], deque[float]] = field(default_factory=dict)
     frozen_ips: dict[tuple[int, IPAddress], float] = field(default_factory=dict)  # (VNI, IP) -> when it was frozen
+    ports: dict[LocalMac, int] = field(default_factory=dict)  # local MAC -> bridge port ifindex (0: unknown)
+    per_port: Counter[tuple[int, int]] = field(default_factory=Counter)  # (VNI, port) -> local MACs
+    per_vni: Counter[int] = field(default_factory=Counter)
+    limited: int = 0  # MACs not learned because a limit was reached
 
     # -- MACs -------------------------------------------------------------------------------
 
@@ -81,17 +90,21 @@ class LocalMacTable:
         """The addresses of `mac`, in a stable order."""
         return sorted(self.ips.get(mac, ()), key=lambda ip: (ip.version, int(ip)))
 
-    def adopt(self, mac: LocalMac, sequence: int = 0) -> bool:
-        """A MAC found at start-up (bridge dump): local, no move. False if it was known already."""
-        if mac in self.sequences:
+    def adopt(self, mac: LocalMac, sequence: int = 0, port: int = 0) -> bool:
+        """A MAC found at start-up (bridge dump): local, no move. False if it was known already
+        (or over a limit)."""
+        if mac in self.sequences or not self._admit(mac, port):
             return False
-        self.sequences[mac] = sequence
+        self._add(mac, sequence, port)
         return True
 
-    def arrived(self, mac: LocalMac, remote_sequence: int | None) -> Learned | None:
-        """`mac` appeared behind this host's bridge; `remote_sequence` is the highest sequence other
-        VTEPs advertise for it (None: nobody). None: nothing to advertise (known, frozen, or frozen now)."""
+    def arrived(self, mac: LocalMac, remote_sequence: int | None, port: int = 0) -> Learned | None:
+        """`mac` appeared behind this host's bridge (on `port`); `remote_sequence` is the highest sequence
+        other VTEPs advertise for it (None: nobody). None: nothing to advertise (known, frozen, frozen
+        now, or over a limit)."""
         if mac in self.frozen or mac in self.sequences:
+            return None
+        if not self._admit(mac, port):
             return None
         if remote_sequence is not None and self.record_move(mac, "arrived here"):
             return None
@@ -99,14 +112,43 @@ class LocalMacTable:
         if sequence is None:
             self._freeze(mac, f"a remote claim carries the highest sequence number {MAX_SEQUENCE}")
             return None
-        self.sequences[mac] = sequence
+        self._add(mac, sequence, port)
         return Learned(mac, sequence)
 
     def left(self, mac: LocalMac) -> Forgotten | None:
         """`mac` is no longer behind this host's bridge."""
         if mac in self.frozen or mac not in self.sequences:
             return None
-        return Forgotten(mac, self.sequences.pop(mac))
+        return Forgotten(mac, self._remove(mac))
+
+    def _admit(self, mac: LocalMac, port: int) -> bool:
+        over = None
+        if self.per_vni[mac.vni] >= self.max_per_vni:
+            over = f"per-VNI limit {self.max_per_vni}"
+        elif port and self.per_port[(mac.vni, port)] >= self.max_per_port:
+            over = f"per-port limit {self.max_per_port}"
+        if over is None:
+            return True
+        self.limited += 1
+        if self.limited == 1 or self.limited % 1000 == 0:  # a flood must not flood the log too
+            log.warning("event=mac-limit-reached vni=%d mac=%s port=%d limit=%r not_learned_total=%d",
+                        mac.vni, mac.mac, port, over, self.limited)
+        return False
+
+    def _add(self, mac: LocalMac, sequence: int, port: int) -> None:
+        self.sequences[mac] = sequence
+        self.ports[mac] = port
+        self.per_vni[mac.vni] += 1
+        if port:
+            self.per_port[(mac.vni, port)] += 1
+
+    def _remove(self, mac: LocalMac) -> int:
+        sequence = self.sequences.pop(mac)
+        port = self.ports.pop(mac, 0)
+        self.per_vni[mac.vni] -= 1
+        if port:
+            self.per_port[(mac.vni, port)] -= 1
+        return sequence
 
     def resequence(self, mac: LocalMac, own_advertised: int, remote_sequence: int | None) -> int | None:
         """After (re)connecting: keep the sequence we advertised before, or outbid a remote claim.
@@ -181,7 +223,7 @@ class LocalMacTable:
 
     def drop_vnis(self, kept: set[int]) -> list[Forgotten]:
         """Forget every MAC and IP of VNIs not in `kept`; the MACs that were advertised are returned."""
-        gone = [Forgotten(m, self.sequences.pop(m)) for m in sorted(self.sequences) if m.vni not in kept]
+        gone = [Forgotten(m, self._remove(m)) for m in sorted(self.sequences) if m.vni not in kept]
         for mac in [m for m in self.ips if m.vni not in kept]:
             for ip in self.ips.pop(mac):
                 self.ip_owner.pop((mac.vni, ip), None)

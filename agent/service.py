@@ -133,7 +133,7 @@ class Agent:
         self.rib = RibView(cfg)
         self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis],
                                      save_interval=STATE_WRITE_INTERVAL)
-        self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock)
+        self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock, cfg.mac_limit_per_port, cfg.mac_limit_per_vni)
         self.advertiser = Advertiser(cfg)
         self.learning = LocalLearning(cfg, self.rib, self.advertiser, self.table)
         self.events = EventQueue()

@@ -59,6 +59,7 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "malformed_routes": health.malformed_routes,
         "refused_requests": refused,
         "ignored_local_ips": ignored_local_ips,
+        "macs_over_limit": table.limited,
         "ignored_routes": dict(rib.ignored),
         "updated": time.time(),
     }

@@ -172,3 +172,8 @@ def test_message_without_flags_or_state_fields() -> None:
 
 def test_scopes_may_be_a_one_shot_iterable() -> None:
     assert classify_fdb(fdb_msg(ifindex=VM2, master=BR200), iter(SCOPES)) == LocalMacEvent(LocalMac(200, MAC), present=True)
+
+
+def test_event_carries_the_port_it_was_learned_on() -> None:
+    event = classify_fdb(fdb_msg(ifindex=VM1), SCOPES)
+    assert event is not None and event.port == VM1

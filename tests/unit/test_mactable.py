@@ -155,3 +155,21 @@ def test_drop_vnis_returns_advertised_macs_and_forgets_ips() -> None:
     assert t.drop_vnis({100}) == [Forgotten(other, 3)]
     assert other not in t and t.ips_of(other) == [] and (200, IP) not in t.ip_owner
     assert VM in t
+
+
+def test_per_port_limit_stops_a_mac_flood_and_counts_it() -> None:
+    t = LocalMacTable(max_per_port=3, max_per_vni=100)
+    learned = [t.arrived(LocalMac(100, f"02:00:00:00:01:{i:02x}"), None, port=7) for i in range(10)]
+    assert sum(1 for x in learned if x is not None) == 3 and t.limited == 7
+    assert t.arrived(LocalMac(100, "02:00:00:00:02:01"), None, port=8) is not None  # another port is fine
+    t.left(LocalMac(100, "02:00:00:00:01:00"))
+    assert t.arrived(LocalMac(100, "02:00:00:00:01:09"), None, port=7) is not None  # room again
+
+
+def test_per_vni_limit_and_adopt_respects_limits() -> None:
+    t = LocalMacTable(max_per_port=100, max_per_vni=2)
+    assert t.adopt(LocalMac(100, "02:00:00:00:00:01"), 0, 5)
+    assert t.adopt(LocalMac(100, "02:00:00:00:00:02"), 0, 6)
+    assert not t.adopt(LocalMac(100, "02:00:00:00:00:03"), 0, 7)
+    assert t.arrived(LocalMac(200, "02:00:00:00:00:03"), None, 7) is not None  # another VNI
+    assert t.drop_vnis({200}) and t.per_vni[100] == 0 and t.arrived(LocalMac(100, "02:00:00:00:00:09"), None, 5)
