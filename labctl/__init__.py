@@ -1,12 +1,25 @@
 """labctl: build a BGP-EVPN/VXLAN lab in network namespaces and prove it with real traffic.
 
-Where things live:
-- topology.py   the topology YAML, validated into dataclasses (no side effects)
-- plan.py       names, addresses and daemon configs derived from a topology (no side effects)
-- netns.py      namespaces, links, addresses, bridges, vxlan (pyroute2)
-- daemons.py    starting/stopping gobgpd and the agent, by PID
-- state.py      what a running lab is made of, under /run/evpn-lab/<lab>/
-- lab.py        up / down / kill / revive / apply, with rollback
-- verify.py     the checks of `labctl verify`, each with its evidence
-- cli.py        the click commands
+Where things live (pure modules first, then the ones with side effects):
+- errors.py        LabError / TopologyError: one actionable line each, printed by the CLI
+- topology.py      the topology file, validated into dataclasses; editing returns a new, validated Topology
+- plan.py          what a topology becomes: the naming scheme (stated once, in its docstring), addresses,
+                   file names, BGP neighbours, daemon configs
+- bgp.py           one BGP neighbour, rendered as gobgpd TOML, a gobgp protobuf Peer and FRR config lines
+- state.py         what a running lab is made of, under /run/evpn-lab/<lab>/state.json
+- netns.py         netlink primitives: namespaces, links, addresses, bridges, vxlan (pyroute2, via setns)
+- daemons.py       starting/stopping processes inside namespaces, by PID only
+- build.py         wiring a lab from its plan: namespaces, uplinks, bridges, vxlan devices, VM ports
+- nodes/           hypervisor kinds, one module each, loaded by name (base.py: the protocol;
+                   gobgpd.py: gobgpd for controller and hosts; gobgp_agent.py: gobgpd + evpn-agent; frr.py: FRR)
+- interrupts.py    SIGINT/SIGTERM noted by the CLI, acted on at safe points (then rolled back)
+- lab.py           up / down / kill / revive / apply, with rollback; `Lab.adopt` is the one way a lab changes
+- networks.py      attach / detach a VM on a running lab
+- migrate.py       move a VM between hypervisors, measuring the outage
+- observe.py       READING a lab: RIBs, FDBs, neighbour tables, sessions, VM probes, waiting (`poll`
+                   returns the last observation); nothing in it judges
+- capture.py       packet captures and raw frames inside namespaces
+- verify.py        JUDGING: the checks of `labctl verify`, each with its evidence, from what observe read
+- status.py        `labctl status` tables, from what observe read
+- cli.py           the click commands; errors become one line and an exit code here
 """

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 import click
-import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -31,7 +30,7 @@ def clean_errors(func: F) -> F:
     """Turn LabError (and Ctrl-C) into one line and an exit code, never a traceback."""
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .lab import INTERRUPT, Interrupted
+        from .interrupts import INTERRUPT, Interrupted
 
         def on_signal(signum: int, _frame: object) -> None:
             INTERRUPT.signal = signum  # acted on at the next safe point (then rolled back)
@@ -69,11 +68,6 @@ def resolve_lab(lab: str | None) -> str:
     raise LabError(f"several labs are running ({', '.join(running)}): name one with --lab")
 
 
-def _load_document(path: Path) -> tuple[Any, dict[str, Any]]:
-    topo = load_topology(path)
-    return topo, yaml.safe_load(path.read_text())
-
-
 lab_option = click.option("--lab", "lab_name", help="lab name (default: the only running lab)")
 
 
@@ -104,14 +98,14 @@ def up(topology: Path) -> None:
     """Build the lab of TOPOLOGY and wait until BGP and every agent have converged."""
     from .lab import Lab
 
-    topo, document = _load_document(topology)
+    topo = load_topology(topology)
     start = time.monotonic()
     with console.status("starting") as status:
         def progress(message: str) -> None:
             console.print(f"  [dim]{time.monotonic() - start:5.1f}s[/dim] {message}", highlight=False)
             status.update(message)
 
-        lab = Lab.up(topo, document, str(topology), progress)
+        lab = Lab.up(topo, str(topology), progress)
     console.print(f"[green]lab {lab.topo.lab} is up[/green] in {time.monotonic() - start:.1f}s: "
                   f"{len(topo.hosts)} hypervisors, {len(topo.vms())} VMs; try 'labctl verify'")
 
@@ -136,9 +130,9 @@ def apply(topology: Path, lab_name: str | None) -> None:
     """Add the hypervisors TOPOLOGY has and the running lab lacks (no change on the others)."""
     from .lab import Lab
 
-    topo, document = _load_document(topology)
+    topo = load_topology(topology)
     lab = Lab.open(lab_name or topo.lab)
-    added = lab.apply(topo, document, lambda m: console.print(f"  {m}", highlight=False))
+    added = lab.apply(topo, lambda m: console.print(f"  {m}", highlight=False))
     console.print(f"added {len(added)} hypervisors: {', '.join(h.name for h in added) or 'none'}")
 
 
@@ -150,7 +144,7 @@ def apply(topology: Path, lab_name: str | None) -> None:
 def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
     """A hypervisor dies: daemons killed, uplink down. Waits until the survivors' RIB and FDB forget it."""
     from .lab import Lab
-    from .verify import wait_forgotten
+    from .observe import wait_forgotten
 
     lab = Lab.open(resolve_lab(lab_name))
     killed_at = time.monotonic()
@@ -277,9 +271,9 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None) ->
 @clean_errors
 def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> None:
     """Show the daemons' logs (all nodes, or one)."""
-    from .plan import RUN_ROOT
+    from .plan import lab_dir
 
-    base = RUN_ROOT / resolve_lab(lab_name)
+    base = lab_dir(resolve_lab(lab_name))
     files = sorted(base.glob(f"{node or '*'}/**/*.log"))
     if not files:
         raise LabError(f"no logs for {node or 'any node'} under {base}")
@@ -294,14 +288,10 @@ def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> No
 @clean_errors
 def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
     """Run a vtysh command on an FRR hypervisor, e.g. labctl vtysh evpn-3 show evpn mac vni all."""
-    from . import frr
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))
-    node = lab._host(host)
-    if not node.is_frr:
-        raise LabError(f"{host} does not run FRR (evpn-agent rib shows an agent host's routes)")
-    console.print(frr.vtysh(lab.plan, node, " ".join(command)), highlight=False, soft_wrap=True)
+    console.print(lab.node(host).vtysh(" ".join(command)), highlight=False, soft_wrap=True)
 
 
 @main.command(name="exec", context_settings={"ignore_unknown_options": True})
@@ -312,9 +302,10 @@ def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
 def exec_(node: str, command: tuple[str, ...], lab_name: str | None) -> None:
     """Run COMMAND inside NODE's namespace (a hypervisor, 'controller', 'underlay' or a VM name)."""
     from . import netns
+    from .plan import namespace_name
 
     lab = resolve_lab(lab_name)
-    candidates = [node, f"{lab}-{node}"]
+    candidates = [node, namespace_name(lab, node)]
     ns_name = next((c for c in candidates if c in netns.list_namespaces()), None)
     if ns_name is None:
         raise LabError(f"no node {node!r} in lab {lab}")

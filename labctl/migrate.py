@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 import re
 import signal
 import subprocess
 import time
 from dataclasses import dataclass
 
-from . import netns
+from . import build
 from .capture import arp_frame, send_frames
 from .errors import LabError
 from .lab import Lab
-from .topology import Host, Vm, parse_topology
+from .topology import Host, Vm
 
 PING_INTERVAL = 0.01
 _REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
@@ -26,14 +25,6 @@ class Outage:
     received: int
 
 
-def find_vm(lab: Lab, name: str) -> tuple[Host, Vm]:
-    short = name.removeprefix(f"{lab.topo.lab}-")
-    for host, vm in lab.topo.vms(attached_only=False):
-        if vm.name == short:
-            return host, vm
-    raise LabError(f"no VM {name!r} in lab {lab.topo.lab}")
-
-
 def gratuitous_arp(lab: Lab, vm: Vm) -> None:
     """What a hypervisor makes a VM do after migration: announce its MAC/IP to the segment."""
     send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)))
@@ -41,8 +32,8 @@ def gratuitous_arp(lab: Lab, vm: Vm) -> None:
 
 def move(lab: Lab, vm_name: str, target_name: str) -> tuple[Host, Host, Vm]:
     """Detach the VM's port from its hypervisor, plug it into `target`, and let it announce itself."""
-    source, vm = find_vm(lab, vm_name)
-    target = lab._host(target_name)
+    source, vm = lab.vm(vm_name)
+    target = lab.host(target_name)
     if target.name in lab.state.down_hosts:
         raise LabError(f"{target.name} is down")
     if target.name == source.name:
@@ -50,20 +41,10 @@ def move(lab: Lab, vm_name: str, target_name: str) -> tuple[Host, Host, Vm]:
     network = lab.topo.network(vm.network)
     if network not in lab.plan.host_networks(target):
         raise LabError(f"{target.name} has no bridge for network {network.name}")
-    document = copy.deepcopy(lab.state.topology)
-    hosts = {h["name"]: h for h in document["hosts"]}  # type: ignore[index, union-attr]
-    entry = next(v for v in hosts[source.name]["vms"] if v["name"] == vm.name)
-    hosts[source.name]["vms"].remove(entry)
-    hosts[target.name].setdefault("vms", []).append(entry)
-    new_topo = parse_topology(document, lab.state.source)
-    vm_ns, port = lab.plan.vm_ns(vm), f"p-{vm.name}"
-    netns.delete_link(source.name, port)  # the VM's eth0 goes with it: the VM is paused
-    netns.veth(target.name, port, vm_ns, "eth0", mac_b=vm.mac)
-    netns.enslave(target.name, port, network.bridge)
-    netns.address(vm_ns, "eth0", f"{vm.ip}/{network.subnet.prefixlen}")
-    lab.state.topology = document
-    lab.state.save()
-    lab.topo, lab.plan = new_topo, type(lab.plan)(new_topo)
+    moved = lab.topo.with_vm_moved(vm.name, target.name)
+    build.unplug_vm(lab.plan, source, vm)  # the VM is paused
+    build.plug_vm(lab.plan, target, vm, network)
+    lab.adopt(moved)
     gratuitous_arp(lab, vm)
     return source, target, vm
 
@@ -99,7 +80,7 @@ def watcher_for(lab: Lab, vm: Vm, exclude: set[str]) -> Vm:
 
 
 def move_measured(lab: Lab, vm_name: str, target_name: str, settle: float = 1.0) -> tuple[Outage, Host, Host, Vm]:
-    source, vm = find_vm(lab, vm_name)
+    source, vm = lab.vm(vm_name)
     watcher = watcher_for(lab, vm, {source.name, target_name})
     pinger = Pinger(lab, watcher, str(vm.ip))
     time.sleep(0.5)

@@ -12,8 +12,6 @@ from typing import Iterator
 from pyroute2 import IPRoute, netns
 from pyroute2.netlink.exceptions import NetlinkError
 
-from agent.kernel import open_iproute
-
 from .errors import LabError
 
 log = logging.getLogger("evpn.labctl.netns")
@@ -49,8 +47,13 @@ def pids(name: str) -> list[int]:
 
 @contextlib.contextmanager
 def ns(name: str) -> Iterator[IPRoute]:
-    """A netlink socket inside namespace `name` (made via setns: no forked helper, see open_iproute)."""
-    ip = open_iproute(name)
+    """A netlink socket inside namespace `name`, made while this thread is switched into it (setns).
+
+    pyroute2's own netns= option forks a helper process, which can deadlock a process that also runs
+    gRPC threads (labctl's checks and the tests do).
+    """
+    with inside(name):
+        ip = IPRoute()
     try:
         yield ip
     finally:

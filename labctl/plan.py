@@ -1,6 +1,21 @@
-"""Everything a lab is made of, derived from its topology: names, addresses, daemon configs.
+"""Everything a lab is made of, derived from its topology: names, addresses, files, BGP neighbours, configs.
 
 Pure: no side effects, so what `up` will build can be tested without root.
+
+The naming scheme, stated once (nothing else in labctl builds one of these names):
+
+    namespaces   <lab>-underlay (the router), <lab>-controller, each hypervisor (its topology name,
+                 <lab>-<suffix>), <lab>-<vm> per VM
+    interfaces   uplink: a node's end of its /30 to the router; r-<suffix>: the router's end of it;
+                 p-<vm>: a VM's port on its hypervisor's bridge; eth0: the VM's end of that port
+    devices      br<i>: the bridge of the i-th network (unless the topology names it); vxlan<VNI>
+    files        /run/evpn-lab/<lab>/state.json: what the lab is made of (state.py)
+                 /run/evpn-lab/<lab>/<node>/: gobgpd.toml, gobgpd.sock, gobgpd.log, agent.yaml,
+                 agent.log, agent.status.json, agent.owned.json, frr/ (FRR's configs, sockets, logs)
+                 /run/evpn-lab/<lab>.failed/: the logs of an `up` that rolled back
+
+The topology module asks this one for its default bridge names and for the names a topology may not
+take; this module imports the topology's types for annotations only.
 """
 
 from __future__ import annotations
@@ -8,14 +23,106 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from .topology import Host, Network, Topology, Vm
+from .bgp import Neighbor
+
+if TYPE_CHECKING:
+    from .topology import Host, Network, Topology, Vm
 
 GOBGP_API = "127.0.0.1:50051"  # inside each namespace: its own loopback
 UPLINK = "uplink"
+VM_IFNAME = "eth0"
 UNDERLAY_MTU = 9000  # a fabric with jumbo frames: VMs keep 1500 under VXLAN's 50 bytes
 RUN_ROOT = Path("/run/evpn-lab")
 EBGP_TTL = 4  # sessions run between loopbacks (VTEP <-> controller), two routed hops apart
+IDLE_HOLD_AFTER_RESET = 1  # seconds before gobgpd reconnects after a session reset
+ROUTER_SUFFIX = "underlay"
+CONTROLLER_SUFFIX = "controller"
+
+
+# -- the naming scheme (see the module docstring) ------------------------------------------
+
+
+def bridge_name(index: int) -> str:
+    """The default bridge of the network at position `index` of the topology."""
+    return f"br{index}"
+
+
+def vxlan_name(vni: int) -> str:
+    return f"vxlan{vni}"
+
+
+def vm_port_name(vm_name: str) -> str:
+    return f"p-{vm_name}"
+
+
+def router_if_name(suffix: str) -> str:
+    return f"r-{suffix}"
+
+
+def namespace_name(lab: str, suffix: str) -> str:
+    """Every namespace of lab `lab` is `<lab>-<suffix>`: nodes, hypervisors and VMs alike."""
+    return f"{lab}-{suffix}"
+
+
+def lab_dir(lab: str) -> Path:
+    return RUN_ROOT / lab
+
+
+def state_file(lab: str) -> Path:
+    return lab_dir(lab) / "state.json"
+
+
+def failed_dir(lab: str) -> Path:
+    return RUN_ROOT / f"{lab}.failed"
+
+
+@dataclass(frozen=True)
+class NodeFiles:
+    """The files of one node under its run directory."""
+
+    dir: Path
+
+    @property
+    def marker(self) -> str:
+        """What every command line of this node's daemons contains (guards against recycled PIDs)."""
+        return f"{self.dir}/"
+
+    @property
+    def gobgpd_config(self) -> Path:
+        return self.dir / "gobgpd.toml"
+
+    @property
+    def gobgpd_socket(self) -> Path:
+        return self.dir / "gobgpd.sock"
+
+    @property
+    def gobgpd_log(self) -> Path:
+        return self.dir / "gobgpd.log"
+
+    @property
+    def agent_config(self) -> Path:
+        return self.dir / "agent.yaml"
+
+    @property
+    def agent_log(self) -> Path:
+        return self.dir / "agent.log"
+
+    @property
+    def agent_status(self) -> Path:
+        return self.dir / "agent.status.json"
+
+    @property
+    def agent_state(self) -> Path:
+        return self.dir / "agent.owned.json"
+
+    @property
+    def frr_dir(self) -> Path:
+        return self.dir / "frr"
+
+
+# -- what a lab is made of -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -48,10 +155,10 @@ class LabPlan:
     def __init__(self, topo: Topology) -> None:
         self.topo = topo
         self.lab = topo.lab
-        self.prefix = f"{topo.lab}-"
-        self.router_ns = f"{topo.lab}-underlay"
-        self.controller_ns = f"{topo.lab}-controller"
-        self.run_dir = RUN_ROOT / topo.lab
+        self.prefix = namespace_name(topo.lab, "")
+        self.router_ns = namespace_name(topo.lab, ROUTER_SUFFIX)
+        self.controller_ns = namespace_name(topo.lab, CONTROLLER_SUFFIX)
+        self.run_dir = lab_dir(topo.lab)
 
     # -- names and addresses ---------------------------------------------------
 
@@ -59,21 +166,31 @@ class LabPlan:
         order = [self.controller_ns] + [h.name for h in self.topo.hosts]
         index = order.index(node_ns)
         subnet = ipaddress.IPv4Network((int(self.topo.links.network_address) + 4 * index, 30))
-        return Uplink(node_ns, f"r-{node_ns[len(self.prefix):]}", subnet)
+        return Uplink(node_ns, router_if_name(node_ns[len(self.prefix):]), subnet)
 
     def vm_ns(self, vm: Vm) -> str:
-        return f"{self.prefix}{vm.name}"
+        return namespace_name(self.lab, vm.name)
+
+    def vm_port(self, vm: Vm) -> str:
+        return vm_port_name(vm.name)
 
     def vm_plans(self, host: Host) -> list[VmPlan]:
-        return [VmPlan(vm, host.name, self.vm_ns(vm), f"p-{vm.name}", self.topo.network(vm.network)) for vm in host.vms]
+        return [VmPlan(vm, host.name, self.vm_ns(vm), self.vm_port(vm), self.topo.network(vm.network)) for vm in host.vms]
 
     def host_networks(self, host: Host) -> list[Network]:
         """Networks present on a host: those its VMs use (a host with no VM of a network gets no flooding of it)."""
         used = {vm.network for vm in host.attached}
         return [n for n in self.topo.networks if n.name in used] or list(self.topo.networks[:1])
 
+    def bridge_address(self, network: Network) -> str:
+        """An address for a bridge that needs one (FRR learns VM addresses from its SVI): the subnet's last host."""
+        return f"{network.subnet.broadcast_address - 1}/{network.subnet.prefixlen}"
+
     def node_dir(self, node: str) -> Path:
         return self.run_dir / node
+
+    def files(self, node: str) -> NodeFiles:
+        return NodeFiles(self.node_dir(node))
 
     def all_namespaces(self, host: Host | None = None) -> list[str]:
         if host is not None:
@@ -83,46 +200,31 @@ class LabPlan:
             names += self.all_namespaces(h)
         return names
 
+    # -- BGP ---------------------------------------------------------------------
+
+    def host_neighbor(self, host: Host) -> Neighbor:
+        """The hypervisor's one session: to the controller."""
+        ctl = self.topo.controller
+        return Neighbor(ctl.address, ctl.asn, host.vtep, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET)
+
+    def controller_neighbor(self, host: Host) -> Neighbor:
+        """The controller's session to one hypervisor."""
+        return Neighbor(host.vtep, host.asn, self.topo.controller.address, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET)
+
     # -- daemon configs ----------------------------------------------------------
 
-    def _neighbor(self, address: ipaddress.IPv4Address, peer_as: int, local: ipaddress.IPv4Address) -> str:
-        t = self.topo.timers
-        return f"""
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "{address}"
-    peer-as = {peer_as}
-  [neighbors.timers.config]
-    hold-time = {t.hold_time}
-    keepalive-interval = {t.keepalive}
-    connect-retry = {t.connect_retry}
-    idle-hold-time-after-reset = 1
-  [neighbors.transport.config]
-    local-address = "{local}"
-  [neighbors.ebgp-multihop.config]
-    enabled = true
-    multihop-ttl = {EBGP_TTL}
-  [[neighbors.afi-safis]]
-    [neighbors.afi-safis.config]
-      afi-safi-name = "l2vpn-evpn"
-"""
-
     def gobgpd_host_config(self, host: Host) -> str:
-        ctl = self.topo.controller
         return f"""# gobgpd on hypervisor {host.name}, generated by labctl
 [global.config]
   as = {host.asn}
   router-id = "{host.vtep}"
   port = 179
   local-address-list = ["{host.vtep}"]
-{self._neighbor(ctl.address, ctl.asn, host.vtep)}"""
-
-    def controller_neighbor(self, host: Host) -> str:
-        return self._neighbor(host.vtep, host.asn, self.topo.controller.address)
+{self.host_neighbor(host).gobgpd_toml()}"""
 
     def gobgpd_controller_config(self) -> str:
         ctl = self.topo.controller
-        neighbors = "".join(self.controller_neighbor(h) for h in self.topo.hosts)
+        neighbors = "".join(self.controller_neighbor(h).gobgpd_toml() for h in self.topo.hosts)
         return f"""# gobgpd on the controller (eBGP hub), generated by labctl.
 # The hub passes EVPN routes on with their next hop (the VTEP) unchanged.
 [global.config]
@@ -145,12 +247,13 @@ class LabPlan:
 {neighbors}"""
 
     def agent_config(self, host: Host) -> dict[str, object]:
+        files = self.files(host.name)
         return {
             "name": f"evpn-agent@{host.name}",
             "gobgp_address": GOBGP_API,
             "vtep": str(host.vtep),
-            "status_file": str(self.node_dir(host.name) / "agent.status.json"),
-            "state_file": str(self.node_dir(host.name) / "agent.owned.json"),
+            "status_file": str(files.agent_status),
+            "state_file": str(files.agent_state),
             "vnis": [
                 {
                     "vni": net.vni,

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Mapping
 
 import yaml
 
 from .errors import TopologyError
+from .nodes import DEFAULT_KIND, KINDS
+from .plan import (
+    CONTROLLER_SUFFIX,
+    ROUTER_SUFFIX,
+    bridge_name,
+    namespace_name,
+    vxlan_name,
+)
 
 LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
 SUFFIX_RE = re.compile(r"^[a-z0-9]{1,11}$")
@@ -18,8 +26,8 @@ VM_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
 NET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 MAX_VNI = 0xFFFFFF
-RESERVED_SUFFIXES = ("controller", "underlay")
-HOST_KINDS = ("gobgp", "frr")
+RESERVED_SUFFIXES = (CONTROLLER_SUFFIX, ROUTER_SUFFIX)
+HOST_KINDS = tuple(KINDS)
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Network:
 
     @property
     def vxlan_device(self) -> str:
-        return f"vxlan{self.vni}"
+        return vxlan_name(self.vni)
 
 
 @dataclass(frozen=True)
@@ -50,11 +58,7 @@ class Host:
     asn: int
     vtep: ipaddress.IPv4Address
     vms: tuple[Vm, ...]
-    kind: str = "gobgp"  # "gobgp": gobgpd + evpn-agent; "frr": FRR's zebra + bgpd (advertise-all-vni)
-
-    @property
-    def is_frr(self) -> bool:
-        return self.kind == "frr"
+    kind: str = DEFAULT_KIND  # a module of labctl.nodes: "gobgp" (gobgpd + evpn-agent), "frr" (zebra + bgpd)
 
     @property
     def attached(self) -> tuple[Vm, ...]:
@@ -92,6 +96,67 @@ class Topology:
 
     def vms(self, attached_only: bool = True) -> list[tuple[Host, Vm]]:
         return [(h, vm) for h in self.hosts for vm in (h.attached if attached_only else h.vms)]
+
+    def locate_vm(self, name: str) -> tuple[Host, Vm] | None:
+        """The VM called `name` (or `<lab>-name`) and the host it is on."""
+        short = name.removeprefix(namespace_name(self.lab, ""))
+        return next(((h, vm) for h, vm in self.vms(attached_only=False) if vm.name == short), None)
+
+    # -- editing: every change returns a new, validated topology ---------------------------
+
+    def with_vm(self, name: str, *, network: str | None = None, ip: str | None = None,
+                detached: bool | None = None) -> "Topology":
+        """This topology with VM `name` plugged into another network, given another address, or (un)plugged."""
+        def edit(vm: Vm) -> Vm:
+            return replace(vm, network=network if network is not None else vm.network,
+                           ip=ipaddress.IPv4Address(ip) if ip is not None else vm.ip,
+                           detached=detached if detached is not None else vm.detached)
+
+        hosts = tuple(replace(h, vms=tuple(edit(vm) if vm.name == name else vm for vm in h.vms)) for h in self.hosts)
+        return replace(self, hosts=hosts).validated()
+
+    def with_vm_moved(self, name: str, target: str) -> "Topology":
+        """This topology with VM `name` moved to the end of host `target`'s VMs."""
+        found = self.locate_vm(name)
+        if found is None:
+            raise TopologyError(f"no VM {name!r} in lab {self.lab}")
+        _, moving = found
+        hosts = []
+        for h in self.hosts:
+            vms = tuple(vm for vm in h.vms if vm.name != moving.name)
+            hosts.append(replace(h, vms=vms + (moving,) if h.name == target else vms))
+        return replace(self, hosts=tuple(hosts)).validated()
+
+    def hosts_added_by(self, new: "Topology") -> tuple[Host, ...]:
+        """The hosts `new` adds to this topology; TopologyError if it changes anything else."""
+        if new.lab != self.lab:
+            raise TopologyError(f"topology is for lab {new.lab!r}, the running lab is {self.lab!r}")
+        if (new.controller, new.networks, new.timers, new.links) != (self.controller, self.networks, self.timers, self.links):
+            raise TopologyError("apply can only add hosts: controller, networks, bgp and underlay must stay the same")
+        if new.hosts[: len(self.hosts)] != self.hosts:
+            raise TopologyError("apply can only add hosts: the existing hosts must be listed first, unchanged")
+        return new.hosts[len(self.hosts):]
+
+    def validated(self) -> "Topology":
+        """Run the file's validation on this (edited) topology: itself, or TopologyError naming the field."""
+        try:
+            return parse_topology(self.to_document(), "edit")
+        except TopologyError as exc:
+            raise TopologyError(str(exc).split(": ", 1)[-1]) from None
+
+    def to_document(self) -> dict[str, Any]:
+        """The topology as a YAML-equivalent document, every default spelled out (parses back to an equal Topology)."""
+        return {
+            "lab": self.lab,
+            "bgp": {"hold_time": self.timers.hold_time, "keepalive": self.timers.keepalive, "connect_retry": self.timers.connect_retry},
+            "underlay": {"links": str(self.links)},
+            "controller": {"asn": self.controller.asn, "address": str(self.controller.address)},
+            "networks": [{"name": n.name, "vni": n.vni, "subnet": str(n.subnet), "bridge": n.bridge, "route_targets": list(n.route_targets)}
+                         for n in self.networks],
+            "hosts": [{"name": h.name, "kind": h.kind, "asn": h.asn, "vtep": str(h.vtep),
+                       "vms": [{"name": vm.name, "mac": vm.mac, "ip": str(vm.ip), "network": vm.network, "detached": vm.detached} for vm in h.vms]}
+                      for h in self.hosts],
+        }
 
 
 class _Reader:
@@ -171,7 +236,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
         rts = net.get("route_targets") or [f"{controller.asn}:{vni}"]
         if not isinstance(rts, list) or not all(isinstance(x, str) and re.match(r"^\d+:\d+$", x) for x in rts):
             raise r.fail(f"{where}.route_targets", f"{rts!r} must be a list like ['65000:{vni}']")
-        bridge = r.name(net.get("bridge", f"br{i}"), f"{where}.bridge", re.compile(r"^[a-z][a-z0-9]{0,7}$"), "1-8 of a-z 0-9")
+        bridge = r.name(net.get("bridge", bridge_name(i)), f"{where}.bridge", re.compile(r"^[a-z][a-z0-9]{0,7}$"), "1-8 of a-z 0-9")
         for other in networks:
             if other.name == name:
                 raise r.fail(f"{where}.name", f"duplicate network name {name!r}")
@@ -193,7 +258,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     for i, raw in enumerate(r.items(top["hosts"], "hosts")):
         where = f"hosts[{i}]"
         h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms", "kind"})
-        kind = h.get("kind", "gobgp")
+        kind = h.get("kind", DEFAULT_KIND)
         if kind not in HOST_KINDS:
             raise r.fail(f"{where}.kind", f"{kind!r} must be one of {', '.join(HOST_KINDS)}")
         name = h["name"]
@@ -231,7 +296,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             vm_name = r.name(v["name"], f"{vw}.name", VM_NAME_RE, "1-10 of a-z 0-9, starting with a letter")
             if vm_name in seen_vms:
                 raise r.fail(f"{vw}.name", f"duplicate VM name {vm_name!r} (also on {seen_vms[vm_name]})")
-            if f"{lab}-{vm_name}" in {hh.name for hh in hosts} | {name, f"{lab}-controller", f"{lab}-underlay"}:
+            if namespace_name(lab, vm_name) in {hh.name for hh in hosts} | {name} | {namespace_name(lab, s) for s in RESERVED_SUFFIXES}:
                 raise r.fail(f"{vw}.name", f"{vm_name!r} clashes with a node name")
             mac = str(v["mac"]).lower()
             if not MAC_RE.match(mac):

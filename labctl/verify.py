@@ -1,24 +1,36 @@
-"""`labctl verify`: every claim checked against real state — gobgpd RIBs over gRPC, kernel FDBs over
-netlink, real pings between VM namespaces and captures on the underlay links."""
+"""`labctl verify`: judging. Every claim is checked against what `observe` reads (RIBs, kernel FDBs and
+neighbour tables, real pings between VM namespaces) and what `capture` sees on the underlay links;
+this module reads nothing itself."""
 
 from __future__ import annotations
 
-import subprocess
-import time
 from dataclasses import dataclass
 from itertools import combinations
-from typing import Callable, Iterable
+from typing import Callable
 
-from agent.codec import decode_paths
-from agent.entries import FdbEntry, NeighEntry
-from agent.errors import GobgpUnavailable
-from agent.kernel import Kernel
-from agent.routes import ImetRoute, MacIpRoute, RouteEvent
+from agent.entries import FdbEntry
+from agent.routes import MacIpRoute, RouteEvent
 
 from .capture import arp_frame, capturing, decode_vxlan, from_mac, send_frames
 from .errors import LabError
-from .lab import Lab, gobgp_client, wait_until
-from .plan import UPLINK
+from .lab import Lab
+from .migrate import move_measured
+from .observe import (
+    Snapshot,
+    expected_macs,
+    imet_vteps,
+    ping,
+    poll,
+    read_fdb,
+    read_neighbours,
+    read_rib,
+    snapshot,
+    vm_arp,
+    vm_forget,
+    wait_until,
+    warm_up,
+)
+from .plan import UPLINK, VM_IFNAME
 from .topology import Host, Vm
 
 Progress = Callable[[str], None]
@@ -30,57 +42,6 @@ class CheckResult:
     name: str
     ok: bool
     evidence: str
-
-
-@dataclass(frozen=True)
-class Snapshot:
-    """RIBs and FDBs read once, so every check judges the same moment."""
-
-    ribs: dict[str, list[RouteEvent]]  # node -> decoded EVPN routes of its global RIB
-    fdb: dict[str, set[FdbEntry]]  # host -> vxlan FDB entries with a remote VTEP (flood and unicast)
-    errors: dict[str, str]
-
-
-def read_rib(lab: Lab, node: str) -> list[RouteEvent]:
-    """A node's EVPN RIB, decoded: gobgpd over gRPC, or FRR's bgpd through vtysh's JSON."""
-    host = lab.topo.host(node)
-    if host is not None and host.is_frr:
-        from . import frr
-
-        return frr.read_rib(lab.plan, host)
-    client = gobgp_client(lab.plan, node)
-    try:
-        events, errors = decode_paths(client.list_evpn())
-    finally:
-        client.close()
-    if errors:
-        raise LabError(f"{node}: malformed routes in RIB: {errors[0]}")
-    return events
-
-
-def read_fdb(lab: Lab, host: Host) -> set[FdbEntry]:
-    with Kernel(netns=host.name) as kernel:
-        return kernel.entries([n.vxlan_device for n in lab.plan.host_networks(host)])
-
-
-def snapshot(lab: Lab) -> Snapshot:
-    ribs: dict[str, list[RouteEvent]] = {}
-    fdb: dict[str, set[FdbEntry]] = {}
-    errors: dict[str, str] = {}
-    for node in [lab.plan.controller_ns] + [h.name for h in lab.hosts_alive()]:
-        try:
-            ribs[node] = read_rib(lab, node)
-        except (GobgpUnavailable, LabError) as exc:
-            errors[node] = str(exc)
-    for host in lab.hosts_alive():
-        fdb[host.name] = read_fdb(lab, host)
-    return Snapshot(ribs, fdb, errors)
-
-
-def imet_vteps(events: Iterable[RouteEvent], vni: int) -> dict[str, str]:
-    """VTEP -> next hop of the Type-3 routes for `vni` in a RIB."""
-    return {str(e.route.originator): str(e.route.attrs.next_hop) for e in events
-            if isinstance(e.route, ImetRoute) and e.route.pmsi_vni == vni}
 
 
 # -- control plane ---------------------------------------------------------------------
@@ -150,19 +111,6 @@ def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
 # -- data plane -------------------------------------------------------------------------
 
 
-def ping(lab: Lab, src: Vm, dst: Vm, count: int = 3) -> tuple[int, int]:
-    """(sent, received) of a real ping from one VM namespace to another VM's IP."""
-    out = subprocess.run(
-        ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", str(dst.ip)],
-        capture_output=True, text=True, timeout=count + 5,
-    ).stdout
-    for line in out.splitlines():
-        if "packets transmitted" in line:
-            parts = line.split(",")
-            return int(parts[0].split()[0]), int(parts[1].split()[0])
-    return count, 0
-
-
 def _conversation(frames: list, a: Vm, b: Vm) -> list:
     ips = {str(a.ip), str(b.ip)}
     return [f for f in frames if f is not None and f.inner_kind == "icmp" and {f.inner_src_ip, f.inner_dst_ip} == ips]
@@ -219,40 +167,6 @@ def check_cross_host(lab: Lab) -> CheckResult | None:
     return CheckResult("cross-host", "VMs across hosts talk over VXLAN, unicast between exactly the two VTEPs", ok, "; ".join(evidence))
 
 
-def warm_up(lab: Lab, end_a: tuple[Host, Vm], end_b: tuple[Host, Vm]) -> float:
-    """One uncaptured ping so both VMs speak, then wait until each host's FDB points the other's MAC at its VTEP.
-
-    Returns the seconds from the first packet to both unicast entries being programmed (Type-2 learning time).
-    """
-    (ha, a), (hb, b) = end_a, end_b
-    device = lab.topo.network(a.network).vxlan_device
-    start = time.monotonic()
-    ping(lab, a, b, count=1)
-    want = {ha.name: FdbEntry(device, b.mac, hb.vtep), hb.name: FdbEntry(device, a.mac, ha.vtep)}
-    host_of = {ha.name: ha, hb.name: hb}
-    wait_until(f"Type-2 entries for {a.name} and {b.name}", lambda: all(entry in read_fdb(lab, host_of[h]) for h, entry in want.items()), 10, 0.02)
-    return time.monotonic() - start
-
-
-def expected_macs(events: list[RouteEvent], own_vtep: str, vni: int) -> dict[str, str]:
-    """MAC -> VTEP the RIB says (remote Type-2 of `vni`, highest sequence then lowest VTEP wins)."""
-    best: dict[str, tuple[tuple[int, int], str]] = {}
-    for e in events:
-        r = e.route
-        if isinstance(r, MacIpRoute) and r.label_vni == vni and str(r.vtep) != own_vtep:
-            rank = (-(r.attrs.mac_mobility_seq or 0), int(r.vtep))
-            if r.mac not in best or rank < best[r.mac][0]:
-                best[r.mac] = (rank, str(r.vtep))
-    return {mac: vtep for mac, (_, vtep) in best.items()}
-
-
-def local_macs(lab: Lab, host: Host, rib: list[RouteEvent]) -> set[str]:
-    """'VNI/MAC' of the MACs a hypervisor holds locally: its agent says so, or (FRR) its own Type-2 routes."""
-    if host.is_frr:
-        return {f"{e.route.label_vni}/{e.route.mac}" for e in rib if isinstance(e.route, MacIpRoute) and e.local}
-    return set(lab.agent_status(host).get("local_macs", {}))  # type: ignore[arg-type]
-
-
 def check_mac_tables(lab: Lab) -> CheckResult:
     """Every hypervisor's vxlan unicast FDB holds exactly the remote MACs of its RIB, each at the right VTEP."""
     problems, counts = [], []
@@ -260,7 +174,7 @@ def check_mac_tables(lab: Lab) -> CheckResult:
     for host in lab.hosts_alive():
         rib = read_rib(lab, host.name)
         fdb = read_fdb(lab, host)
-        local = local_macs(lab, host, rib)
+        local = {m.key for m in lab.node(host).local_macs(rib)}
         for net in lab.plan.host_networks(host):
             want = expected_macs(rib, str(host.vtep), net.vni)
             have = {e.mac: str(e.vtep) for e in fdb if e.device == net.vxlan_device and not e.is_flood}
@@ -275,34 +189,6 @@ def check_mac_tables(lab: Lab) -> CheckResult:
             counts.append(f"{host.name}/{net.vxlan_device}:{len(have)}")
     return CheckResult("fdb-macs", "vxlan unicast FDB = remote MACs in the RIB, at the right VTEP", not problems,
                        "; ".join(problems) or f"remote MAC entries per host {', '.join(counts)}; all match RIB and topology")
-
-
-def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
-    """IP -> MAC of the bridge's neighbour table (the ARP suppression entries)."""
-    with Kernel(netns=host.name) as kernel:
-        return {str(e.ip): e.mac for e in kernel.entries([], [bridge]) if isinstance(e, NeighEntry)}
-
-
-def vm_forget(lab: Lab, vm: Vm, ip: str) -> None:
-    """Flush one entry of a VM's ARP cache, so its next packet has to ARP."""
-    from . import netns as ns
-
-    with ns.ns(lab.plan.vm_ns(vm)) as ipr:
-        index = ipr.link_lookup(ifname="eth0")[0]
-        for msg in ipr.neigh("dump", ifindex=index):
-            if msg.get_attr("NDA_DST") == ip:
-                ipr.neigh("del", dst=ip, ifindex=index)
-
-
-def vm_arp(lab: Lab, vm: Vm, ip: str) -> str | None:
-    from . import netns as ns
-
-    with ns.ns(lab.plan.vm_ns(vm)) as ipr:
-        index = ipr.link_lookup(ifname="eth0")[0]
-        for msg in ipr.neigh("dump", ifindex=index):
-            if msg.get_attr("NDA_DST") == ip and msg.get_attr("NDA_LLADDR"):
-                return str(msg.get_attr("NDA_LLADDR")).lower()
-    return None
 
 
 def check_arp_suppression(lab: Lab) -> CheckResult | None:
@@ -347,31 +233,32 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
     return CheckResult("arp-suppression", "ARP for remote VMs is answered locally (nothing crosses the underlay)", ok, "; ".join(evidence))
 
 
+def _migration_problems(vm: Vm, source: Host, target: Host, fdbs: dict[str, set[FdbEntry]],
+                        controller_rib: list[RouteEvent]) -> list[str]:
+    problems = []
+    for host_name, entries in fdbs.items():
+        pointing = {str(e.vtep) for e in entries if not e.is_flood and e.mac == vm.mac}
+        if pointing != {str(target.vtep)}:
+            problems.append(f"{host_name} points {vm.mac} at {sorted(pointing) or 'nothing'}")
+    if any(isinstance(e.route, MacIpRoute) and e.route.mac == vm.mac and str(e.route.vtep) == str(source.vtep) for e in controller_rib):
+        problems.append(f"controller still has {source.name}'s route for {vm.mac}")
+    return problems
+
+
 def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult:
     """After a move: every live hypervisor points the VM's MAC at the new VTEP (or has it local), the old
     hypervisor withdrew its route, and nobody still names the old VTEP for it."""
-    problems = []
     network = lab.topo.network(vm.network)
 
-    def settled() -> bool:
-        problems.clear()
-        for host in lab.hosts_alive():
-            if host.name == target.name:
-                continue
-            entries = {e for e in read_fdb(lab, host) if not e.is_flood and e.mac == vm.mac}
-            if {str(e.vtep) for e in entries} != {str(target.vtep)}:
-                problems.append(f"{host.name} points {vm.mac} at {sorted(str(e.vtep) for e in entries) or 'nothing'}")
-        for event in read_rib(lab, lab.plan.controller_ns):
-            r = event.route
-            if isinstance(r, MacIpRoute) and r.mac == vm.mac and str(r.vtep) == str(source.vtep):
-                problems.append(f"controller still has {source.name}'s route for {vm.mac}")
-                break
-        return not problems
+    def read() -> tuple[dict[str, set[FdbEntry]], list[RouteEvent]]:
+        fdbs = {h.name: read_fdb(lab, h) for h in lab.hosts_alive() if h.name != target.name}
+        return fdbs, read_rib(lab, lab.plan.controller_ns)
 
-    try:
-        wait_until(f"FDBs to follow {vm.name}", settled, 10, 0.05)
-    except LabError:
-        pass
+    def judge(seen: tuple[dict[str, set[FdbEntry]], list[RouteEvent]]) -> list[str]:
+        return _migration_problems(vm, source, target, *seen)
+
+    polled = poll(read, lambda seen: not judge(seen), 10, 0.05)
+    problems = judge(polled.value) if polled.value is not None else ["the RIBs could not be read"]
     seq = next(((r.route.attrs.mac_mobility_seq or 0) for r in read_rib(lab, lab.plan.controller_ns)
                 if isinstance(r.route, MacIpRoute) and r.route.mac == vm.mac and r.route.ip is None), "unknown")
     return CheckResult("migration", f"after moving {vm.name} every FDB follows it", not problems,
@@ -381,8 +268,6 @@ def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult
 
 def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit: float = 1.0) -> list[CheckResult]:
     """Move a VM to another hypervisor and back, each time measuring the outage a continuous ping sees."""
-    from .migrate import move_measured
-
     alive = lab.hosts_alive()
     if len(alive) < 3:
         return [CheckResult("migration", "VM migration", False, "needs three live hypervisors (source, target, watcher)")]
@@ -456,7 +341,7 @@ def check_isolation(lab: Lab) -> CheckResult | None:
         if control is None:
             continue
         tested.add((a.network, b.network))
-        points = [(lab.plan.vm_ns(b), "eth0"), (lab.plan.vm_ns(control), "eth0")]
+        points = [(lab.plan.vm_ns(b), VM_IFNAME), (lab.plan.vm_ns(control), VM_IFNAME)]
         with capturing(points, from_mac(a.mac)) as caps:
             send_frames(lab.plan.vm_ns(a), arp_frame(a.mac, str(a.ip), str(b.ip)), count=2)
             send_frames(lab.plan.vm_ns(a), bytes(Ether(src=a.mac, dst=b.mac) / IP(src=str(a.ip), dst=str(b.ip)) / ICMP()), count=2)
@@ -495,29 +380,3 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
     for dead in lab.state.down_hosts:
         results.append(CheckResult(f"down-{dead}", f"{dead} is down (labctl kill)", True, "excluded from the checks above; its routes must be gone"))
     return results
-
-
-def mentions(lab: Lab, host: Host) -> list[str]:
-    """Where the survivors still name `host`: RIB routes or flood entries."""
-    found = []
-    for other in lab.hosts_alive():
-        if other is host:
-            continue
-        try:
-            if any(str(getattr(e.route, "originator", e.route.attrs.next_hop)) == str(host.vtep) for e in read_rib(lab, other.name)):
-                found.append(f"{other.name} RIB")
-        except GobgpUnavailable:
-            found.append(f"{other.name} RIB unreadable")
-        if any(str(e.vtep) == str(host.vtep) for e in read_fdb(lab, other)):
-            found.append(f"{other.name} FDB")
-    return found
-
-
-def wait_forgotten(lab: Lab, name: str, since: float | None = None, timeout: float | None = None) -> float:
-    """Seconds from `since` (default: now) until no survivor's RIB or FDB names host `name`."""
-    host = lab.topo.host(name)
-    assert host is not None
-    start = since if since is not None else time.monotonic()
-    limit = timeout if timeout is not None else lab.topo.timers.hold_time * 3 + 10
-    wait_until(f"the survivors to forget {name}", lambda: not mentions(lab, host), limit, interval=0.05)
-    return time.monotonic() - start

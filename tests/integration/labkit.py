@@ -11,36 +11,21 @@ import yaml
 
 from labctl import netns
 from labctl.plan import RUN_ROOT
+from tests.unit import labctl_builders as builders
 
 TEST_LAB_PREFIX = "it"  # every lab a test creates is named it*, so cleanup touches only ours
 LABCTL = str(Path(sys.executable).parent / "labctl")
 
 
 def make_topology(lab: str, hosts: int = 3, vms_per_host: int = 3, hold_time: int = 3) -> dict[str, Any]:
-    """A topology like topologies/3x3.yaml, for lab `lab`, with `hosts` hypervisors."""
+    """A topology like topologies/3x3.yaml, for test lab `lab` (it*), with `hosts` hypervisors."""
     assert lab.startswith(TEST_LAB_PREFIX)
-    doc: dict[str, Any] = {
-        "lab": lab,
-        "bgp": {"hold_time": hold_time, "keepalive": 1},
-        "controller": {"asn": 65000, "address": "10.0.0.100"},
-        "networks": [{"name": "blue", "vni": 100, "subnet": "192.168.100.0/24"}],
-        "hosts": [],
-    }
-    for h in range(1, hosts + 1):
-        doc["hosts"].append({
-            "name": f"{lab}-{h}", "asn": 65000 + h, "vtep": f"10.0.0.{100 + h}",
-            "vms": [{"name": f"vm{h}{v}", "mac": f"02:00:00:00:{h:02x}:{v:02x}", "ip": f"192.168.100.{h * 10 + v}"}
-                    for v in range(1, vms_per_host + 1)],
-        })
-    return doc
-
-
-REPO = Path(__file__).resolve().parents[2]
+    return builders.make_topology(lab, hosts, vms_per_host, hold_time)
 
 
 def repo_topology(name: str, lab: str, tmp_path: Path) -> Path:
     """One of the repository's topologies/*.yaml, renamed to test lab `lab` (hosts renamed with it)."""
-    doc = yaml.safe_load((REPO / "topologies" / name).read_text())
+    doc = builders.repo_document(name)
     old = doc["lab"]
     doc["lab"] = lab
     for host in doc["hosts"]:

@@ -12,8 +12,9 @@ import pytest
 
 from agent.entries import ZERO_MAC, FdbEntry
 from labctl import daemons
-from labctl.lab import Lab, wait_until
-from labctl.verify import read_fdb, read_rib
+from labctl.lab import Lab
+from labctl.nodes.gobgp_agent import GobgpAgentNode
+from labctl.observe import read_fdb, read_neighbours, read_rib, wait_until
 
 from .labkit import labctl, make_topology, run_in, write_topology
 
@@ -31,16 +32,20 @@ def lab(tmp_path: Path) -> Lab:
     return Lab.open(LAB)
 
 
+def _node(lab: Lab, name: str) -> GobgpAgentNode:
+    node = lab.node(name)
+    assert isinstance(node, GobgpAgentNode)
+    return node
+
+
 def _status(lab: Lab, name: str) -> dict:
-    return lab.agent_status(lab.topo.host(name))  # type: ignore[arg-type]
+    return _node(lab, name).agent_status()
 
 
 def _restart_agent(lab: Lab, name: str) -> None:
-    host = lab.topo.host(name)
-    assert host is not None
     pid = lab.state.pids[name]["agent"]
-    assert daemons.stop(pid, lab.marker(name))
-    lab._start_agent(host)
+    assert daemons.stop(pid, lab.plan.files(name).marker)
+    _node(lab, name).start_agent()
     wait_until(f"agent on {name} ready", lambda: bool(_status(lab, name).get("ready")), 15)
 
 
@@ -73,19 +78,19 @@ def test_gobgpd_restart_keeps_data_plane_and_resyncs(lab: Lab) -> None:
     assert host is not None
     before = read_fdb(lab, host)
     pid = lab.state.pids[H1]["gobgpd"]
-    daemons.stop(pid, lab.marker(H1), hard=True)
+    daemons.stop(pid, lab.plan.files(H1).marker, hard=True)
     wait_until("agent notices gobgpd is gone", lambda: _status(lab, H1).get("connected") is False, 10)
     time.sleep(1.0)
     assert read_fdb(lab, host) == before, "the data plane must stay as it is while gobgpd is away"
     # (the other hypervisors do withdraw H1's routes: its BGP session is gone and there is no graceful restart)
 
-    lab._start_gobgpd(H1, lab.plan.gobgpd_host_config(host))
+    _node(lab, H1).start_gobgpd()
     wait_until("agent reconnected", lambda: _status(lab, H1).get("connected") is True, 20)
     lab.wait_converged([host])
     # the others learned H1's VTEP again (the agent re-advertised into the new gobgpd)
     for other in (H2, H3):
         assert "10.0.0.101" in _flood(lab, other)
-    wait_until("stale check done", lambda: "stale-removed" in (lab.plan.node_dir(H1) / "agent.log").read_text(), 40)
+    wait_until("stale check done", lambda: "stale-removed" in lab.plan.files(H1).agent_log.read_text(), 40)
     assert read_fdb(lab, host) == before
     assert _status(lab, H1)["reconnects"] >= 1
 
@@ -104,7 +109,7 @@ def test_entries_made_by_someone_else_are_left_alone(lab: Lab) -> None:
     run_in(H2, "bridge", "fdb", "append", ZERO_MAC, "dev", "vxlan100", "dst", "10.0.0.250")
     _restart_agent(lab, H2)
     # a full resync ran at start; the foreign entry survives it and the agent does not claim it
-    owned = json.loads((lab.plan.node_dir(H2) / "agent.owned.json").read_text())["fdb"]
+    owned = json.loads(lab.plan.files(H2).agent_state.read_text())["fdb"]
     assert ["vxlan100", ZERO_MAC, "10.0.0.250"] not in owned
     assert "10.0.0.250" in _flood(lab, H2)
 
@@ -131,8 +136,6 @@ def test_hostile_routes_are_ignored_not_fatal(lab: Lab) -> None:
 def test_neighbour_entries_flushed_by_the_kernel_come_back(lab: Lab) -> None:
     """A bridge's neighbour table can be flushed under the agent (e.g. the bridge's MAC changed):
     it notices the deletions and puts its ARP suppression entries back at once, not at the next resync."""
-    from labctl.verify import read_neighbours
-
     host = lab.topo.host(H1)
     assert host is not None
     assert labctl("verify", "--lab", LAB, "--only", "arp").returncode == 0
@@ -140,4 +143,4 @@ def test_neighbour_entries_flushed_by_the_kernel_come_back(lab: Lab) -> None:
     assert before, "ARP suppression entries expected"
     run_in(H1, "ip", "neigh", "flush", "dev", "br0")
     wait_until("suppression entries back", lambda: read_neighbours(lab, host, "br0") == before, 5, 0.05)
-    assert "event=kernel-dropped-entry" in (lab.plan.node_dir(H1) / "agent.log").read_text()
+    assert "event=kernel-dropped-entry" in lab.plan.files(H1).agent_log.read_text()

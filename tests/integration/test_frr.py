@@ -7,7 +7,8 @@ from pathlib import Path
 
 from labctl.lab import Lab
 from labctl.migrate import move_measured
-from labctl.verify import check_migration, read_rib
+from labctl.observe import read_rib
+from labctl.verify import check_migration
 
 from .labkit import labctl, lab_namespaces, lab_processes, repo_topology
 
@@ -24,7 +25,7 @@ def test_mixed_fabric_with_frr(tmp_path: Path) -> None:
     assert labctl("up", str(repo_topology("mixed.yaml", LAB, tmp_path))).returncode == 0
     lab = Lab.open(LAB)
     ours, frr_host = lab.topo.hosts[0], lab.topo.hosts[2]
-    assert frr_host.is_frr and not ours.is_frr
+    assert (frr_host.kind, ours.kind) == ("frr", "gobgp")
     out = _verify()
     assert "answered locally" in out and "exactly the two VTEPs" in out
 

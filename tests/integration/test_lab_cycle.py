@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 from labctl.lab import Lab
-from labctl.verify import mentions, wait_forgotten
+from labctl.observe import mentions, wait_forgotten
 
 from .labkit import labctl, lab_namespaces, lab_processes, make_topology, write_topology
 
@@ -52,7 +52,7 @@ def test_full_cycle(tmp_path: Path) -> None:
     _verify_ok()
 
     # a 4th hypervisor joins the running lab; nothing changes on the others
-    configs_before = {h: (Path("/run/evpn-lab") / LAB / h / "gobgpd.toml").read_text() for h in (f"{LAB}-1", f"{LAB}-2", f"{LAB}-3")}
+    configs_before = {h: lab.plan.files(h).gobgpd_config.read_text() for h in (f"{LAB}-1", f"{LAB}-2", f"{LAB}-3")}
     bigger = write_topology(tmp_path / "lab4.yaml", make_topology(LAB, hosts=4))
     applied = labctl("apply", str(bigger), "--lab", LAB)
     assert applied.returncode == 0, applied.stdout + applied.stderr
@@ -60,7 +60,7 @@ def test_full_cycle(tmp_path: Path) -> None:
     assert f"{LAB}-4" in out or "vm41" in out
     assert out.count("replies") >= 6 + 4  # 6 host pairs cross-host, 4 hosts same-host
     for host, before in configs_before.items():
-        assert (Path("/run/evpn-lab") / LAB / host / "gobgpd.toml").read_text() == before
+        assert lab.plan.files(host).gobgpd_config.read_text() == before
 
     down = labctl("down", LAB)
     assert down.returncode == 0, down.stderr

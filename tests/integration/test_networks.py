@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from labctl.lab import Lab
-from labctl.verify import read_fdb
+from labctl.observe import read_fdb
 
 from .labkit import labctl, lab_namespaces, repo_topology
 

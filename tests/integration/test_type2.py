@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from labctl.lab import Lab, wait_until
+from labctl.lab import Lab
+from labctl.observe import wait_until
 from labctl.migrate import move_measured
 from labctl.verify import check_arp_suppression, check_mac_tables, check_migration
 
@@ -77,16 +78,18 @@ def test_a_duplicate_mac_is_frozen_instead_of_flapping(lab: Lab) -> None:
     than dad_max_moves (5) moves in the window the agents freeze it rather than flap forever (as FRR)."""
     from labctl import netns
     from labctl.capture import arp_frame, send_frames
+    from labctl.plan import VM_IFNAME, vm_port_name
 
     vm = lab.topo.hosts[0].vms[0]
     h1, h2 = lab.topo.hosts[0].name, lab.topo.hosts[1].name
     rogue = f"{LAB}-rogue"
     netns.create(rogue)
-    netns.veth(h2, "p-rogue", rogue, "eth0", mac_b=vm.mac)
-    netns.enslave(h2, "p-rogue", lab.topo.network(vm.network).bridge)
+    port = vm_port_name("rogue")
+    netns.veth(h2, port, rogue, VM_IFNAME, mac_b=vm.mac)
+    netns.enslave(h2, port, lab.topo.network(vm.network).bridge)
 
     def frozen() -> bool:
-        return any(f"100/{vm.mac}" in (lab.agent_status(lab.topo.host(h)).get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
+        return any(f"100/{vm.mac}" in (lab.node(h).agent_status().get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
 
     rounds = 0
     while not frozen() and rounds < 15:  # the two copies speak in turn, each time the MAC "moves"
@@ -97,5 +100,5 @@ def test_a_duplicate_mac_is_frozen_instead_of_flapping(lab: Lab) -> None:
         time.sleep(0.6)
     wait_until(f"{vm.mac} frozen by duplicate detection", frozen, 10)
     assert rounds >= 3, f"frozen after {rounds} rounds: fewer moves than dad_max_moves"
-    logs = "".join((lab.plan.node_dir(h) / "agent.log").read_text() for h in (h1, h2))
+    logs = "".join(lab.plan.files(h).agent_log.read_text() for h in (h1, h2))
     assert "event=mac-duplicate-frozen" in logs and vm.mac in logs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 from agent.routes import ImetRoute, MacIpRoute
-from labctl.frr import bgpd_config, parse_evpn_routes, zebra_config
+from labctl.nodes.frr import bgpd_config, parse_evpn_routes, zebra_config
 from labctl.plan import LabPlan
 from labctl.topology import parse_topology
 

@@ -1,4 +1,4 @@
-"""Hypervisors that run FRR (zebra + bgpd, `advertise-all-vni`) instead of gobgpd + our agent.
+"""Kind "frr": hypervisors that run FRR (zebra + bgpd, `advertise-all-vni`) instead of gobgpd + our agent.
 
 Config rendering and the parsing of FRR's JSON are pure; starting the daemons and asking vtysh are
 the side effects. FRR runs as its own `frr` user (it keeps the capabilities it needs); each node has
@@ -15,19 +15,30 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
+from agent.routes import (
+    ImetRoute,
+    MacIpRoute,
+    PathAttrs,
+    RouteDistinguisher,
+    RouteEvent,
+    RouteTarget,
+)
 
-from .errors import LabError
-from .plan import EBGP_TTL, LabPlan
-from .topology import Host
+from .. import daemons, netns
+from ..errors import LabError
+from ..observe import fdb_entries, wait_until
+from ..plan import LabPlan
+from ..topology import Host
+from .base import ControlView, HostNode, LocalMac, local_macs_of_rib, record_pid
 
 FRR_DIR = Path("/usr/lib/frr")
+DAEMONS = ("zebra", "bgpd")
 _RT_RE = re.compile(r"RT:(\S+):(\d+)")
 _MM_RE = re.compile(r"MM:(\d+)")
 
 
 def frr_dir(plan: LabPlan, host: Host) -> Path:
-    return plan.node_dir(host.name) / "frr"
+    return plan.files(host.name).frr_dir
 
 
 def zebra_config(host: Host) -> str:
@@ -39,7 +50,7 @@ ip nht resolve-via-default
 
 
 def bgpd_config(plan: LabPlan, host: Host) -> str:
-    ctl, t = plan.topo.controller, plan.topo.timers
+    neighbor = plan.host_neighbor(host)
     vnis = "".join(
         f"""  vni {net.vni}
    rd {host.vtep}:{net.vni}
@@ -54,15 +65,9 @@ router bgp {host.asn}
  bgp router-id {host.vtep}
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
- neighbor {ctl.address} remote-as {ctl.asn}
- neighbor {ctl.address} update-source {host.vtep}
- neighbor {ctl.address} ebgp-multihop {EBGP_TTL}
- neighbor {ctl.address} timers {t.keepalive} {t.hold_time}
- neighbor {ctl.address} timers connect {t.connect_retry}
- !
+{neighbor.frr_session_lines()} !
  address-family l2vpn evpn
-  neighbor {ctl.address} activate
-  advertise-all-vni
+{neighbor.frr_evpn_lines()}  advertise-all-vni
 {vnis} exit-address-family
 !
 """
@@ -153,3 +158,48 @@ def _event(rd: str, path: dict[str, Any], rt_to_vni: dict[str, int]) -> RouteEve
 def read_rib(plan: LabPlan, host: Host) -> list[RouteEvent]:
     rt_to_vni = {rt: net.vni for net in plan.topo.networks for rt in net.route_targets}
     return parse_evpn_routes(vtysh(plan, host, "show bgp l2vpn evpn route json", as_json=True), rt_to_vni)
+
+
+class FrrNode(HostNode):
+    kind = "frr"
+
+    def start(self) -> None:
+        host, plan = self.host, self.plan
+        prepare(plan, host)
+        for net in plan.host_networks(host):
+            netns.neigh_suppress(host.name, net.vxlan_device)
+            # an address on the bridge and arp_accept: the kernel then learns the VMs' IPs from their
+            # ARP, and zebra advertises them as MAC/IP routes (FRR learns neighbours from the SVI)
+            netns.address(host.name, net.bridge, plan.bridge_address(net), exist_ok=True)
+            netns.sysctl(host.name, f"net.ipv4.conf.{net.bridge}.arp_accept", "1")
+        base = frr_dir(plan, host)
+        for daemon in DAEMONS:
+            record_pid(self.state, host.name, daemon, daemons.start(host.name, daemon_argv(plan, host, daemon), base / f"{daemon}.out"))
+            if daemon == "zebra":
+                wait_until(f"zebra on {host.name}", lambda: (base / "zserv.api").exists(), 10)
+
+    def read_rib(self) -> list[RouteEvent]:
+        return read_rib(self.plan, self.host)
+
+    def control_view(self) -> ControlView:
+        """FRR reports nothing of its own here: what zebra programmed into the kernel is its view."""
+        networks = self.plan.host_networks(self.host)
+        entries = fdb_entries(self.name, [n.vxlan_device for n in networks])
+        remote = {str(n.vni): sorted(str(e.vtep) for e in entries if e.is_flood and e.device == n.vxlan_device) for n in networks}
+        return ControlView("FRR", True, True, remote)
+
+    def local_macs(self, rib: list[RouteEvent]) -> list[LocalMac]:
+        """FRR's own Type-2 routes are its local MACs."""
+        return local_macs_of_rib(rib)
+
+    def reconfigure_refusal(self) -> str | None:
+        return "runs FRR: attach/detach reconfigure our agent only"
+
+    def reconfigure(self) -> None:
+        raise LabError(f"{self.name} {self.reconfigure_refusal()}")
+
+    def vtysh(self, command: str) -> str:
+        return str(vtysh(self.plan, self.host, command))
+
+
+NODE = FrrNode

@@ -1,0 +1,93 @@
+"""Kind "gobgp": a hypervisor running gobgpd and our evpn-agent (the project's own implementation)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+
+from agent.atomicfile import write_json_atomic
+from agent.routes import RouteEvent
+
+from .. import daemons
+from ..errors import LabError
+from ..observe import wait_until
+from .base import ControlView, HostNode, LocalMac, record_pid
+from .gobgpd import Gobgpd
+
+
+class GobgpAgentNode(HostNode):
+    kind = "gobgp"
+
+    @property
+    def gobgpd(self) -> Gobgpd:
+        return Gobgpd(self.plan, self.state, self.name)
+
+    def start(self) -> None:
+        self.start_gobgpd()
+        self.gobgpd.wait_api()
+        self.start_agent()
+
+    def start_gobgpd(self) -> None:
+        self.gobgpd.start(self.plan.gobgpd_host_config(self.host))
+
+    def start_agent(self) -> None:
+        files = self.plan.files(self.name)
+        self._write_agent_config()
+        files.agent_status.unlink(missing_ok=True)
+        argv = [daemons.find_program("evpn-agent"), "run", "--config", str(files.agent_config)]
+        record_pid(self.state, self.name, "agent", daemons.start(self.name, argv, files.agent_log))
+
+    def _write_agent_config(self) -> dict[str, object]:
+        config = self.plan.agent_config(self.host)
+        write_json_atomic(self.plan.files(self.name).agent_config, config, indent=1)
+        return config
+
+    def agent_status(self) -> dict[str, object]:
+        """The agent's status file as it is (empty while there is none)."""
+        try:
+            return dict(json.loads(self.plan.files(self.name).agent_status.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    def read_rib(self) -> list[RouteEvent]:
+        return self.gobgpd.read_rib()
+
+    def control_view(self) -> ControlView:
+        status = self.agent_status()
+        state = "ready" if status.get("ready") else "starting"
+        if status and not status.get("connected"):
+            state = "unreachable"
+        remote = status.get("remote_vteps") or {}
+        return ControlView(state, bool(status.get("ready")), not status.get("stale_pending", True),
+                           {str(k): list(v) for k, v in remote.items()} if isinstance(remote, dict) else {})
+
+    def local_macs(self, rib: list[RouteEvent]) -> list[LocalMac]:
+        status = self.agent_status()
+        local, local_ips = status.get("local_macs") or {}, status.get("local_ips") or {}
+        if not isinstance(local, dict):
+            return []
+        found = []
+        for key, seq in sorted(local.items()):
+            vni, mac = key.split("/", 1)
+            ips = tuple(local_ips.get(key, [])) if isinstance(local_ips, dict) else ()
+            found.append(LocalMac(int(vni), mac, ips, int(seq)))
+        return found
+
+    def reconfigure(self) -> None:
+        """Rewrite the agent's config from the plan, SIGHUP the agent, wait until it serves those VNIs."""
+        config = self._write_agent_config()
+        pid = self.state.pids.get(self.name, {}).get("agent")
+        if not pid or not daemons.alive(pid, self.plan.files(self.name).marker):
+            raise LabError(f"the agent on {self.name} is not running")
+        os.kill(pid, signal.SIGHUP)
+        want = {str(v["vni"]) for v in config["vnis"]}  # type: ignore[union-attr, index, attr-defined]
+
+        def serving() -> bool:
+            view = self.control_view()
+            return set(view.remote_vteps) == want and view.ready and view.settled
+
+        wait_until(f"the agent on {self.name} to serve VNIs {','.join(sorted(want))}", serving, 60)
+
+
+NODE = GobgpAgentNode

@@ -1,0 +1,77 @@
+"""gobgpd in a node's namespace: its config file, starting it, its gRPC API (over a unix socket in the
+node's run directory), its RIB and sessions. Used by the controller and by gobgp hypervisors."""
+
+from __future__ import annotations
+
+from agent.codec import decode_paths
+from agent.gobgp import GobgpClient
+from agent.routes import RouteEvent
+
+from .. import daemons
+from ..bgp import Neighbor
+from ..errors import LabError
+from ..observe import wait_until
+from ..plan import GOBGP_API, LabPlan
+from ..state import LabState
+from .base import record_pid
+
+
+class Gobgpd:
+    """The gobgpd of node `node` (a namespace of the lab)."""
+
+    def __init__(self, plan: LabPlan, state: LabState, node: str) -> None:
+        self.plan = plan
+        self.state = state
+        self.node = node
+        self.files = plan.files(node)
+
+    def client(self, timeout: float = 3.0) -> GobgpClient:
+        return GobgpClient(f"unix://{self.files.gobgpd_socket}", timeout=timeout)
+
+    def start(self, config: str) -> None:
+        """Write `config` and start gobgpd with it (API on the namespace's loopback and on the node's socket)."""
+        self.files.dir.mkdir(parents=True, exist_ok=True)
+        self.files.gobgpd_config.write_text(config)
+        sock = self.files.gobgpd_socket
+        sock.unlink(missing_ok=True)
+        argv = [daemons.find_program("gobgpd"), "-f", str(self.files.gobgpd_config), "-t", "toml", "-p", "--pprof-disable",
+                "--api-hosts", f"{GOBGP_API},unix://{sock}"]
+        record_pid(self.state, self.node, "gobgpd", daemons.start(self.node, argv, self.files.gobgpd_log))
+
+    def api_up(self) -> bool:
+        if not self.files.gobgpd_socket.exists():
+            return False
+        client = self.client()
+        try:
+            client.list_peers()
+            return True
+        finally:
+            client.close()
+
+    def wait_api(self) -> None:
+        wait_until(f"gobgpd API on {self.node}", self.api_up, 10)
+
+    def read_rib(self) -> list[RouteEvent]:
+        client = self.client()
+        try:
+            events, errors = decode_paths(client.list_evpn())
+        finally:
+            client.close()
+        if errors:
+            raise LabError(f"{self.node}: malformed routes in RIB: {errors[0]}")
+        return events
+
+    def sessions(self) -> dict[str, str]:
+        """Neighbour address -> BGP session state."""
+        client = self.client()
+        try:
+            return {addr: state for addr, _, state in client.list_peers()}
+        finally:
+            client.close()
+
+    def add_peer(self, neighbor: Neighbor) -> None:
+        client = self.client()
+        try:
+            client.add_peer(neighbor.gobgp_peer())
+        finally:
+            client.close()
