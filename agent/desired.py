@@ -179,6 +179,7 @@ class RibView:
         self._slots: dict[Slot, dict[RouteKey, Claim]] = {}
         self._winner: dict[Slot, KernelEntry | None] = {}
         self._desired: set[KernelEntry] = set()
+        self._flood: set[FdbEntry] = set()  # the flood entries among them (status reads these often)
         self.ignored: Counter[str] = Counter()
 
     def __len__(self) -> int:
@@ -221,9 +222,12 @@ class RibView:
         if old != new:
             if old is not None:
                 self._desired.discard(old)
+                self._flood.discard(old)  # type: ignore[arg-type]
                 touched.add(old)
             if new is not None:
                 self._desired.add(new)
+                if isinstance(slot, FloodSlot):
+                    self._flood.add(new)  # type: ignore[arg-type]
                 touched.add(new)
 
     def _remove(self, key: RouteKey, touched: set[KernelEntry]) -> None:
@@ -285,6 +289,7 @@ class RibView:
         self._slots.clear()
         self._winner.clear()
         self._desired.clear()
+        self._flood.clear()
         self.ignored.clear()
         scratch: set[KernelEntry] = set()
         for key, found in local.items():
@@ -318,9 +323,8 @@ class RibView:
     def remote_vteps(self) -> dict[int, list[str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, list[str]] = {v.vni: [] for v in self.cfg.vnis}
-        for entry in sorted(self._desired, key=entry_sort_key):
-            if isinstance(entry, FdbEntry) and entry.is_flood:
-                out[by_device[entry.device]].append(str(entry.vtep))
+        for entry in sorted(self._flood, key=entry_sort_key):
+            out[by_device[entry.device]].append(str(entry.vtep))
         return out
 
     def remote_macs(self) -> dict[int, dict[str, str]]:

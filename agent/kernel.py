@@ -6,7 +6,7 @@ import errno
 import ipaddress
 import socket
 import logging
-from typing import Iterable
+from typing import Callable, Iterable, Sequence, Union
 
 from pyroute2 import IPRoute
 from pyroute2 import netns as pyroute2_netns
@@ -15,6 +15,8 @@ from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, N
 
 from .entries import FdbEntry, KernelEntry, NeighEntry
 from .errors import KernelError
+
+Outcome = Union[bool, KernelError]
 
 log = logging.getLogger("evpn.agent.kernel")
 
@@ -144,6 +146,21 @@ class Kernel:
                 if exc.code != _ENOENT:
                     raise KernelError(f"remove bridge entry {entry.mac} on {entry.device}: {exc}") from exc
         return True
+
+    def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
+        """Install entries; per entry True (made), False (an identical one existed: someone else's) or the error."""
+        return [self._outcome(self.add, entry) for entry in entries]
+
+    def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
+        """Remove entries; per entry True (removed), False (already gone) or the error."""
+        return [self._outcome(self.delete, entry) for entry in entries]
+
+    @staticmethod
+    def _outcome(call: Callable[[KernelEntry], bool], entry: KernelEntry) -> Outcome:
+        try:
+            return call(entry)
+        except KernelError as exc:
+            return exc
 
     def set_neigh_suppress(self, device: str, on: bool = True) -> None:
         """ARP/ND suppression on a bridge port (the vxlan device): the bridge answers from its neighbour table."""

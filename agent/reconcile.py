@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Protocol, Sequence, Union
 
 from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
@@ -38,22 +37,28 @@ def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], 
     return plan
 
 
+Outcome = Union[bool, KernelError]  # per entry: True done, False nothing to do (present already / absent), or why it failed
+
+
 class FdbTable(Protocol):
     def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]: ...
-    def add(self, entry: KernelEntry) -> bool: ...
-    def delete(self, entry: KernelEntry) -> bool: ...
+    def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
+    def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
 
 
 class OwnershipStore(Protocol):
     def load(self) -> set[KernelEntry]: ...
-    def save(self, owned: set[KernelEntry]) -> None: ...
+    def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: set[KernelEntry]) -> None: ...
 
 
 class Reconciler:
-    """Applies plans to the kernel and keeps the set of entries this agent owns."""
+    """Applies plans to the kernel (in batches) and keeps the set of entries this agent owns.
 
-    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = (),
-                 save_interval: float = 0.0) -> None:
+    Ownership changes are handed to the store as they happen (added/removed since the last write),
+    so keeping it costs O(changes), never O(owned), per batch.
+    """
+
+    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = ()) -> None:
         self.kernel = kernel
         self.ledger = ledger
         self.devices = tuple(devices)
@@ -62,9 +67,8 @@ class Reconciler:
         self.added = 0
         self.removed = 0
         self.errors = 0
-        self.save_interval = save_interval  # coalesce ledger writes (they cost O(owned) each)
-        self._last_save = 0.0
-        self._unsaved = False
+        self._gained: set[KernelEntry] = set()
+        self._lost: set[KernelEntry] = set()
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
         """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""
@@ -77,69 +81,70 @@ class Reconciler:
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
         present = self.kernel.entries(self.devices, self.bridges)
-        vanished = self.owned - present
-        self.owned &= present
+        for entry in self.owned - present:
+            self.forget(entry)  # on disk too: a later hand-made copy is not ours
         plan = plan_full(desired, present, self.owned)
         if not remove_stale:
             plan.remove = []
         self._apply(plan)
-        if vanished and not plan:
-            self._save()  # forget them on disk too: a later hand-made copy is not ours
+        self.flush()
         return plan
 
     def sync_touched(self, touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool]) -> Plan:
         plan = plan_touched(touched, wants, self.owned)
         self._apply(plan)
+        self.flush()
         return plan
 
-    def _apply(self, plan: Plan) -> None:
-        for entry in plan.remove:
-            try:
-                self.kernel.delete(entry)
-            except KernelError as exc:
-                self.errors += 1
-                log.error("event=kernel-error op=remove entry=%s error=%r", describe(entry), str(exc))
-                continue
+    def forget(self, entry: KernelEntry) -> None:
+        """An owned entry is gone from the kernel without us (dropped by the kernel, deleted by hand)."""
+        if entry in self.owned:
             self.owned.discard(entry)
-            self.removed += 1
-            log.info("event=entry-removed %s", describe(entry))
-        for entry in plan.add:
-            try:
-                made = self.kernel.add(entry)
-            except KernelError as exc:
-                self.errors += 1
-                log.error("event=kernel-error op=add entry=%s error=%r", describe(entry), str(exc))
-                continue
-            if made:
-                self.owned.add(entry)
-                self.added += 1
-                log.info("event=entry-added %s", describe(entry))
-            else:
-                log.info("event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
-        if plan:
-            self._save()
+            self._note(entry, owned=False)
+
+    def _note(self, entry: KernelEntry, owned: bool) -> None:
+        gained, lost = (self._gained, self._lost) if owned else (self._lost, self._gained)
+        if entry in lost:
+            lost.discard(entry)  # undone before it was written
+        else:
+            gained.add(entry)
+
+    def _apply(self, plan: Plan) -> None:
+        if plan.remove:
+            for entry, outcome in zip(plan.remove, self.kernel.delete_many(plan.remove)):
+                if isinstance(outcome, KernelError):
+                    self.errors += 1
+                    log.error("event=kernel-error op=remove entry=%s error=%r", describe(entry), str(outcome))
+                    continue
+                self.owned.discard(entry)
+                self._note(entry, owned=False)
+                self.removed += 1
+                log.info("event=entry-removed %s", describe(entry))
+        if plan.add:
+            for entry, outcome in zip(plan.add, self.kernel.add_many(plan.add)):
+                if isinstance(outcome, KernelError):
+                    self.errors += 1
+                    log.error("event=kernel-error op=add entry=%s error=%r", describe(entry), str(outcome))
+                elif outcome:
+                    self.owned.add(entry)
+                    self._note(entry, owned=True)
+                    self.added += 1
+                    log.info("event=entry-added %s", describe(entry))
+                else:
+                    log.info("event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
 
     def forget_or_remove(self, entry: KernelEntry) -> None:
         """Remove an owned entry of a device that is no longer served (gone already: just forget it)."""
-        try:
-            self.kernel.delete(entry)
-        except KernelError as exc:
-            log.warning("event=kernel-error op=remove %s error=%r (forgotten)", describe(entry), str(exc))
-        self.owned.discard(entry)
+        outcome = self.kernel.delete_many([entry])[0]
+        if isinstance(outcome, KernelError):
+            log.warning("event=kernel-error op=remove %s error=%r (forgotten)", describe(entry), str(outcome))
+        self.forget(entry)
         self.removed += 1
         log.info("event=entry-removed %s reason=vni-no-longer-served", describe(entry))
-        self._save()
-
-    def _save(self) -> None:
-        now = time.monotonic()
-        if self.save_interval and now - self._last_save < self.save_interval:
-            self._unsaved = True
-            return
-        self.ledger.save(self.owned)
-        self._last_save, self._unsaved = now, False
+        self.flush()
 
     def flush(self) -> None:
-        """Write a coalesced ledger update now (called when idle and at shutdown)."""
-        if self._unsaved:
-            self.ledger.save(self.owned)
-            self._last_save, self._unsaved = time.monotonic(), False
+        """Hand the ownership changes since the last write to the store."""
+        if self._gained or self._lost:
+            self.ledger.record(self._gained, self._lost, self.owned)
+            self._gained, self._lost = set(), set()

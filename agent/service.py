@@ -53,7 +53,7 @@ from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
 
-STATE_WRITE_INTERVAL = 0.5  # seconds: status and ownership files are rewritten at most this often
+STATE_WRITE_INTERVAL = 0.5  # seconds: the status file is rewritten at most this often
 WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
@@ -131,8 +131,7 @@ class Agent:
         self.client_factory = client_factory
         self.clock = clock
         self.rib = RibView(cfg)
-        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis],
-                                     save_interval=STATE_WRITE_INTERVAL)
+        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
         self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock, cfg.mac_limit_per_port, cfg.mac_limit_per_vni)
         self.advertiser = Advertiser(cfg)
         self.learning = LocalLearning(cfg, self.rib, self.advertiser, self.table)
@@ -305,7 +304,7 @@ class Agent:
         touched: set[KernelEntry] = set()
         gone = {(bridges.get(item.bridge_index), ipaddress.ip_address(item.ip)) for item in lost}
         for entry in [e for e in self.reconciler.owned if isinstance(e, NeighEntry) and (e.device, e.ip) in gone]:
-            self.reconciler.owned.discard(entry)
+            self.reconciler.forget(entry)
             touched.add(entry)
             log.warning("event=kernel-dropped-entry kind=neigh device=%s ip=%s mac=%s (re-adding if still wanted)",
                         entry.device, entry.ip, entry.mac)

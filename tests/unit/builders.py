@@ -4,7 +4,7 @@ kernel and the ledger (they implement the FdbTable / OwnershipStore protocols of
 from __future__ import annotations
 
 import ipaddress
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 from agent.config import AgentConfig, parse_config
 from agent.entries import FdbEntry, KernelEntry, NeighEntry, describe, flood_entry
@@ -148,6 +148,19 @@ class FakeKernel:
         self.table.discard(entry)
         return True
 
+    def add_many(self, entries: Sequence[KernelEntry]) -> list[bool | KernelError]:
+        return [self._outcome(self.add, e) for e in entries]
+
+    def delete_many(self, entries: Sequence[KernelEntry]) -> list[bool | KernelError]:
+        return [self._outcome(self.delete, e) for e in entries]
+
+    @staticmethod
+    def _outcome(call: Callable[[KernelEntry], bool], entry: KernelEntry) -> bool | KernelError:
+        try:
+            return call(entry)
+        except KernelError as exc:
+            return exc
+
     # what other programs (or an operator) do
     def someone_adds(self, entry: KernelEntry) -> None:
         if entry not in self.table:
@@ -170,8 +183,10 @@ class MemoryLedger:
     def load(self) -> set[KernelEntry]:
         return set(self.stored)
 
-    def save(self, owned: set[KernelEntry]) -> None:
-        self.stored = set(owned)  # copy: the file does not change when the caller's set does
+    def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: set[KernelEntry]) -> None:
+        assert not added & removed
+        self.stored = (self.stored - removed) | added
+        assert self.stored == owned, "the changes handed over must add up to what is owned"
         self.saves += 1
 
 

@@ -8,7 +8,6 @@ the Reconciler itself is the real one.
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
 
 import pytest
@@ -17,8 +16,7 @@ from hypothesis import strategies as st
 
 from agent.config import parse_config
 from agent.desired import RibView
-from agent.entries import KernelEntry, NeighEntry, describe, entry_sort_key
-from agent.ledger import Ledger
+from agent.entries import KernelEntry, describe, entry_sort_key
 from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
@@ -499,130 +497,6 @@ def test_describe_is_greppable_key_value() -> None:
         fields = dict(part.split("=", 1) for part in describe(entry).split(" "))
         assert fields["device"] == entry.device and fields["mac"] == entry.mac
 
-
-# -- the ledger file ---------------------------------------------------------------------------
-
-
-def test_ledger_file_round_trip(tmp_path) -> None:
-    path = tmp_path / "state" / "owned.json"
-    ledger = Ledger(path)
-    assert ledger.load() == set()  # no file yet
-    ledger.save({A, M2, U("vx200", MAC, "2001:db8::1")})
-    assert Ledger(path).load() == {A, M2, U("vx200", MAC, "2001:db8::1")}
-    ledger.save(set())
-    assert Ledger(path).load() == set()
-    assert not path.with_suffix(".tmp").exists()
-
-
-def test_ledger_without_path_owns_nothing_and_writes_nothing(tmp_path) -> None:
-    ledger = Ledger(None)
-    ledger.save({A})
-    assert ledger.load() == set()
-    assert list(tmp_path.iterdir()) == []
-
-
-@pytest.mark.parametrize("text", ["not json", "", '{"fdb": [["vx100", "10.0.0.2"]]}', '{"fdb": [["vx100", "x", "nope"]]}', '{"fdb": 5}'])
-def test_ledger_unreadable_owns_nothing(tmp_path, text: str) -> None:
-    path = tmp_path / "owned.json"
-    path.write_text(text)
-    assert Ledger(path).load() == set()
-
-
-@pytest.mark.parametrize("text", ["[]", "null", "5", '"fdb"'])
-def test_ledger_valid_json_that_is_not_an_object_owns_nothing(tmp_path, text: str) -> None:
-    # A truncated/garbled ledger is logged as unreadable and the agent owns nothing; the same
-    # must hold for a file that happens to be valid JSON of another shape, not crash the agent
-    # (Reconciler.__init__ calls load()).
-    path = tmp_path / "owned.json"
-    path.write_text(text)
-    assert Ledger(path).load() == set()
-
-
-def test_ledger_file_round_trip_with_neighbour_entries(tmp_path) -> None:
-    path = tmp_path / "owned.json"
-    owned = {A, M2, U("vx200", MAC, "2001:db8::1"), N1, N1B, N2, N3}
-    Ledger(path).save(owned)
-    loaded = Ledger(path).load()
-    assert loaded == owned
-    assert {type(e.ip) for e in loaded if isinstance(e, NeighEntry)} == {ipaddress.IPv4Address, ipaddress.IPv6Address}
-    Ledger(path).save({N2})
-    assert Ledger(path).load() == {N2}
-
-
-def test_ledger_file_format(tmp_path) -> None:
-    path = tmp_path / "owned.json"
-    Ledger(path).save({N3, N2, N("br100", "192.168.1.10", MAC), N1, M2, E("vx100", "10.0.0.10"), A})
-    assert json.loads(path.read_text()) == {
-        "fdb": [
-            ["vx100", "00:00:00:00:00:00", "10.0.0.2"],
-            ["vx100", "00:00:00:00:00:00", "10.0.0.10"],
-            ["vx100", MAC, "10.0.0.2"],
-        ],
-        "neigh": [
-            ["br100", "192.168.1.5", MAC],
-            ["br100", "192.168.1.10", MAC],
-            ["br100", "2001:db8::5", MAC],
-            ["br200", "192.168.1.5", MAC],
-        ],
-    }
-
-
-def test_ledger_without_neighbour_list_still_loads(tmp_path) -> None:
-    # a ledger written before ARP/ND suppression existed has only the FDB list
-    path = tmp_path / "owned.json"
-    path.write_text('{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"], ["vx100", "aa:bb:cc:dd:ee:01", "10.0.0.2"]]}')
-    assert Ledger(path).load() == {A, M2}
-    path.write_text('{"neigh": [["br100", "192.168.1.5", "aa:bb:cc:dd:ee:01"]]}')
-    assert Ledger(path).load() == {N1}
-    path.write_text("{}")
-    assert Ledger(path).load() == set()
-
-
-@pytest.mark.parametrize("text", [
-    '{"neigh": [["br100", "192.168.1.5"]]}',
-    '{"neigh": [["br100", "not-an-ip", "aa:bb:cc:dd:ee:01"]]}',
-    '{"neigh": 5}',
-    '{"neigh": [5]}',
-    '{"fdb": [], "neigh": [["br100", "192.168.1.5", ["aa"]]]}',
-    '{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"]], "neigh": [["br100", "192.168.1.5", "m", "extra"]]}',
-])
-def test_ledger_unreadable_neighbour_list_owns_nothing(tmp_path, text: str) -> None:
-    path = tmp_path / "owned.json"
-    path.write_text(text)
-    assert Ledger(path).load() == set()
-
-
-def test_reconciler_with_file_ledger_forgets_vanished_entries_across_restarts(tmp_path) -> None:
-    path = tmp_path / "owned.json"
-    kernel = FakeKernel()
-    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A, M2})
-    assert Ledger(path).load() == {A, M2}
-    kernel.someone_deletes(M2)
-    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
-    assert Ledger(path).load() == {A}
-    kernel.someone_adds(M2)
-    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
-    assert M2 in kernel.table and kernel.foreign_removed == []
-
-
-def test_reconciler_with_file_ledger_and_neighbour_entries_across_restarts(tmp_path) -> None:
-    path = tmp_path / "owned.json"
-    kernel = FakeKernel(foreign={N3})
-    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2})
-    assert Ledger(path).load() == {A, M2, N1, N2}
-    # restart with the same desired state: nothing removed and re-added
-    calls = len(kernel.calls)
-    assert Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2}) == Plan()
-    assert len(kernel.calls) == calls
-    # someone deletes N1; the next run forgets it; an operator's re-creation is never removed
-    kernel.someone_deletes(N1)
-    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N2})
-    assert Ledger(path).load() == {A, M2, N2}
-    kernel.someone_adds(N1)
-    rec = Reconciler(kernel, Ledger(path), DEVICES, BRIDGES)
-    assert rec.full_sync({A}) == Plan(remove=[M2, N2])
-    assert kernel.table == {A, N1, N3}
-    assert kernel.foreign_removed == []
 
 
 # -- with the real RibView --------------------------------------------------------------------

@@ -1,0 +1,228 @@
+"""Unit tests for agent/ledger.py: the ownership snapshot, the journal of changes, compaction."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import stat
+
+import pytest
+
+from agent.entries import NeighEntry
+from agent.ledger import COMPACT_MIN_LINES, Ledger
+from agent.reconcile import Plan, Reconciler
+
+from tests.unit.builders import E, FakeKernel, N, U
+
+A = E("vx100", "10.0.0.2")
+B = E("vx100", "10.0.0.3")
+MAC = "aa:bb:cc:dd:ee:01"
+MAC2 = "aa:bb:cc:dd:ee:02"
+M2 = U("vx100", MAC, "10.0.0.2")
+N1 = N("br100", "192.168.1.5", MAC)
+N1B = N("br100", "192.168.1.5", MAC2)
+N2 = N("br100", "2001:db8::5", MAC)
+N3 = N("br200", "192.168.1.5", MAC)
+DEVICES = ("vx100", "vx200")
+BRIDGES = ("br100", "br200")
+
+
+# -- the ledger file ---------------------------------------------------------------------------
+
+
+def test_ledger_file_round_trip(tmp_path) -> None:
+    path = tmp_path / "state" / "owned.json"
+    ledger = Ledger(path)
+    assert ledger.load() == set()  # no file yet
+    ledger.compact({A, M2, U("vx200", MAC, "2001:db8::1")})
+    assert Ledger(path).load() == {A, M2, U("vx200", MAC, "2001:db8::1")}
+    ledger.compact(set())
+    assert Ledger(path).load() == set()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["owned.json", "owned.json.journal"]  # no temporary file left
+
+
+def test_ledger_without_path_owns_nothing_and_writes_nothing(tmp_path) -> None:
+    ledger = Ledger(None)
+    ledger.record({A}, set(), {A})
+    ledger.compact({A})
+    assert ledger.load() == set()
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", ["not json", "", '{"fdb": [["vx100", "10.0.0.2"]]}', '{"fdb": [["vx100", "x", "nope"]]}', '{"fdb": 5}'])
+def test_ledger_unreadable_owns_nothing(tmp_path, text: str) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+@pytest.mark.parametrize("text", ["[]", "null", "5", '"fdb"'])
+def test_ledger_valid_json_that_is_not_an_object_owns_nothing(tmp_path, text: str) -> None:
+    # A truncated/garbled ledger is logged as unreadable and the agent owns nothing; the same
+    # must hold for a file that happens to be valid JSON of another shape, not crash the agent
+    # (Reconciler.__init__ calls load()).
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+def test_ledger_file_round_trip_with_neighbour_entries(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    owned = {A, M2, U("vx200", MAC, "2001:db8::1"), N1, N1B, N2, N3}
+    Ledger(path).compact(owned)
+    loaded = Ledger(path).load()
+    assert loaded == owned
+    assert {type(e.ip) for e in loaded if isinstance(e, NeighEntry)} == {ipaddress.IPv4Address, ipaddress.IPv6Address}
+    Ledger(path).compact({N2})
+    assert Ledger(path).load() == {N2}
+
+
+def test_ledger_file_format(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    Ledger(path).compact({N3, N2, N("br100", "192.168.1.10", MAC), N1, M2, E("vx100", "10.0.0.10"), A})
+    assert json.loads(path.read_text()) == {
+        "fdb": [
+            ["vx100", "00:00:00:00:00:00", "10.0.0.2"],
+            ["vx100", "00:00:00:00:00:00", "10.0.0.10"],
+            ["vx100", MAC, "10.0.0.2"],
+        ],
+        "neigh": [
+            ["br100", "192.168.1.5", MAC],
+            ["br100", "192.168.1.10", MAC],
+            ["br100", "2001:db8::5", MAC],
+            ["br200", "192.168.1.5", MAC],
+        ],
+    }
+
+
+def test_ledger_without_neighbour_list_still_loads(tmp_path) -> None:
+    # a ledger written before ARP/ND suppression existed has only the FDB list
+    path = tmp_path / "owned.json"
+    path.write_text('{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"], ["vx100", "aa:bb:cc:dd:ee:01", "10.0.0.2"]]}')
+    assert Ledger(path).load() == {A, M2}
+    path.write_text('{"neigh": [["br100", "192.168.1.5", "aa:bb:cc:dd:ee:01"]]}')
+    assert Ledger(path).load() == {N1}
+    path.write_text("{}")
+    assert Ledger(path).load() == set()
+
+
+@pytest.mark.parametrize("text", [
+    '{"neigh": [["br100", "192.168.1.5"]]}',
+    '{"neigh": [["br100", "not-an-ip", "aa:bb:cc:dd:ee:01"]]}',
+    '{"neigh": 5}',
+    '{"neigh": [5]}',
+    '{"fdb": [], "neigh": [["br100", "192.168.1.5", ["aa"]]]}',
+    '{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"]], "neigh": [["br100", "192.168.1.5", "m", "extra"]]}',
+])
+def test_ledger_unreadable_neighbour_list_owns_nothing(tmp_path, text: str) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+def test_reconciler_with_file_ledger_forgets_vanished_entries_across_restarts(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    kernel = FakeKernel()
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A, M2})
+    assert Ledger(path).load() == {A, M2}
+    kernel.someone_deletes(M2)
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
+    assert Ledger(path).load() == {A}
+    kernel.someone_adds(M2)
+    Reconciler(kernel, Ledger(path), DEVICES).full_sync({A})
+    assert M2 in kernel.table and kernel.foreign_removed == []
+
+
+def test_reconciler_with_file_ledger_and_neighbour_entries_across_restarts(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    kernel = FakeKernel(foreign={N3})
+    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2})
+    assert Ledger(path).load() == {A, M2, N1, N2}
+    # restart with the same desired state: nothing removed and re-added
+    calls = len(kernel.calls)
+    assert Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N1, N2}) == Plan()
+    assert len(kernel.calls) == calls
+    # someone deletes N1; the next run forgets it; an operator's re-creation is never removed
+    kernel.someone_deletes(N1)
+    Reconciler(kernel, Ledger(path), DEVICES, BRIDGES).full_sync({A, M2, N2})
+    assert Ledger(path).load() == {A, M2, N2}
+    kernel.someone_adds(N1)
+    rec = Reconciler(kernel, Ledger(path), DEVICES, BRIDGES)
+    assert rec.full_sync({A}) == Plan(remove=[M2, N2])
+    assert kernel.table == {A, N1, N3}
+    assert kernel.foreign_removed == []
+
+
+# -- the journal ------------------------------------------------------------------------------
+
+
+def test_journal_records_changes_and_load_replays_them(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record({A, M2}, set(), {A, M2})
+    ledger.record({N1}, {A}, {M2, N1})
+    assert not path.exists()  # no snapshot needed yet: the journal says it all
+    assert Ledger(path).load() == {M2, N1}
+
+
+def test_journal_cost_follows_the_changes_not_the_table(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    owned = {U("vx100", f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", "10.0.0.2") for i in range(3000)}
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.compact(owned)
+    snapshot_size = path.stat().st_size
+    before = (tmp_path / "owned.json.journal").stat().st_size
+    ledger.record({A}, set(), owned | {A})
+    grown = (tmp_path / "owned.json.journal").stat().st_size - before
+    assert grown < 100 and path.stat().st_size == snapshot_size
+
+
+def test_a_torn_last_line_is_ignored(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record({A, B}, set(), {A, B})
+    ledger.close()
+    with open(tmp_path / "owned.json.journal", "a") as journal:
+        journal.write('["-", "fdb", "vx100", "00:00:00:0')  # the agent died mid-write
+    assert Ledger(path).load() == {A, B}
+
+
+def test_compaction_when_the_journal_outgrows_the_table(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    for _ in range(COMPACT_MIN_LINES // 2 + 1):
+        ledger.record({A}, set(), {A})
+        ledger.record(set(), {A}, set())
+    assert path.exists()  # compacted once the journal passed COMPACT_MIN_LINES lines
+    assert len((tmp_path / "owned.json.journal").read_text().splitlines()) < 10
+    assert Ledger(path).load() == set()
+
+
+def test_a_crash_between_snapshot_and_journal_truncation_loses_nothing(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record({A, B, M2}, set(), {A, B, M2})
+    ledger.record(set(), {B}, {A, M2})
+    journal = (tmp_path / "owned.json.journal").read_text()
+    ledger.compact({A, M2})
+    (tmp_path / "owned.json.journal").write_text(journal)  # as if truncation never happened
+    assert Ledger(path).load() == {A, M2}
+
+
+def test_ledger_files_are_for_root_only_whatever_the_umask(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    old = os.umask(0)
+    try:
+        ledger = Ledger(path)
+        ledger.record({A}, set(), {A})
+        ledger.compact({A})
+    finally:
+        os.umask(old)
+    for file in (path, tmp_path / "owned.json.journal"):
+        assert stat.S_IMODE(file.stat().st_mode) == 0o600
