@@ -17,7 +17,7 @@ from rich.table import Table
 
 from .errors import LabError
 from .state import labs
-from .topology import load_topology
+from .topology import check_lab_name, load_topology
 
 console = Console()
 if not console.is_terminal:
@@ -58,8 +58,9 @@ def clean_errors(func: F) -> F:
 
 
 def resolve_lab(lab: str | None) -> str:
-    if lab:
-        return lab
+    """The lab a command acts on: the one named (validated), or the only running one."""
+    if lab is not None:
+        return check_lab_name(lab)
     running = labs()
     if len(running) == 1:
         return running[0]
@@ -75,6 +76,7 @@ lab_option = click.option("--lab", "lab_name", help="lab name (default: the only
 @click.option("-v", "--verbose", is_flag=True, help="log every step (structured lines on stderr)")
 def main(verbose: bool) -> None:
     """Build a BGP-EVPN/VXLAN lab in network namespaces and prove it with real traffic."""
+    os.umask(0o077)  # what labctl and the daemons it starts create is root's only (modes are also set explicitly)
     logging.basicConfig(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s level=%(levelname)s logger=%(name)s %(message)s",
@@ -116,8 +118,12 @@ def up(topology: Path) -> None:
 def down(lab_name: str | None) -> None:
     """Remove every namespace, interface and process of a lab (also after a crash)."""
     from .lab import teardown
+    from .plan import lab_dir
+    from .state import load
 
-    name = lab_name or resolve_lab(None)
+    name = resolve_lab(lab_name)
+    if load(name) is None and not lab_dir(name).exists():
+        raise LabError(f"no lab named {name!r} (nothing under {lab_dir(name)}); namespaces are removed only by the lab they belong to")
     removed = teardown(name)
     console.print(f"lab {name}: removed {len(removed)} namespaces")
 
@@ -131,7 +137,7 @@ def apply(topology: Path, lab_name: str | None) -> None:
     from .lab import Lab
 
     topo = load_topology(topology)
-    lab = Lab.open(lab_name or topo.lab)
+    lab = Lab.open(resolve_lab(lab_name) if lab_name is not None else topo.lab)
     added = lab.apply(topo, lambda m: console.print(f"  {m}", highlight=False))
     console.print(f"added {len(added)} hypervisors: {', '.join(h.name for h in added) or 'none'}")
 
@@ -271,12 +277,19 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None) ->
 @clean_errors
 def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> None:
     """Show the daemons' logs (all nodes, or one)."""
-    from .plan import lab_dir
+    from .lab import Lab
 
-    base = lab_dir(resolve_lab(lab_name))
-    files = sorted(base.glob(f"{node or '*'}/**/*.log"))
+    lab = Lab.open(resolve_lab(lab_name))
+    nodes = [lab.plan.controller_ns] + [h.name for h in lab.topo.hosts]
+    if node is not None:
+        ns_name = next((n for n in nodes if node in (n, n.removeprefix(lab.plan.prefix))), None)
+        if ns_name is None:
+            raise LabError(f"no node {node!r} with logs in lab {lab.topo.lab} ({', '.join(nodes)})")
+        nodes = [ns_name]
+    base = lab.plan.run_dir.resolve()
+    files = [f for n in nodes for f in sorted(lab.plan.node_dir(n).glob("**/*.log")) if f.resolve().is_relative_to(base)]
     if not files:
-        raise LabError(f"no logs for {node or 'any node'} under {base}")
+        raise LabError(f"no logs for {node or 'any node'} under {lab.plan.run_dir}")
     argv = ["tail", "-n", str(lines)] + (["-F"] if follow else []) + [str(f) for f in files]
     os.execvp("tail", argv)
 
@@ -301,14 +314,13 @@ def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
 @clean_errors
 def exec_(node: str, command: tuple[str, ...], lab_name: str | None) -> None:
     """Run COMMAND inside NODE's namespace (a hypervisor, 'controller', 'underlay' or a VM name)."""
-    from . import netns
-    from .plan import namespace_name
+    from .lab import Lab
 
-    lab = resolve_lab(lab_name)
-    candidates = [node, namespace_name(lab, node)]
-    ns_name = next((c for c in candidates if c in netns.list_namespaces()), None)
+    lab = Lab.open(resolve_lab(lab_name))
+    ours = lab.plan.all_namespaces()
+    ns_name = next((n for n in ours if node in (n, n.removeprefix(lab.plan.prefix))), None)
     if ns_name is None:
-        raise LabError(f"no node {node!r} in lab {lab}")
+        raise LabError(f"no node {node!r} in lab {lab.topo.lab}")
     sys.exit(subprocess.call(["ip", "netns", "exec", ns_name, *command]))
 
 

@@ -37,8 +37,10 @@ def find_program(name: str) -> str:
 
 def start(ns_name: str, argv: list[str], log_path: Path) -> int:
     """Run `argv` inside `ns_name` in the background; output goes to `log_path`. Returns its PID."""
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "ab") as out:
+    log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.fchmod(fd, 0o600)  # root only, whatever the umask (and whatever an older file had)
+    with os.fdopen(fd, "ab") as out:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns_name, *argv],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,

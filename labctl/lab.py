@@ -19,9 +19,10 @@ from .interrupts import INTERRUPT
 from .nodes import node_class
 from .nodes.base import HostNode, Speaker
 from .nodes.gobgpd import Gobgpd
-from .plan import UPLINK, LabPlan, NodeFiles, failed_dir, lab_dir, namespace_name, state_file
+from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, LabPlan, NodeFiles, failed_dir, lab_dir, namespace_name, state_file
 from .state import LabState, load
-from .topology import Host, Topology, Vm, parse_topology
+from .errors import TopologyError
+from .topology import Host, Topology, Vm, check_lab_name, parse_topology
 
 log = logging.getLogger("evpn.labctl.lab")
 
@@ -93,6 +94,8 @@ class Lab:
     @classmethod
     def up(cls, topo: Topology, source: str, progress: Progress = _quiet) -> "Lab":
         preflight()
+        for kind in sorted({h.kind for h in topo.hosts}):
+            node_class(kind).preflight()
         existing = [n for n in netns.list_namespaces() if n.startswith(namespace_name(topo.lab, ""))]
         if load(topo.lab) is not None or existing:
             raise LabError(f"lab {topo.lab!r} already exists ({len(existing)} namespaces): run 'labctl down {topo.lab}' first")
@@ -156,6 +159,8 @@ class Lab:
         new_hosts = list(self.topo.hosts_added_by(topo))
         if not new_hosts:
             return []
+        for kind in sorted({h.kind for h in new_hosts}):
+            node_class(kind).preflight()
         old = self.topo
         self.adopt(topo)
         created: list[Host] = []
@@ -190,22 +195,47 @@ def preflight() -> None:
             pass  # built in, or the first vxlan link creation will say what is missing
 
 
-def teardown(lab: str, keep_logs: Path | None = None) -> list[str]:
-    """Remove everything of lab `lab`: daemons by recorded PID, leftover processes in its namespaces, the namespaces, its run dir.
+def owned_namespaces(lab: str, document: object) -> list[str]:
+    """The namespaces lab `lab`'s state says are its own (its plan's; from the raw document if it no longer validates)."""
+    try:
+        return LabPlan(parse_topology(document, "state")).all_namespaces()
+    except TopologyError:
+        pass
+    names = [namespace_name(lab, ROUTER_SUFFIX), namespace_name(lab, CONTROLLER_SUFFIX)]
+    hosts = document.get("hosts") if isinstance(document, dict) else None
+    for host in hosts if isinstance(hosts, list) else []:
+        if not isinstance(host, dict):
+            continue
+        if isinstance(host.get("name"), str) and host["name"].startswith(namespace_name(lab, "")):
+            names.append(host["name"])
+        vms = host.get("vms")
+        names += [namespace_name(lab, vm["name"]) for vm in (vms if isinstance(vms, list) else [])
+                  if isinstance(vm, dict) and isinstance(vm.get("name"), str)]
+    return names
 
-    With `keep_logs`, the run dir's logs and configs are moved there first (for a failed `up`).
+
+def teardown(lab: str, keep_logs: Path | None = None) -> list[str]:
+    """Remove everything of lab `lab` its state names: daemons by recorded PID, leftover processes in its
+    namespaces, those namespaces, its run dir. A namespace the state does not name is never touched.
+
+    With `keep_logs`, the run dir's logs and configs are copied there first (for a failed `up`).
     """
+    check_lab_name(lab)
     state = load(lab)
     removed: list[str] = []
     run_dir = lab_dir(lab)
-    if state is not None:
+    if state is None:
+        log.warning("event=teardown-without-state lab=%s run_dir=%s", lab, run_dir)
+        owned: list[str] = []
+    else:
         for node, roles in state.pids.items():
             for pid in roles.values():
                 daemons.stop(pid, NodeFiles(run_dir / node).marker)
-    ours = [n for n in netns.list_namespaces() if n.startswith(namespace_name(lab, ""))]
-    for name in ours:
+        existing = set(netns.list_namespaces())
+        owned = [n for n in owned_namespaces(lab, state.topology) if n in existing]
+    for name in owned:
         daemons.kill_pids(netns.pids(name))
-    for name in ours:
+    for name in owned:
         netns.remove(name)
         removed.append(name)
     if keep_logs is not None and run_dir.exists():

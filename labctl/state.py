@@ -12,9 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.atomicfile import write_json_atomic
-
-from .plan import RUN_ROOT, state_file
+from . import plan
+from .plan import state_file
+from .rundir import write_private_json
+from .topology import LAB_NAME_RE
 
 
 @dataclass
@@ -31,10 +32,12 @@ class LabState:
         return state_file(self.lab)
 
     def save(self) -> None:
-        write_json_atomic(self.path, asdict(self), indent=1)
+        write_private_json(self.path, asdict(self), indent=1)
 
 
 def load(lab: str) -> LabState | None:
+    if not LAB_NAME_RE.match(lab):
+        return None
     try:
         data = json.loads(state_file(lab).read_text())
         return LabState(**data)
@@ -43,6 +46,6 @@ def load(lab: str) -> LabState | None:
 
 
 def labs() -> list[str]:
-    if not RUN_ROOT.is_dir():
+    if not plan.RUN_ROOT.is_dir():
         return []
-    return sorted(p.name for p in RUN_ROOT.iterdir() if state_file(p.name).exists())
+    return sorted(p.name for p in plan.RUN_ROOT.iterdir() if LAB_NAME_RE.match(p.name) and state_file(p.name).exists())

@@ -10,22 +10,29 @@ from typing import Any, Mapping
 
 import yaml
 
+from agent.routes import RouteError, RouteTarget
+
 from .errors import TopologyError
 from .nodes import DEFAULT_KIND, KINDS
-from .plan import (
-    CONTROLLER_SUFFIX,
-    ROUTER_SUFFIX,
-    bridge_name,
-    namespace_name,
-    vxlan_name,
-)
+from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, bridge_name, namespace_name, vxlan_name
 
-LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}$")
-SUFFIX_RE = re.compile(r"^[a-z0-9]{1,11}$")
-VM_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}$")
-NET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}$")
-MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-MAX_VNI = 0xFFFFFF
+RESERVED_DEVICE_RE = re.compile(rf"^(lo|{UPLINK}|vxlan\d+)\Z")  # interfaces a hypervisor already has or gets
+
+LAB_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}\Z")
+LAB_NAME_HINT = "1-8 of a-z 0-9, starting with a letter, no '-'"
+SUFFIX_RE = re.compile(r"^[a-z0-9]{1,11}\Z")
+VM_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,9}\Z")
+NET_NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,15}\Z")
+BRIDGE_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,7}\Z")
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}\Z")
+RT_RE = re.compile(r"^\d{1,10}:\d{1,10}\Z")
+# The lab's route distinguishers are <VTEP>:<VNI> (type 1, as the agent's and FRR's defaults): a 16-bit number
+MAX_VNI = 0xFFFF
+# Sane sizes for a lab on one machine: each hypervisor runs two daemons (about 100 MB), each VM is a namespace
+MAX_HOSTS = 64
+MAX_VMS = 512
+MAX_NETWORKS = 64
+MAX_FILE_BYTES = 256 * 1024
 RESERVED_SUFFIXES = (CONTROLLER_SUFFIX, ROUTER_SUFFIX)
 HOST_KINDS = tuple(KINDS)
 
@@ -159,6 +166,24 @@ class Topology:
         }
 
 
+def _show(value: Any, limit: int = 40) -> str:
+    """A value as it may appear in a one-line message: repr, newlines escaped, cut short."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", "\\r").replace("\n", "\\n")
+
+
+def check_lab_name(name: Any) -> str:
+    """`name` if it is a valid lab name (the topology's rule), else TopologyError: every command that takes
+    a lab name goes through this, so a name can never be a path or another lab's prefix."""
+    if not isinstance(name, str) or not LAB_NAME_RE.match(name):
+        raise TopologyError(f"lab name {_show(name)} is not valid ({LAB_NAME_HINT})")
+    return name
+
+
 class _Reader:
     """Field access that names the path of every problem (``hosts[1].vtep``)."""
 
@@ -166,15 +191,16 @@ class _Reader:
         self.source = source
 
     def fail(self, where: str, problem: str) -> TopologyError:
-        return TopologyError(f"{self.source}: {where}: {problem}")
+        return TopologyError(_one_line(f"{self.source}: {where}: {problem}"))
 
     def mapping(self, value: Any, where: str, required: set[str], optional: set[str]) -> Mapping[str, Any]:
         if not isinstance(value, Mapping):
-            raise self.fail(where, f"expected a mapping, got {type(value).__name__}")
+            raise self.fail(where or "document", f"expected a mapping, got {type(value).__name__}")
         for key in value:
             if key not in required | optional:
                 allowed = ", ".join(sorted(required | optional))
-                raise self.fail(f"{where}.{key}" if where else str(key), f"unknown key (allowed: {allowed})")
+                shown = key if isinstance(key, str) and key.isidentifier() else _show(key)
+                raise self.fail(f"{where}.{shown}" if where else str(shown), f"unknown key (allowed: {allowed})")
         for key in sorted(required):
             if value.get(key) is None:
                 raise self.fail(f"{where}.{key}" if where else key, "missing")
@@ -182,37 +208,69 @@ class _Reader:
 
     def integer(self, value: Any, where: str, low: int, high: int) -> int:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-            raise self.fail(where, f"{value!r} must be an integer in {low}..{high}")
+            raise self.fail(where, f"{_show(value)} must be an integer in {low}..{high}")
         return value
 
     def name(self, value: Any, where: str, pattern: re.Pattern[str], hint: str) -> str:
         if not isinstance(value, str) or not pattern.match(value):
-            raise self.fail(where, f"{value!r} is not a valid name ({hint})")
+            raise self.fail(where, f"{_show(value)} is not a valid name ({hint})")
         return value
 
     def ipv4(self, value: Any, where: str) -> ipaddress.IPv4Address:
+        if not isinstance(value, str):
+            raise self.fail(where, f"{_show(value)} is not an IPv4 address")
+        text, _, prefix = value.partition("/")  # "10.0.0.1/32" is accepted as the address
         try:
-            return ipaddress.IPv4Address(str(value).split("/")[0] if isinstance(value, str) else value)
-        except (ipaddress.AddressValueError, ValueError):
-            raise self.fail(where, f"{value!r} is not an IPv4 address") from None
+            if prefix and prefix != "32":
+                raise ValueError(value)
+            return ipaddress.IPv4Address(text)
+        except ValueError:
+            raise self.fail(where, f"{_show(value)} is not an IPv4 address") from None
+
+    def unicast(self, address: ipaddress.IPv4Address, where: str) -> ipaddress.IPv4Address:
+        """A private unicast address (a loopback of the lab's underlay)."""
+        if (not address.is_private or address.is_loopback or address.is_multicast or address.is_unspecified
+                or address.is_link_local or address.is_reserved or address == ipaddress.IPv4Address("255.255.255.255")):
+            raise self.fail(where, f"{address} must be a private unicast address (e.g. 10.0.0.100)")
+        return address
 
     def network(self, value: Any, where: str) -> ipaddress.IPv4Network:
+        if not isinstance(value, str) or "/" not in value:
+            raise self.fail(where, f"{_show(value)} is not an IPv4 network (e.g. 192.168.100.0/24)")
         try:
-            return ipaddress.IPv4Network(str(value), strict=True)
+            net = ipaddress.IPv4Network(value, strict=True)
         except ValueError as exc:
-            raise self.fail(where, f"{value!r} is not an IPv4 network ({exc})") from None
+            raise self.fail(where, f"{_show(value)} is not an IPv4 network ({exc})") from None
+        if net.is_multicast or net.is_link_local or net.is_loopback or net.is_reserved or net.is_unspecified or net.network_address.is_unspecified:
+            raise self.fail(where, f"{net} is not a unicast network (multicast, link-local, loopback and reserved ranges are refused)")
+        return net
 
-    def items(self, value: Any, where: str) -> list[Any]:
+    def items(self, value: Any, where: str, limit: int) -> list[Any]:
         if not isinstance(value, list) or not value:
             raise self.fail(where, "expected a non-empty list")
+        if len(value) > limit:
+            raise self.fail(where, f"{len(value)} entries: a lab takes at most {limit}")
         return value
+
+    def route_targets(self, value: Any, where: str, default: str) -> tuple[str, ...]:
+        rts = value or [default]
+        if not isinstance(rts, list) or not all(isinstance(x, str) and RT_RE.match(x) for x in rts):
+            raise self.fail(where, f"{_show(rts)} must be a list like [{default!r}]")
+        for rt in rts:
+            try:
+                RouteTarget.parse(rt)
+            except RouteError as exc:
+                raise self.fail(where, str(exc)) from None
+        return tuple(rts)
 
 
 def parse_topology(data: Any, source: str = "topology") -> Topology:
-    """Validate a loaded YAML document; raise TopologyError naming the first problem found."""
+    """Validate a loaded YAML document; raise TopologyError naming the first problem found.
+
+    Everything `up` would trip over is refused here, so `labctl check` says what `up` would say."""
     r = _Reader(source)
     top = r.mapping(data, "", {"lab", "controller", "networks", "hosts"}, {"bgp", "underlay"})
-    lab = r.name(top["lab"], "lab", LAB_NAME_RE, "1-8 of a-z 0-9, starting with a letter, no '-'")
+    lab = r.name(top["lab"], "lab", LAB_NAME_RE, LAB_NAME_HINT)
     bgp = r.mapping(top.get("bgp") or {}, "bgp", set(), {"hold_time", "keepalive", "connect_retry"})
     hold = r.integer(bgp.get("hold_time", 3), "bgp.hold_time", 3, 65535)
     keepalive = r.integer(bgp.get("keepalive", 1), "bgp.keepalive", 1, 21845)
@@ -222,10 +280,11 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     underlay = r.mapping(top.get("underlay") or {}, "underlay", set(), {"links"})
     links = r.network(underlay.get("links", "10.255.0.0/16"), "underlay.links")
     ctl = r.mapping(top["controller"], "controller", {"asn", "address"}, set())
-    controller = Controller(r.integer(ctl["asn"], "controller.asn", 1, 4294967294), r.ipv4(ctl["address"], "controller.address"))
+    controller = Controller(r.integer(ctl["asn"], "controller.asn", 1, 4294967294),
+                            r.unicast(r.ipv4(ctl["address"], "controller.address"), "controller.address"))
 
     networks: list[Network] = []
-    for i, raw in enumerate(r.items(top["networks"], "networks")):
+    for i, raw in enumerate(r.items(top["networks"], "networks", MAX_NETWORKS)):
         where = f"networks[{i}]"
         net = r.mapping(raw, where, {"name", "vni", "subnet"}, {"route_targets", "bridge"})
         name = r.name(net["name"], f"{where}.name", NET_NAME_RE, "1-16 of a-z 0-9 _, starting with a letter")
@@ -233,10 +292,10 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
         subnet = r.network(net["subnet"], f"{where}.subnet")
         if subnet.prefixlen > 29:
             raise r.fail(f"{where}.subnet", f"{subnet} is too small for VMs (at most /29)")
-        rts = net.get("route_targets") or [f"{controller.asn}:{vni}"]
-        if not isinstance(rts, list) or not all(isinstance(x, str) and re.match(r"^\d+:\d+$", x) for x in rts):
-            raise r.fail(f"{where}.route_targets", f"{rts!r} must be a list like ['65000:{vni}']")
-        bridge = r.name(net.get("bridge", bridge_name(i)), f"{where}.bridge", re.compile(r"^[a-z][a-z0-9]{0,7}$"), "1-8 of a-z 0-9")
+        rts = r.route_targets(net.get("route_targets"), f"{where}.route_targets", f"{controller.asn}:{vni}")
+        bridge = r.name(net.get("bridge", bridge_name(i)), f"{where}.bridge", BRIDGE_NAME_RE, "1-8 of a-z 0-9")
+        if RESERVED_DEVICE_RE.match(bridge):
+            raise r.fail(f"{where}.bridge", f"{bridge!r} is a name the lab gives another interface (lo, {UPLINK}, vxlan<VNI>)")
         for other in networks:
             if other.name == name:
                 raise r.fail(f"{where}.name", f"duplicate network name {name!r}")
@@ -248,22 +307,23 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
                 raise r.fail(f"{where}.bridge", f"bridge {bridge!r} already used by network {other.name!r}")
         if subnet.overlaps(links):
             raise r.fail(f"{where}.subnet", f"{subnet} overlaps underlay.links {links}")
-        networks.append(Network(name, vni, subnet, bridge, tuple(rts)))
+        networks.append(Network(name, vni, subnet, bridge, rts))
 
     hosts: list[Host] = []
     seen_vms: dict[str, str] = {}
     seen_macs: dict[str, str] = {}
     seen_ips: dict[ipaddress.IPv4Address, str] = {}
     underlay_ips = {controller.address: "controller.address"}
-    for i, raw in enumerate(r.items(top["hosts"], "hosts")):
+    vm_count = 0
+    for i, raw in enumerate(r.items(top["hosts"], "hosts", MAX_HOSTS)):
         where = f"hosts[{i}]"
         h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms", "kind"})
         kind = h.get("kind", DEFAULT_KIND)
-        if kind not in HOST_KINDS:
-            raise r.fail(f"{where}.kind", f"{kind!r} must be one of {', '.join(HOST_KINDS)}")
+        if not isinstance(kind, str) or kind not in HOST_KINDS:
+            raise r.fail(f"{where}.kind", f"{_show(kind)} must be one of {', '.join(HOST_KINDS)}")
         name = h["name"]
         if not isinstance(name, str) or not name.startswith(f"{lab}-") or not SUFFIX_RE.match(name[len(lab) + 1:]):
-            raise r.fail(f"{where}.name", f"{name!r} must be '{lab}-' followed by 1-11 of a-z 0-9 (e.g. {lab}-{i + 1})")
+            raise r.fail(f"{where}.name", f"{_show(name)} must be '{lab}-' followed by 1-11 of a-z 0-9 (e.g. {lab}-{i + 1})")
         if name[len(lab) + 1:] in RESERVED_SUFFIXES:
             raise r.fail(f"{where}.name", f"{name!r} is reserved for the lab's own nodes")
         asn = r.integer(h["asn"], f"{where}.asn", 1, 4294967294)
@@ -277,7 +337,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             raise r.fail(f"{where}.asn", f"AS {asn} is the controller's AS")
         if vtep in underlay_ips:
             raise r.fail(f"{where}.vtep", f"{vtep} already used by {underlay_ips[vtep]}")
-        if vtep in links or not vtep.is_private or vtep.is_loopback or vtep.is_multicast or vtep.is_unspecified:
+        if vtep in links or not vtep.is_private or vtep.is_loopback or vtep.is_multicast or vtep.is_unspecified or vtep.is_link_local:
             raise r.fail(f"{where}.vtep", f"{vtep} must be a private unicast address outside underlay.links {links}")
         for net in networks:
             if vtep in net.subnet:
@@ -287,20 +347,25 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
         raw_vms = h.get("vms") or []
         if not isinstance(raw_vms, list):
             raise r.fail(f"{where}.vms", "expected a list")
+        vm_count += len(raw_vms)
+        if vm_count > MAX_VMS:
+            raise r.fail(f"{where}.vms", f"more than {MAX_VMS} VMs in the lab: a lab takes at most {MAX_VMS}")
         for j, raw_vm in enumerate(raw_vms):
             vw = f"{where}.vms[{j}]"
             v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network", "detached"})
             detached = v.get("detached", False)
             if not isinstance(detached, bool):
-                raise r.fail(f"{vw}.detached", f"{detached!r} must be true or false")
+                raise r.fail(f"{vw}.detached", f"{_show(detached)} must be true or false")
             vm_name = r.name(v["name"], f"{vw}.name", VM_NAME_RE, "1-10 of a-z 0-9, starting with a letter")
             if vm_name in seen_vms:
                 raise r.fail(f"{vw}.name", f"duplicate VM name {vm_name!r} (also on {seen_vms[vm_name]})")
-            if namespace_name(lab, vm_name) in {hh.name for hh in hosts} | {name} | {namespace_name(lab, s) for s in RESERVED_SUFFIXES}:
+            if vm_name in RESERVED_SUFFIXES:
                 raise r.fail(f"{vw}.name", f"{vm_name!r} clashes with a node name")
-            mac = str(v["mac"]).lower()
+            if not isinstance(v["mac"], str):
+                raise r.fail(f"{vw}.mac", f"{_show(v['mac'])} is not a MAC address (write it in quotes: \"aa:bb:cc:dd:ee:ff\")")
+            mac = v["mac"].lower()
             if not MAC_RE.match(mac):
-                raise r.fail(f"{vw}.mac", f"{v['mac']!r} is not a MAC address (aa:bb:cc:dd:ee:ff)")
+                raise r.fail(f"{vw}.mac", f"{_show(v['mac'])} is not a MAC address (aa:bb:cc:dd:ee:ff)")
             if int(mac[:2], 16) & 1 or mac == "00:00:00:00:00:00":
                 raise r.fail(f"{vw}.mac", f"{mac} is not a unicast MAC")
             if mac in seen_macs:
@@ -308,12 +373,14 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             if v.get("network") is None and len(networks) > 1:
                 raise r.fail(f"{vw}.network", "missing (the topology has several networks)")
             net_name = v.get("network", networks[0].name)
-            net = next((n for n in networks if n.name == net_name), None)
+            net = next((n for n in networks if isinstance(net_name, str) and n.name == net_name), None)
             if net is None:
-                raise r.fail(f"{vw}.network", f"{net_name!r} is not a network of this topology")
+                raise r.fail(f"{vw}.network", f"{_show(net_name)} is not a network of this topology")
             ip = r.ipv4(v["ip"], f"{vw}.ip")
             if ip not in net.subnet or ip in (net.subnet.network_address, net.subnet.broadcast_address):
                 raise r.fail(f"{vw}.ip", f"{ip} is not a host address of network {net.name!r} ({net.subnet})")
+            if ip == net.subnet.broadcast_address - 1:
+                raise r.fail(f"{vw}.ip", f"{ip} is the last host address of {net.name!r}, kept for the bridge of FRR hypervisors")
             if ip in seen_ips:
                 raise r.fail(f"{vw}.ip", f"{ip} already used by VM {seen_ips[ip]!r}")
             seen_vms[vm_name] = name
@@ -321,6 +388,12 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             seen_ips[ip] = vm_name
             vms.append(Vm(vm_name, mac, ip, net.name, detached))
         hosts.append(Host(name, asn, vtep, tuple(vms), kind))
+    host_names = {h.name: i for i, h in enumerate(hosts)}
+    for i, host in enumerate(hosts):
+        for j, vm in enumerate(host.vms):
+            if namespace_name(lab, vm.name) in host_names:
+                raise r.fail(f"hosts[{i}].vms[{j}].name", f"{vm.name!r} clashes with host {namespace_name(lab, vm.name)!r} "
+                             f"(both would be namespace {namespace_name(lab, vm.name)})")
     if controller.address in links or any(controller.address in n.subnet for n in networks):
         raise r.fail("controller.address", f"{controller.address} must be outside underlay.links and the networks")
     if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + 1:
@@ -328,15 +401,56 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     return Topology(lab, timers, links, controller, tuple(networks), tuple(hosts))
 
 
-def load_topology(path: Path) -> Topology:
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe subset without aliases or anchors (no alias bombs) and without duplicate mapping keys."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(None, None, "aliases (*name) are not allowed in a topology", event.start_mark)
+        event = self.peek_event()
+        if getattr(event, "anchor", None) is not None:
+            raise yaml.composer.ComposerError(None, None, "anchors (&name) are not allowed in a topology", event.start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=True)
+                try:
+                    duplicate = key in seen
+                    seen.add(key)
+                except TypeError:
+                    raise yaml.constructor.ConstructorError(None, None, "a mapping key must be a plain value", key_node.start_mark) from None
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(None, None, f"duplicate key {_show(key)}", key_node.start_mark)
+        return super().construct_mapping(node, deep)
+
+
+def load_document(text: str, source: str) -> Any:
+    """Parse YAML text with the strict loader; TopologyError (one line, with the line number) if it is not."""
     try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = yaml.safe_load(text)
+        return yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "document"
-        raise TopologyError(f"{path}: {where}: not valid YAML ({getattr(exc, 'problem', exc)})") from None
-    return parse_topology(data, str(path))
+        problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "cannot be read"
+        raise TopologyError(_one_line(f"{source}: {where}: not valid YAML ({problem})")) from None
+    except RecursionError:
+        raise TopologyError(_one_line(f"{source}: document: nested too deeply")) from None
+
+
+def load_topology(path: Path) -> Topology:
+    try:
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_FILE_BYTES + 1)
+    except OSError as exc:
+        raise TopologyError(_one_line(f"{path}: cannot read: {exc.strerror}")) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise TopologyError(_one_line(f"{path}: larger than {MAX_FILE_BYTES // 1024} KB: not a lab topology"))
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TopologyError(_one_line(f"{path}: byte {exc.start}: not UTF-8 text")) from None
+    return parse_topology(load_document(text, str(path)), str(path))

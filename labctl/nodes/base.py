@@ -98,6 +98,10 @@ class HostNode(ABC):
     def name(self) -> str:
         return self.host.name
 
+    @classmethod
+    def preflight(cls) -> None:
+        """Refuse (LabError) before anything is built if this kind cannot run on this machine."""
+
     @abstractmethod
     def start(self) -> None:
         """Start the node's daemons (its namespace and devices exist) and return once they can be asked."""
@@ -114,9 +118,10 @@ class HostNode(ABC):
     def control_view(self) -> ControlView:
         """What the control plane reports, or has put in the kernel."""
 
-    @abstractmethod
     def local_macs(self, rib: list[RouteEvent]) -> list[LocalMac]:
-        """The MACs this node holds locally (`rib`: its RIB, already read)."""
+        """The MACs this node holds locally (`rib`: its RIB, already read): by default what it advertises,
+        its own Type-2 routes, which every kind has and which does not depend on a status file's format."""
+        return local_macs_of_rib(rib)
 
     def reconfigure_refusal(self) -> str | None:
         """Why this kind cannot follow network changes at run time (None: it can)."""

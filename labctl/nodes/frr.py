@@ -28,11 +28,13 @@ from .. import daemons, netns
 from ..errors import LabError
 from ..observe import fdb_entries, wait_until
 from ..plan import LabPlan
+from ..rundir import allow_group, write_private
 from ..topology import Host
-from .base import ControlView, HostNode, LocalMac, local_macs_of_rib, record_pid
+from .base import ControlView, HostNode, record_pid
 
 FRR_DIR = Path("/usr/lib/frr")
 DAEMONS = ("zebra", "bgpd")
+FRR_USER = "frr"
 _RT_RE = re.compile(r"RT:(\S+):(\d+)")
 _MM_RE = re.compile(r"MM:(\d+)")
 
@@ -82,17 +84,21 @@ def daemon_argv(plan: LabPlan, host: Host, daemon: str) -> list[str]:
     return argv
 
 
-def prepare(plan: LabPlan, host: Host) -> None:
-    """Write the configs into a directory the frr user owns."""
+def check_installed() -> None:
     if not (FRR_DIR / "zebra").exists() or shutil.which("vtysh") is None:
         raise LabError("FRR is not installed (scripts/bootstrap installs the 'frr' package)")
+
+
+def prepare(plan: LabPlan, host: Host) -> None:
+    """Write the configs into a directory the frr user owns."""
+    check_installed()
     base = frr_dir(plan, host)
-    base.mkdir(parents=True, exist_ok=True)
-    (base / "zebra.conf").write_text(zebra_config(host))
-    (base / "bgpd.conf").write_text(bgpd_config(plan, host))
-    shutil.chown(base, "frr", "frr")
+    write_private(base / "zebra.conf", zebra_config(host))
+    write_private(base / "bgpd.conf", bgpd_config(plan, host))
+    shutil.chown(base, FRR_USER, FRR_USER)
     for item in base.iterdir():
-        shutil.chown(item, "frr", "frr")
+        shutil.chown(item, FRR_USER, FRR_USER)
+    allow_group(base.parent, FRR_USER)  # the frr user may traverse down to its own directory, nothing more
 
 
 def vtysh(plan: LabPlan, host: Host, command: str, as_json: bool = False) -> Any:
@@ -163,6 +169,10 @@ def read_rib(plan: LabPlan, host: Host) -> list[RouteEvent]:
 class FrrNode(HostNode):
     kind = "frr"
 
+    @classmethod
+    def preflight(cls) -> None:
+        check_installed()
+
     def start(self) -> None:
         host, plan = self.host, self.plan
         prepare(plan, host)
@@ -187,10 +197,6 @@ class FrrNode(HostNode):
         entries = fdb_entries(self.name, [n.vxlan_device for n in networks])
         remote = {str(n.vni): sorted(str(e.vtep) for e in entries if e.is_flood and e.device == n.vxlan_device) for n in networks}
         return ControlView("FRR", True, True, remote)
-
-    def local_macs(self, rib: list[RouteEvent]) -> list[LocalMac]:
-        """FRR's own Type-2 routes are its local MACs."""
-        return local_macs_of_rib(rib)
 
     def reconfigure_refusal(self) -> str | None:
         return "runs FRR: attach/detach reconfigure our agent only"

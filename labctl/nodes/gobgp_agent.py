@@ -6,13 +6,13 @@ import json
 import os
 import signal
 
-from agent.atomicfile import write_json_atomic
 from agent.routes import RouteEvent
 
 from .. import daemons
 from ..errors import LabError
 from ..observe import wait_until
-from .base import ControlView, HostNode, LocalMac, record_pid
+from ..rundir import write_private_json
+from .base import ControlView, HostNode, record_pid
 from .gobgpd import Gobgpd
 
 
@@ -40,7 +40,7 @@ class GobgpAgentNode(HostNode):
 
     def _write_agent_config(self) -> dict[str, object]:
         config = self.plan.agent_config(self.host)
-        write_json_atomic(self.plan.files(self.name).agent_config, config, indent=1)
+        write_private_json(self.plan.files(self.name).agent_config, config, indent=1)
         return config
 
     def agent_status(self) -> dict[str, object]:
@@ -61,18 +61,6 @@ class GobgpAgentNode(HostNode):
         remote = status.get("remote_vteps") or {}
         return ControlView(state, bool(status.get("ready")), not status.get("stale_pending", True),
                            {str(k): list(v) for k, v in remote.items()} if isinstance(remote, dict) else {})
-
-    def local_macs(self, rib: list[RouteEvent]) -> list[LocalMac]:
-        status = self.agent_status()
-        local, local_ips = status.get("local_macs") or {}, status.get("local_ips") or {}
-        if not isinstance(local, dict):
-            return []
-        found = []
-        for key, seq in sorted(local.items()):
-            vni, mac = key.split("/", 1)
-            ips = tuple(local_ips.get(key, [])) if isinstance(local_ips, dict) else ()
-            found.append(LocalMac(int(vni), mac, ips, int(seq)))
-        return found
 
     def reconfigure(self) -> None:
         """Rewrite the agent's config from the plan, SIGHUP the agent, wait until it serves those VNIs."""

@@ -12,6 +12,7 @@ from ..bgp import Neighbor
 from ..errors import LabError
 from ..observe import wait_until
 from ..plan import GOBGP_API, LabPlan
+from ..rundir import private_file, write_private
 from ..state import LabState
 from .base import record_pid
 
@@ -30,8 +31,7 @@ class Gobgpd:
 
     def start(self, config: str) -> None:
         """Write `config` and start gobgpd with it (API on the namespace's loopback and on the node's socket)."""
-        self.files.dir.mkdir(parents=True, exist_ok=True)
-        self.files.gobgpd_config.write_text(config)
+        write_private(self.files.gobgpd_config, config)
         sock = self.files.gobgpd_socket
         sock.unlink(missing_ok=True)
         argv = [daemons.find_program("gobgpd"), "-f", str(self.files.gobgpd_config), "-t", "toml", "-p", "--pprof-disable",
@@ -49,7 +49,9 @@ class Gobgpd:
             client.close()
 
     def wait_api(self) -> None:
+        """Until the API answers; then its socket (full control of BGP) is made root-only, whatever gobgpd's umask."""
         wait_until(f"gobgpd API on {self.node}", self.api_up, 10)
+        private_file(self.files.gobgpd_socket)
 
     def read_rib(self) -> list[RouteEvent]:
         client = self.client()

@@ -84,21 +84,24 @@ def test_a_duplicate_mac_is_frozen_instead_of_flapping(lab: Lab) -> None:
     h1, h2 = lab.topo.hosts[0].name, lab.topo.hosts[1].name
     rogue = f"{LAB}-rogue"
     netns.create(rogue)
-    port = vm_port_name("rogue")
-    netns.veth(h2, port, rogue, VM_IFNAME, mac_b=vm.mac)
-    netns.enslave(h2, port, lab.topo.network(vm.network).bridge)
+    try:  # the rogue namespace is the test's own, not the lab's: `down` leaves it alone
+        port = vm_port_name("rogue")
+        netns.veth(h2, port, rogue, VM_IFNAME, mac_b=vm.mac)
+        netns.enslave(h2, port, lab.topo.network(vm.network).bridge)
 
-    def frozen() -> bool:
-        return any(f"100/{vm.mac}" in (lab.node(h).agent_status().get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
+        def frozen() -> bool:
+            return any(f"100/{vm.mac}" in (lab.node(h).agent_status().get("frozen_macs") or []) for h in (h1, h2))  # type: ignore[arg-type]
 
-    rounds = 0
-    while not frozen() and rounds < 15:  # the two copies speak in turn, each time the MAC "moves"
-        rounds += 1
-        send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
-        time.sleep(0.6)
-        send_frames(rogue, arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
-        time.sleep(0.6)
-    wait_until(f"{vm.mac} frozen by duplicate detection", frozen, 10)
-    assert rounds >= 3, f"frozen after {rounds} rounds: fewer moves than dad_max_moves"
-    logs = "".join(lab.plan.files(h).agent_log.read_text() for h in (h1, h2))
-    assert "event=mac-duplicate-frozen" in logs and vm.mac in logs
+        rounds = 0
+        while not frozen() and rounds < 15:  # the two copies speak in turn, each time the MAC "moves"
+            rounds += 1
+            send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+            time.sleep(0.6)
+            send_frames(rogue, arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
+            time.sleep(0.6)
+        wait_until(f"{vm.mac} frozen by duplicate detection", frozen, 10)
+        assert rounds >= 3, f"frozen after {rounds} rounds: fewer moves than dad_max_moves"
+        logs = "".join(lab.plan.files(h).agent_log.read_text() for h in (h1, h2))
+        assert "event=mac-duplicate-frozen" in logs and vm.mac in logs
+    finally:
+        netns.remove(rogue)

@@ -44,8 +44,6 @@ def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.M
     plan.files("t-1").agent_status.write_text(json.dumps(status))
     view = node.control_view()
     assert (view.state, view.ready, view.settled, view.remote_vteps) == ("ready", True, True, {"100": ["10.0.0.102"]})
-    [mac] = node.local_macs([])
-    assert (mac.key, mac.ips, mac.seq) == ("100/02:00:00:00:01:01", ("192.168.100.11",), 2)
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"connected": False}))
     assert node.control_view().state == "unreachable"
     with pytest.raises(LabError, match="does not run FRR"):
@@ -67,3 +65,18 @@ def test_local_macs_of_a_rib_are_its_own_type2_routes() -> None:
            mac_event("10.0.0.101", 100, "02:00:00:00:01:01")]
     [mac] = local_macs_of_rib(rib)
     assert (mac.vni, mac.mac, mac.ips, mac.seq) == (100, "02:00:00:00:03:07", ("192.168.100.37",), 1)
+
+
+def test_local_macs_do_not_depend_on_the_agents_detail_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Above 2,000 routes the agent's status file gives `local_macs` as a count: the local MACs come from
+    the node's own Type-2 routes in its RIB, whatever the status file holds."""
+    plan, state = _lab(tmp_path, monkeypatch, "gobgp")
+    node = GobgpAgentNode(plan.topo.hosts[0], plan, state)
+    plan.files("t-1").dir.mkdir(parents=True)
+    for local_macs in (2500, {"100/02:00:00:00:09:09": 7}):
+        plan.files("t-1").agent_status.write_text(json.dumps({"ready": True, "connected": True, "local_macs": local_macs, "local_ips": "omitted"}))
+        rib = [mac_event("10.0.0.101", 100, "02:00:00:00:01:01", seq=2, local=True),
+               mac_event("10.0.0.101", 100, "02:00:00:00:01:01", ip="192.168.100.11", seq=2, local=True),
+               mac_event("10.0.0.102", 100, "02:00:00:00:02:01")]
+        [mac] = node.local_macs(rib)
+        assert (mac.key, mac.ips, mac.seq) == ("100/02:00:00:00:01:01", ("192.168.100.11",), 2)
