@@ -541,8 +541,8 @@ class NetlinkBulk:
     bytes then differ from pyroute2's by the NLM_F_ACK bit.
     """
 
-    #: estimated receive-buffer cost (skb truesize) of one ACK, for batch sizing
-    ACK_COST = 1024
+    #: receive-buffer cost of one ACK (skb truesize; measured ~830 bytes on 6.x), for batch sizing
+    ACK_COST = 1280
 
     def __init__(self, sock: NetlinkSocketLike | None = None, *, netns: str | None = None,
                  batch_size: int = 1000, sndbuf: int = 4 << 20, rcvbuf: int = 8 << 20,
@@ -597,7 +597,7 @@ class NetlinkBulk:
         Raises OSError(ENOBUFS) when the kernel dropped messages for this socket."""
         while True:
             try:
-                return self.sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+                return self._checked(self.sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT | socket.MSG_TRUNC))
             except (BlockingIOError, InterruptedError):
                 pass
             remaining = deadline - time.monotonic()
@@ -609,9 +609,15 @@ class NetlinkBulk:
 
     def _drain_now(self) -> int | None:
         try:
-            return self.sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT)
+            return self._checked(self.sock.recv_into(self._buf, 0, socket.MSG_DONTWAIT | socket.MSG_TRUNC))
         except (BlockingIOError, InterruptedError):
             return None
+
+    def _checked(self, size: int) -> int:
+        """With MSG_TRUNC the kernel reports a datagram's real size: one larger than our buffer was cut."""
+        if size > len(self._buf):  # cannot happen with rtnetlink (dump skbs are at most 32 KiB)
+            raise NetlinkBulkError(f"netlink datagram of {size} bytes truncated to {len(self._buf)}")
+        return size
 
     # -- changes
 

@@ -563,7 +563,7 @@ def test_socket_options_and_buffers() -> None:
     assert fake.options[(nb.SOL_NETLINK, nb.NETLINK_EXT_ACK)] == 1
     assert fake.options[(nb.SOL_NETLINK, nb.NETLINK_GET_STRICT_CHK)] == 1
     assert bulk.rcvbuf == 8 << 20 and bulk.sndbuf == 4 << 20
-    small = NetlinkBulk(FakeKernel(), batch_size=1000, rcvbuf=100 * 1024 // 2)
+    small = NetlinkBulk(FakeKernel(), batch_size=1000, rcvbuf=100 * nb.NetlinkBulk.ACK_COST // 2)
     assert small.batch_size == 100  # one batch of ACKs must fit in the receive buffer
 
 
