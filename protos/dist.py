@@ -141,11 +141,7 @@ def _run(argv: list[str]) -> str:
 
 def daemon_version(dist: Dist | None = None, run: Runner = _run) -> str:
     """Upstream version of the selected gobgpd, asked of the binary."""
-    binary = program("gobgpd", dist)
-    try:
-        return parse_version(run([str(binary), "--version"]))
-    except OSError as exc:
-        raise DistError(f"cannot run {binary}: {exc}") from exc
+    return version_of(program("gobgpd", dist), run)
 
 
 def proto_version(dist: Dist | None = None, run: Runner = _run) -> str:
@@ -209,3 +205,33 @@ def describe(dist: Dist | None = None) -> str:
     except DistError as exc:
         return f"gobgpd unavailable ({exc})"
     return f"gobgpd {version} ({dist.origin}: {dist.gobgpd})"
+
+
+def version_of(binary: Path, run: Runner = _run) -> str:
+    """Upstream version of any gobgpd/gobgp binary, asked of it."""
+    try:
+        return parse_version(run([str(binary), "--version"]))
+    except OSError as exc:
+        raise DistError(f"cannot run {binary}: {exc}") from exc
+
+
+def split_exe_link(link: str) -> tuple[Path, bool]:
+    """(path, replaced) of a /proc/PID/exe link text: the kernel appends ' (deleted)' once the file is gone."""
+    suffix = " (deleted)"
+    if link.endswith(suffix):
+        return Path(link[: -len(suffix)]), True
+    return Path(link), False
+
+
+def describe_process(pid: int, run: Runner = _run) -> str:
+    """What a running gobgpd is: 'gobgpd 3.36.0 (/path/to/gobgpd)', from /proc/PID/exe (for `labctl status`)."""
+    try:
+        binary, replaced = split_exe_link(os.readlink(f"/proc/{pid}/exe"))
+    except OSError:
+        return f"pid {pid} not running"
+    if replaced:
+        return f"{binary.name} (replaced since it started: {binary}; restart the lab)"
+    try:
+        return f"{binary.name} {version_of(binary, run)} ({binary})"
+    except DistError as exc:
+        return f"{binary.name} version unknown ({exc})"

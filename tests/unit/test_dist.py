@@ -173,3 +173,18 @@ def test_generate_refuses_a_mismatch_in_one_line(tmp_path: Path, monkeypatch: py
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "version mismatch" in err and "3.10.0" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_split_exe_link() -> None:
+    assert dist.split_exe_link("/usr/bin/gobgpd") == (Path("/usr/bin/gobgpd"), False)
+    assert dist.split_exe_link("/w/.gobgp/root/usr/bin/gobgpd (deleted)") == (Path("/w/.gobgp/root/usr/bin/gobgpd"), True)
+
+
+def test_describe_process_of_this_process() -> None:
+    import os
+    import sys
+
+    text = dist.describe_process(os.getpid(), lambda argv: "gobgpd version 3.36.0\n")
+    assert text == f"{Path(os.readlink('/proc/self/exe')).name} 3.36.0 ({os.readlink('/proc/self/exe')})"
+    assert Path(sys.executable).resolve().name in text
+    assert "not running" in dist.describe_process(2**22 + 12345)
