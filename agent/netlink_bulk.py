@@ -637,8 +637,9 @@ class NetlinkBulk:
             failures += sum(1 for r in results[position:position + done] if r.error)
             position += done
         elapsed = time.monotonic() - started
-        log.info("event=netlink-bulk-applied requests=%d failed=%d seconds=%.3f rate=%.0f",
-                 total, failures, elapsed, total / elapsed if elapsed > 0 else 0.0)
+        log.log(logging.INFO if failures or total >= 1000 else logging.DEBUG,
+                "event=netlink-bulk-applied requests=%d failed=%d seconds=%.3f rate=%.0f",
+                total, failures, elapsed, total / elapsed if elapsed > 0 else 0.0)
         return results
 
     def _apply_batch(self, chunk: Sequence[Request], position: int, results: list[Result]) -> int:
@@ -725,7 +726,8 @@ class NetlinkBulk:
                         closed = outstanding == 0
                     elif offset == last:
                         closed = True
-        if not closed:
+        if overrun or not closed:
+            # ack_all=False: after an overrun even the closing ACK proves nothing (errors may be lost)
             lost = errno.ENOBUFS if overrun else errno.ETIMEDOUT
             unknown = sum(1 for a in answer if a is None)
             log.error("event=netlink-bulk-answers-missing reason=%s unknown=%d batch=%d",
@@ -743,7 +745,10 @@ class NetlinkBulk:
 
     def dump(self, family: int, ifindex: int = 0, master: int = 0) -> list[NeighRecord]:
         """Every RTM_NEWNEIGH of an RTM_GETNEIGH dump of `family`, filtered by the kernel as
-        `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter)."""
+        `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter).
+
+        A dump the kernel marks inconsistent (NLM_F_DUMP_INTR) or that lost answers (ENOBUFS) is
+        made again, up to 3 times; then NetlinkBulkError. NetlinkDumpError: the kernel refused it."""
         for attempt in range(3):
             seq = self._next_seq(1)
             started = time.monotonic()
@@ -754,7 +759,10 @@ class NetlinkBulk:
                 try:
                     size = self._recv(deadline)
                 except OSError as exc:
-                    raise NetlinkBulkError(f"netlink dump receive failed: {exc}") from exc
+                    if exc.errno != errno.ENOBUFS:
+                        raise NetlinkBulkError(f"netlink dump receive failed: {exc}") from exc
+                    parsed.interrupted = True  # something was dropped: read on to the end, dump again
+                    continue
                 if size is None:
                     raise NetlinkBulkError(f"netlink dump: no answer within {self.timeout} s")
                 deadline = time.monotonic() + self.timeout
@@ -772,7 +780,9 @@ class NetlinkBulk:
                           family, ifindex, len(records), time.monotonic() - started)
                 return records
             log.warning("event=netlink-dump-interrupted family=%d ifindex=%d attempt=%d", family, ifindex, attempt + 1)
-        return records
+        log.error("event=netlink-dump-inconsistent family=%d ifindex=%d records=%d", family, ifindex, len(records))
+        raise NetlinkBulkError(f"netlink dump of family {family} ifindex {ifindex} interrupted 3 times "
+                               "(the table kept changing or answers were dropped)")
 
     def dump_fdb(self, ifindex: int = 0, master: int = 0) -> list[NeighRecord]:
         """The FDB (AF_BRIDGE) entries of bridge port / vxlan device `ifindex` (0: all): its own

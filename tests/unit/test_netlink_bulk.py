@@ -693,3 +693,94 @@ def test_sequence_numbers_never_zero_or_wrap_inside_a_batch() -> None:
 def test_sock_and_netns_are_exclusive() -> None:
     with pytest.raises(ValueError):
         NetlinkBulk(FakeKernel(), netns="x")
+
+
+def test_overrun_with_ack_on_last_only() -> None:
+    """Answers dropped, the closing ACK among them: the silent requests are unknown."""
+    fake = FakeKernel(decide=lambda i, seq, msg: errno.ENOENT if i in (1, 2, 3) else 0, capacity=2)
+    # capacity 2: errors of 1 and 2 queued, error of 3 dropped (ENOBUFS), closing ACK of 9 dropped too
+    results = NetlinkBulk(fake, batch_size=10, ack_all=False).apply(many(10))
+    assert [r.error for r in results[:3]] == [errno.ENOBUFS, errno.ENOENT, errno.ENOENT]
+    assert all(r.error == errno.ENOBUFS for r in results[3:])
+
+
+def test_overrun_then_closing_ack_still_unknown() -> None:
+    """The closing ACK arrives but an error before it was dropped: it proves nothing for the silent ones."""
+    fake = FakeKernel(decide=lambda i, seq, msg: errno.ENOENT if i in (1, 2, 3) else 0, capacity=2)
+    bulk = NetlinkBulk(fake, batch_size=10, ack_all=False)
+    real_send = fake.send
+
+    def send(data: bytes, flags: int = 0) -> int:
+        sent = real_send(data, flags)
+        closing = struct.unpack_from("=I", data, len(data) - 40 + 8)[0]  # the last request (a bridge entry)
+        assert closing == bulk._seq - 1
+        fake.queue.append(kernel_error(closing, 0))  # its ACK made it after all
+        return sent
+
+    fake.send = send  # type: ignore[method-assign]
+    results = bulk.apply(many(9) + [Request.bridge(Op.ADD, 3, "02:00:00:00:00:09")])
+    assert [r.error for r in results] == [errno.ENOBUFS, errno.ENOENT, errno.ENOENT] + [errno.ENOBUFS] * 7
+
+
+def _dump_answers(seq: int, rec: NeighRecord, flags: int = NLM_F_MULTI) -> deque[bytes]:
+    return deque([pyroute2_neigh_message(rec, seq, flags=flags), done(seq)])
+
+
+def test_interrupted_dump_is_made_again() -> None:
+    fake = FakeKernel()
+    bulk = NetlinkBulk(fake)
+    rec = NeighRecord(socket.AF_INET, 2, "02:00:00:00:00:01", "192.168.0.1", NTF_EXT_LEARNED, NUD_NOARP)
+    original = fake.send
+    calls = []
+
+    def send(data: bytes, flags: int = 0) -> int:
+        seq = struct.unpack_from("=I", data, 8)[0]
+        calls.append(seq)
+        fake.dump_answers = _dump_answers(seq, rec, NLM_F_MULTI | (NLM_F_DUMP_INTR if len(calls) == 1 else 0))
+        return original(data, flags)
+
+    fake.send = send  # type: ignore[method-assign]
+    assert bulk.dump_neigh(socket.AF_INET, 2) == [rec]
+    assert len(calls) == 2
+
+
+def test_dump_interrupted_every_time_raises() -> None:
+    fake = FakeKernel()
+    bulk = NetlinkBulk(fake)
+    rec = NeighRecord(socket.AF_INET, 2, "02:00:00:00:00:01", "192.168.0.1", NTF_EXT_LEARNED, NUD_NOARP)
+    original = fake.send
+
+    def send(data: bytes, flags: int = 0) -> int:
+        fake.dump_answers = _dump_answers(struct.unpack_from("=I", data, 8)[0], rec, NLM_F_MULTI | NLM_F_DUMP_INTR)
+        return original(data, flags)
+
+    fake.send = send  # type: ignore[method-assign]
+    with pytest.raises(nb.NetlinkBulkError, match="interrupted"):
+        bulk.dump_neigh(socket.AF_INET, 2)
+
+
+def test_dump_overrun_is_made_again() -> None:
+    fake = FakeKernel()
+    bulk = NetlinkBulk(fake)
+    rec = NeighRecord(socket.AF_BRIDGE, 3, "02:00:00:00:00:01", "10.0.0.1", NTF_SELF, NUD_PERMANENT)
+    original = fake.send
+    calls = []
+
+    def send(data: bytes, flags: int = 0) -> int:
+        calls.append(1)
+        fake.dump_answers = _dump_answers(struct.unpack_from("=I", data, 8)[0], rec)
+        if len(calls) == 1:
+            fake.pending_error = errno.ENOBUFS
+        return original(data, flags)
+
+    fake.send = send  # type: ignore[method-assign]
+    assert bulk.dump_fdb(3) == [rec]
+    assert len(calls) == 2
+
+
+def test_truncated_datagram_is_an_error() -> None:
+    fake = FakeKernel()
+    bulk = NetlinkBulk(fake)
+    fake.recv_into = lambda buffer, nbytes=0, flags=0: len(buffer) + 1  # type: ignore[method-assign]
+    with pytest.raises(nb.NetlinkBulkError, match="truncated"):
+        bulk.dump_fdb()
