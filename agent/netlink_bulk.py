@@ -34,7 +34,23 @@ gone). ENOBUFS / ETIMEDOUT in a result mean "outcome unknown": the answer was lo
 overrun) or never came; such a request may or may not have been applied.
 
 Dumps (`NetlinkBulk.dump_fdb`, `dump_neigh`) parse RTM_NEWNEIGH messages with `struct` into
-`NeighRecord`s; `parse_messages` is the pure parser, usable on any buffer.
+`NeighRecord`s; `parse_messages` is the pure parser, usable on any buffer. What the kernel reports
+back (6.x): a vxlan entry has NTF_SELF and NDA_DST, its state as it was set (unicast PERMANENT, flood
+PERMANENT|NOARP); a bridge entry has NDA_MASTER = the bridge and ndm_flags NTF_EXT_LEARNED, *without*
+NTF_MASTER, state REACHABLE; the bridge also lists its own "permanent" entries for the port (no
+NTF_EXT_LEARNED). `dst` is inet_ntop text (as iproute2 prints it): compare via ipaddress.
+
+Use::
+
+    with NetlinkBulk(netns="evpn-1") as bulk:            # or NetlinkBulk(sock) with open_socket(...)
+        results = bulk.apply([
+            Request.vxlan(Op.ADD, vx, "00:00:00:00:00:00", "10.0.0.2"),   # flood (append)
+            Request.vxlan(Op.ADD, vx, mac, "10.0.0.2"),                  # unicast, self
+            Request.bridge(Op.ADD, vx, mac),                             # master extern_learn
+            Request.neigh(Op.ADD, br, "192.168.1.5", mac),               # ip neigh (EEXIST if there)
+        ])
+        failed = [r for r in results if r.error not in (0, errno.EEXIST)]
+        records = bulk.dump_fdb(vx) + bulk.dump_neigh(ifindex=br)
 """
 
 from __future__ import annotations
@@ -48,8 +64,9 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Protocol, Sequence
+from typing import Protocol, Self
 
 from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink import (
@@ -193,15 +210,15 @@ class Request:
     ip: IPLike | None = None
 
     @classmethod
-    def vxlan(cls, op: Op, ifindex: int, mac: str, vtep: IPLike) -> "Request":
+    def vxlan(cls, op: Op, ifindex: int, mac: str, vtep: IPLike) -> Request:
         return cls(op, Kind.VXLAN, ifindex, mac, vtep)
 
     @classmethod
-    def bridge(cls, op: Op, ifindex: int, mac: str) -> "Request":
+    def bridge(cls, op: Op, ifindex: int, mac: str) -> Request:
         return cls(op, Kind.BRIDGE, ifindex, mac, None)
 
     @classmethod
-    def neigh(cls, op: Op, ifindex: int, ip: IPLike, mac: str) -> "Request":
+    def neigh(cls, op: Op, ifindex: int, ip: IPLike, mac: str) -> Request:
         return cls(op, Kind.NEIGH, ifindex, mac, ip)
 
 
@@ -576,7 +593,7 @@ class NetlinkBulk:
         if self._own:
             self.sock.close()
 
-    def __enter__(self) -> "NetlinkBulk":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

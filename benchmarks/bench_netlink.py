@@ -35,17 +35,23 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from pyroute2 import IPRoute  # noqa: E402
-from pyroute2 import netns as pyroute2_netns  # noqa: E402
-from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT  # noqa: E402
+from pyroute2 import IPRoute
+from pyroute2 import netns as pyroute2_netns
+from pyroute2.netlink.rtnl.ndmsg import (
+    NTF_EXT_LEARNED,
+    NTF_MASTER,
+    NTF_SELF,
+    NUD_NOARP,
+    NUD_PERMANENT,
+)
 
-from agent.netlink_bulk import NetlinkBulk, NeighRecord, Op, Request  # noqa: E402
+from agent.netlink_bulk import NeighRecord, NetlinkBulk, Op, Request
 
 KINDS = ("vxlan", "bridge", "neigh")
 METHODS = ("bulk", "bulk-acklast", "pyroute2", "iproute2")
@@ -72,13 +78,13 @@ class Namespace:
         self.vxlan = 0
 
     def ip(self, *args: str) -> str:
-        result = subprocess.run(["ip", "-n", self.name, *args], capture_output=True, text=True)
+        result = subprocess.run(["ip", "-n", self.name, *args], capture_output=True, text=True, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"ip -n {self.name} {' '.join(args)}: {result.stderr.strip()}")
         return result.stdout
 
     def exec(self, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(["ip", "netns", "exec", self.name, *args], capture_output=True, text=True, input=stdin)
+        result = subprocess.run(["ip", "netns", "exec", self.name, *args], capture_output=True, text=True, input=stdin, check=False)
         if result.returncode != 0:
             raise RuntimeError(f"{' '.join(args)}: {result.stderr.strip()[:500]}")
         return result.stdout
@@ -310,7 +316,7 @@ def main() -> int:
                         f"{op} {measured[op][0]:.2f}s" for op in ("add", "dump", "delete")), file=sys.stderr, flush=True)
     finally:
         signal.signal(signal.SIGTERM, previous)
-        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns.name], capture_output=True, check=False)
 
     reference = {(r.kind, r.size, r.op): r.rate for r in rows if r.method == "iproute2"}
     print()

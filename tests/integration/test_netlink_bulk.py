@@ -14,7 +14,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_SELF, NUD_NOARP, NUD_PERMANENT
+from pyroute2.netlink.rtnl.ndmsg import (
+    NTF_EXT_LEARNED,
+    NTF_SELF,
+    NUD_NOARP,
+    NUD_PERMANENT,
+)
 
 from agent.netlink_bulk import Kind, NeighRecord, NetlinkBulk, Op, Request, open_socket
 
@@ -31,7 +36,7 @@ class Lab:
 
 
 def run(ns: str, *args: str) -> str:
-    result = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, f"{args}: {result.stderr}"
     return result.stdout
 
@@ -40,7 +45,7 @@ def run(ns: str, *args: str) -> str:
 def lab() -> Iterator[Lab]:
     """A namespace named itnlb-<pid> (test cleanup removes every it* namespace), removed even on failure."""
     ns = f"itnlb-{os.getpid()}"
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+    subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
     subprocess.run(["ip", "netns", "add", ns], check=True)
     try:
         for command in (
@@ -54,7 +59,7 @@ def lab() -> Iterator[Lab]:
         links = {link["ifname"]: link["ifindex"] for link in json.loads(run(ns, "ip", "-j", "link", "show"))}
         yield Lab(ns, links["br0"], links["vxlan100"])
     finally:
-        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
 
 
 def mac(i: int) -> str:

@@ -10,7 +10,7 @@ import socket
 import struct
 import time
 from collections import deque
-from typing import Callable
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -33,10 +33,24 @@ from pyroute2.netlink import (
     nlmsgerr,
 )
 from pyroute2.netlink.rtnl import RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH
-from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT, ndmsg
+from pyroute2.netlink.rtnl.ndmsg import (
+    NTF_EXT_LEARNED,
+    NTF_MASTER,
+    NTF_SELF,
+    NUD_NOARP,
+    NUD_PERMANENT,
+    ndmsg,
+)
 
 from agent import netlink_bulk as nb
-from agent.netlink_bulk import Kind, NeighRecord, NetlinkBulk, NetlinkFormatError, Op, Request
+from agent.netlink_bulk import (
+    Kind,
+    NeighRecord,
+    NetlinkBulk,
+    NetlinkFormatError,
+    Op,
+    Request,
+)
 
 ZERO = "00:00:00:00:00:00"
 
