@@ -1,4 +1,8 @@
-"""Netlink side effects (pyroute2): read and change the vxlan devices' FDB."""
+"""Netlink side effects: read and change the vxlan devices' FDB and the bridges' neighbour entries.
+
+Bulk work (reading the tables, adding and removing thousands of entries) goes through
+`netlink_bulk` (hand-encoded messages, many per send()); links, bridge-port settings and
+single entries go through pyroute2."""
 
 from __future__ import annotations
 
@@ -13,8 +17,9 @@ from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT
 
-from .entries import FdbEntry, KernelEntry, NeighEntry
+from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
+from .netlink_bulk import NeighRecord, NetlinkBulk, NetlinkBulkError, Op, Request
 
 Outcome = Union[bool, KernelError]
 
@@ -46,10 +51,12 @@ class Kernel:
 
     def __init__(self, netns: str | None = None) -> None:
         self._ipr = open_iproute(netns)
+        self._bulk = NetlinkBulk(netns=netns)  # thousands of entries: hand-encoded, many per send()
         self._ifindex: dict[str, int] = {}
 
     def close(self) -> None:
         self._ipr.close()
+        self._bulk.close()
 
     def __enter__(self) -> "Kernel":
         return self
@@ -76,28 +83,72 @@ class Kernel:
 
     def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
         """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
-        neighbour entry with a link-layer address on `bridges`."""
+        neighbour entry with a link-layer address on `bridges` (read through the bulk parser)."""
         found: set[KernelEntry] = set()
+        address = ipaddress.ip_address
         for bridge in bridges:
             index = self.ifindex(bridge)
             if index is None:
                 log.warning("event=device-missing device=%s", bridge)
                 continue
-            for msg in self._ipr.neigh("dump", ifindex=index):
-                ip, mac = msg.get_attr("NDA_DST"), msg.get_attr("NDA_LLADDR")
-                if msg.get("ifindex") == index and ip and mac:
-                    found.add(NeighEntry(bridge, ipaddress.ip_address(ip), mac.lower()))
+            found.update(NeighEntry(bridge, address(r.dst), r.mac) for r in self._dump(self._bulk.dump_neigh, index) if r.dst and r.mac)
         for device in devices:
             index = self.ifindex(device)
             if index is None:
                 log.warning("event=device-missing device=%s", device)
                 continue
-            for msg in self._ipr.fdb("dump", ifindex=index):
-                dst = msg.get_attr("NDA_DST")
-                mac = msg.get_attr("NDA_LLADDR")
-                if msg.get("ifindex") == index and dst and mac:
-                    found.add(FdbEntry(device, mac.lower(), ipaddress.ip_address(dst)))
+            found.update(FdbEntry(device, r.mac, address(r.dst)) for r in self._dump(self._bulk.dump_fdb, index) if r.dst and r.mac)
         return found
+
+    @staticmethod
+    def _dump(dump: Callable[..., list[NeighRecord]], index: int) -> list[NeighRecord]:
+        try:
+            return [r for r in dump(ifindex=index) if r.ifindex == index]
+        except NetlinkBulkError as exc:
+            raise KernelError(f"reading entries of ifindex {index}: {exc}") from exc
+
+    def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
+        """Install entries in bulk; per entry True (made), False (an identical one existed: someone
+        else's) or the error. Same messages as `add`, many per send()."""
+        return self._bulk_apply(entries, delete=False)
+
+    def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
+        """Remove entries in bulk; per entry True (removed), False (already gone) or the error."""
+        return self._bulk_apply(entries, delete=True)
+
+    def _bulk_apply(self, entries: Sequence[KernelEntry], delete: bool) -> list[Outcome]:
+        op = Op.DEL if delete else Op.ADD
+        outcomes: list[Outcome] = [True] * len(entries)
+        requests: list[Request] = []
+        owners: list[tuple[int, bool]] = []  # per request: (entry position, decides the outcome)
+        for position, entry in enumerate(entries):
+            index = self.ifindex(entry.device)
+            if index is None:
+                outcomes[position] = False if delete else KernelError(f"device {entry.device} does not exist")
+                continue
+            if isinstance(entry, NeighEntry):
+                requests.append(Request.neigh(op, index, entry.ip, entry.mac))
+                owners.append((position, True))
+                continue
+            requests.append(Request.vxlan(op, index, entry.mac, entry.vtep))
+            owners.append((position, True))
+            if not entry.is_flood:  # the bridge's own entry: MAC behind the vxlan port, extern_learn
+                requests.append(Request.bridge(op, index, entry.mac))
+                owners.append((position, False))
+        if not requests:
+            return outcomes
+        absent = errno.ENOENT if delete else errno.EEXIST  # "nothing to do": gone already / someone else's
+        for (position, decides), result in zip(owners, self._bulk.apply(requests)):
+            if result.ok or isinstance(outcomes[position], KernelError):
+                continue
+            if result.error == absent:
+                if decides:
+                    outcomes[position] = False
+                continue  # the bridge entry alone missing on delete: fine
+            what = "remove" if delete else "add"
+            outcomes[position] = KernelError(f"{what} {describe(entries[position])}: {result.error_name}"
+                                             + (f" ({result.message})" if result.message else ""))
+        return outcomes
 
     def add(self, entry: KernelEntry) -> bool:
         """Install an entry; False if an identical one already existed (someone else's)."""
@@ -146,21 +197,6 @@ class Kernel:
                 if exc.code != _ENOENT:
                     raise KernelError(f"remove bridge entry {entry.mac} on {entry.device}: {exc}") from exc
         return True
-
-    def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
-        """Install entries; per entry True (made), False (an identical one existed: someone else's) or the error."""
-        return [self._outcome(self.add, entry) for entry in entries]
-
-    def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]:
-        """Remove entries; per entry True (removed), False (already gone) or the error."""
-        return [self._outcome(self.delete, entry) for entry in entries]
-
-    @staticmethod
-    def _outcome(call: Callable[[KernelEntry], bool], entry: KernelEntry) -> Outcome:
-        try:
-            return call(entry)
-        except KernelError as exc:
-            return exc
 
     def set_neigh_suppress(self, device: str, on: bool = True) -> None:
         """ARP/ND suppression on a bridge port (the vxlan device): the bridge answers from its neighbour table."""

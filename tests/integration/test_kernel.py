@@ -1,0 +1,77 @@
+"""agent.kernel.Kernel against the real kernel in a throwaway namespace itkern-<pid>: bulk add, read
+back, ownership answers (someone else's entry, already gone), bulk delete — the calls the reconciler
+makes, with what `bridge fdb show` / `ip neigh show` say as the judge."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from agent.entries import FdbEntry, NeighEntry, flood_entry
+from agent.errors import KernelError
+from agent.kernel import Kernel
+
+COUNT = 3000
+
+
+def run(ns: str, *args: str) -> str:
+    result = subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, f"{args}: {result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture
+def ns() -> Iterator[str]:
+    name = f"itkern-{os.getpid()}"
+    subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        for command in ("ip link add br0 type bridge", "ip link add vxlan100 type vxlan id 100 dstport 4789 local 10.0.0.1 nolearning",
+                        "ip link set vxlan100 master br0", "ip link set br0 up", "ip link set vxlan100 up"):
+            run(name, *command.split())
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def unicast(found: set[FdbEntry | NeighEntry]) -> set[FdbEntry | NeighEntry]:
+    """Without the bridge's own multicast neighbours (IGMP/MLD reports it sends: not the agent's business)."""
+    return {e for e in found if not (isinstance(e, NeighEntry) and e.ip.is_multicast)}
+
+
+def _mac(i: int) -> str:
+    return f"02:aa:00:{i >> 16 & 255:02x}:{i >> 8 & 255:02x}:{i & 255:02x}"
+
+
+def test_bulk_add_read_delete_with_ownership_answers(ns: str) -> None:
+    vteps = [ipaddress.ip_address(f"10.0.1.{i}") for i in range(1, 21)]
+    entries: list[FdbEntry | NeighEntry] = [flood_entry("vxlan100", v) for v in vteps]
+    entries += [FdbEntry("vxlan100", _mac(i), vteps[i % 20]) for i in range(COUNT)]
+    entries += [NeighEntry("br0", ipaddress.ip_address(f"192.168.{i >> 8}.{i & 255}"), _mac(i)) for i in range(1, COUNT)]
+    # someone else's neighbour entry: adding the same one answers False (the kernel says EEXIST). An
+    # identical flood destination cannot be told apart (append of an existing one succeeds): the
+    # reconciler never asks for what a full read found present.
+    run(ns, "ip", "neigh", "add", "192.168.200.1", "lladdr", "02:bb:00:00:00:01", "dev", "br0", "nud", "permanent")
+    with Kernel(netns=ns) as kernel:
+        foreign = NeighEntry("br0", ipaddress.ip_address("192.168.200.1"), "02:bb:00:00:00:01")
+        outcomes = kernel.add_many(entries + [foreign])
+        assert outcomes[:-1] == [True] * len(entries) and outcomes[-1] is False
+        assert unicast(kernel.entries(["vxlan100"], ["br0"])) == set(entries) | {foreign}
+        shown = run(ns, "bridge", "fdb", "show", "dev", "vxlan100")
+        assert len([line for line in shown.splitlines() if " dst " in line]) == COUNT + 20
+        assert len([line for line in shown.splitlines() if "master br0" in line and "extern_learn" in line]) == COUNT
+        assert len(run(ns, "ip", "neigh", "show", "dev", "br0").splitlines()) == COUNT  # ours and the foreign one
+
+        removed = kernel.delete_many(entries)
+        assert removed == [True] * len(entries)
+        assert kernel.delete_many(entries[:3]) == [False] * 3  # already gone
+        assert unicast(kernel.entries(["vxlan100"], ["br0"])) == {foreign}
+        assert "extern_learn" not in run(ns, "bridge", "fdb", "show", "dev", "vxlan100")
+
+        missing = kernel.add_many([FdbEntry("vxlan999", _mac(1), vteps[0])])
+        assert isinstance(missing[0], KernelError) and "vxlan999" in str(missing[0])
+        assert kernel.delete_many([FdbEntry("vxlan999", _mac(1), vteps[0])]) == [False]
