@@ -50,6 +50,7 @@ class AgentConfig:
     dad_window: float = 180.0  # ... within this many seconds freezes it (no more updates from this host)
     mac_limit_per_port: int = 64  # local MACs learned behind one bridge port at most (a MAC flood stops here)
     mac_limit_per_vni: int = 8192  # local MACs learned in one VNI at most
+    metrics_address: str | None = None  # HOST:PORT for Prometheus /metrics (None: off)
     name: str = field(default="evpn-agent")
 
     def vni(self, vni: int) -> VniConfig | None:
@@ -63,7 +64,7 @@ class AgentConfig:
 _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
-    "dad_max_moves", "dad_window", "mac_limit_per_port", "mac_limit_per_vni",
+    "dad_max_moves", "dad_window", "mac_limit_per_port", "mac_limit_per_vni", "metrics_address",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets", "subnets"}
 
@@ -192,7 +193,14 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise ConfigError(f"config.{key}: {value!r} must be a positive integer")
         limits[key] = value
+    metrics = raw.get("metrics_address")
+    if metrics is not None:
+        metrics = str(metrics)
+        m_host, m_sep, m_port = metrics.rpartition(":")
+        if not m_sep or not m_host or not is_number(m_port) or not 0 < int(m_port) < 65536:
+            raise ConfigError(f"config.metrics_address: {metrics!r} must be HOST:PORT, e.g. 127.0.0.1:9470")
     return AgentConfig(
+        metrics_address=metrics,
         dad_max_moves=moves,
         **limits,
         dad_window=float(window),

@@ -180,6 +180,8 @@ class RibView:
         self._winner: dict[Slot, KernelEntry | None] = {}
         self._desired: set[KernelEntry] = set()
         self._flood: set[FdbEntry] = set()  # the flood entries among them (status reads these often)
+        self._entry_counts: Counter[tuple[str, str]] = Counter()  # (slot kind, device) -> desired entries
+        self._route_counts: Counter[tuple[str, str]] = Counter()  # (route type, device) -> routes imported
         self.ignored: Counter[str] = Counter()
 
     def __len__(self) -> int:
@@ -223,20 +225,27 @@ class RibView:
             if old is not None:
                 self._desired.discard(old)
                 self._flood.discard(old)  # type: ignore[arg-type]
+                self._entry_counts[(slot.kind, slot[0])] -= 1
                 touched.add(old)
             if new is not None:
                 self._desired.add(new)
                 if isinstance(slot, FloodSlot):
                     self._flood.add(new)  # type: ignore[arg-type]
+                self._entry_counts[(slot.kind, slot[0])] += 1
                 touched.add(new)
 
     def _remove(self, key: RouteKey, touched: set[KernelEntry]) -> None:
+        slots = self._route_slots.get(key)
+        if slots and not isinstance(key, (LocalKey, LocalIpKey)):
+            self._route_counts[(key[0], slots[0][0])] -= 1
         for slot in self._route_slots.pop(key, ()):
             self._slots[slot].pop(key, None)
             self._rechoose(slot, touched)
 
     def _insert(self, key: RouteKey, found: list[tuple[Slot, Claim]], touched: set[KernelEntry]) -> None:
         self._route_slots[key] = [slot for slot, _ in found]
+        if not isinstance(key, (LocalKey, LocalIpKey)):
+            self._route_counts[(key[0], found[0][0][0])] += 1
         for slot, candidate in found:
             self._slots.setdefault(slot, {})[key] = candidate
             self._rechoose(slot, touched)
@@ -290,6 +299,8 @@ class RibView:
         self._winner.clear()
         self._desired.clear()
         self._flood.clear()
+        self._entry_counts.clear()
+        self._route_counts.clear()
         self.ignored.clear()
         scratch: set[KernelEntry] = set()
         for key, found in local.items():
@@ -297,6 +308,14 @@ class RibView:
         self.apply(events)
 
     # -- queries -----------------------------------------------------------------------
+
+    def entry_counts(self) -> dict[tuple[str, str], int]:
+        """(kind: flood|mac|neigh, vxlan device or bridge) -> desired entries; kept as changes happen."""
+        return {k: v for k, v in self._entry_counts.items() if v}
+
+    def route_counts(self) -> dict[tuple[str, str], int]:
+        """(route type: imet|macip|prefix, vxlan device) -> remote routes in use; kept as changes happen."""
+        return {k: v for k, v in self._route_counts.items() if v}
 
     def wants(self, entry: KernelEntry) -> bool:
         return entry in self._desired

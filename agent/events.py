@@ -27,6 +27,7 @@ class RoutesChanged:
     session: int
     events: list[RouteEvent]
     errors: list[str]  # malformed paths, one description each
+    received: float = 0.0  # monotonic time the agent got them (route-to-kernel latency starts here)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,7 @@ class LocalMacTable:
     per_port: Counter[tuple[int, int]] = field(default_factory=Counter)  # (VNI, port) -> local MACs
     per_vni: Counter[int] = field(default_factory=Counter)
     limited: int = 0  # MACs not learned because a limit was reached
+    moves_total: int = 0  # MAC moves seen since start
 
     # -- MACs -------------------------------------------------------------------------------
 
@@ -176,6 +177,7 @@ class LocalMacTable:
         history.append(now)
         while history and now - history[0] > self.window:
             history.popleft()
+        self.moves_total += 1
         log.info("event=mac-moved vni=%d mac=%s how=%r moves_in_window=%d", mac.vni, mac.mac, how, len(history))
         if len(history) > self.max_moves:
             self._freeze(mac, f"{len(history)} moves in {self.window:.0f}s")

@@ -45,6 +45,7 @@ from .learning import LocalLearning
 from .ledger import Ledger
 from .localmacs import BridgeScope, LocalMacEvent, LocalMacWatcher, NeighLost, dump_local
 from .mactable import LocalMacTable
+from .metrics import AgentMetrics, MetricsSnapshot
 from .reconcile import Reconciler
 from .reload import plan_reload
 from .routes import RouteEvent
@@ -87,6 +88,7 @@ class Batch:
     lost: list[NeighLost] = field(default_factory=list)
     ended: GobgpUnavailable | None = None
     failed: WorkerFailed | None = None
+    received: float | None = None  # when the oldest route change of the batch reached the agent
 
     @classmethod
     def of(cls, items: Iterable[AgentEvent], session: int) -> "Batch":
@@ -96,6 +98,8 @@ class Batch:
                 if item.session == session:
                     batch.routes.extend(item.events)
                     batch.malformed.extend(item.errors)
+                    if item.events and item.received and (batch.received is None or item.received < batch.received):
+                        batch.received = item.received
             elif isinstance(item, WatchEnded):
                 if item.session == session:
                     batch.ended = item.error
@@ -139,6 +143,7 @@ class Agent:
         self.stop_event = threading.Event()
         self.health = Health()
         self.status_writer = StatusWriter(cfg.status_file, STATE_WRITE_INTERVAL, clock)
+        self.metrics = AgentMetrics()
         self._workers: list[Worker] = []
         self.worker_factory: WorkerFactory = worker_factory or local_workers
         self.session = 0
@@ -208,6 +213,8 @@ class Agent:
     # -- sessions --------------------------------------------------------------------------------
 
     def run(self) -> None:
+        if self.cfg.metrics_address:
+            self.metrics.serve(self.cfg.metrics_address)
         self._start_local(self.cfg.vnis)
         backoff = Backoff()
         try:
@@ -260,6 +267,7 @@ class Agent:
         settled = self._peers_settled(client)
         plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = self.clock()
+        self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s",
                  len(table.events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.table),
                  "done" if settled else "deferred until BGP sessions are up")
@@ -277,6 +285,7 @@ class Agent:
             self._maybe_resync()
             if self.events.empty():
                 self._flush_state()
+            self._publish_metrics()
 
     def _process(self, batch: Batch) -> None:
         if batch.failed is not None:
@@ -292,6 +301,8 @@ class Agent:
         finally:
             if touched:
                 self.reconciler.sync_touched(touched, self.rib.wants)
+                if batch.received is not None:
+                    self.metrics.route_to_kernel.observe(max(0.0, time.monotonic() - batch.received))
             self._write_status()
         if batch.ended is not None:
             raise batch.ended
@@ -330,6 +341,7 @@ class Agent:
         if settled or now - self.stale_pending_since >= self.cfg.stale_timeout:
             plan = self.reconciler.full_sync(self.rib.desired())
             self.last_full_sync = now
+            self.health.last_full_sync = time.time()
             self.stale_pending_since = self.peers_up_since = None
             log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
                      "sessions-up" if settled else "timeout")
@@ -339,7 +351,9 @@ class Agent:
         if self.stale_pending_since is None and self.clock() - self.last_full_sync >= self.cfg.resync_interval:
             plan = self.reconciler.full_sync(self.rib.desired())
             self.last_full_sync = self.clock()
+            self.health.last_full_sync = time.time()
             if plan:
+                self.health.resync_repaired += len(plan.add) + len(plan.remove)
                 log.warning("event=resync-repaired added=%d removed=%d", len(plan.add), len(plan.remove))
 
     def _count_malformed(self, errors: list[str]) -> None:
@@ -350,7 +364,7 @@ class Agent:
     def _read_stream(self, client: GobgpClient, session: int, subscribed: Callable[[], None]) -> None:
         try:
             for events, errors in client.watch_routes(subscribed):
-                self.events.put(RoutesChanged(session, events, errors))
+                self.events.put(RoutesChanged(session, events, errors, time.monotonic()))
                 if self.stop_event.is_set():
                     return
         except GobgpUnavailable as exc:
@@ -364,6 +378,47 @@ class Agent:
         self.health.stale_pending = self.stale_pending_since is not None
         return build_status(self.cfg, self.health, self.rib, self.table, self.reconciler, self.advertiser.refused,
                             self.learning.ignored_ips)
+
+    def _publish_metrics(self) -> None:
+        """Hand the metrics a snapshot of counts kept incrementally (O(VNIs), no table walk)."""
+        vni_of = {v.device: v.vni for v in self.cfg.vnis} | {v.bridge: v.vni for v in self.cfg.vnis}
+        entries: dict[tuple[str, int], int] = {}
+        for (kind, device), n in self.rib.entry_counts().items():
+            if device in vni_of:
+                entries[(kind, vni_of[device])] = entries.get((kind, vni_of[device]), 0) + n
+        routes: dict[tuple[str, int], int] = {}
+        for (kind, device), n in self.rib.route_counts().items():
+            if device in vni_of:
+                routes[(kind, vni_of[device])] = routes.get((kind, vni_of[device]), 0) + n
+        local: dict[int, int] = {}
+        for vni, n in self.table.per_vni.items():
+            if n:
+                local[vni] = n
+        self.metrics.publish(MetricsSnapshot(
+            routes=routes,
+            entries=entries,
+            remote_vteps={v.vni: entries.get(("flood", v.vni), 0) for v in self.cfg.vnis},
+            owned_entries=len(self.reconciler.owned),
+            local_macs=local,
+            local_ips=len(self.table.ip_owner),
+            frozen_macs=len(self.table.frozen),
+            frozen_ips=len(self.table.frozen_ips),
+            connected=self.health.connected,
+            ready=self.health.ready,
+            last_full_sync=self.health.last_full_sync,
+            counters={
+                "mac_moves": self.table.moves_total,
+                "macs_over_limit": self.table.limited,
+                "malformed_routes": self.health.malformed_routes,
+                "kernel_errors": self.reconciler.errors,
+                "reconnects": self.health.reconnects,
+                "refused_requests": self.advertiser.refused,
+                "entries_added": self.reconciler.added,
+                "entries_removed": self.reconciler.removed,
+                "resync_repaired": self.health.resync_repaired,
+                "ignored_local_ips": self.learning.ignored_ips,
+            },
+        ))
 
     def _flush_state(self) -> None:
         self.reconciler.flush()

@@ -27,6 +27,8 @@ class Health:
     stale_pending: bool = False
     reconnects: int = 0
     malformed_routes: int = 0
+    resync_repaired: int = 0  # entries the periodic resync found wrong (drift) and repaired
+    last_full_sync: float = 0.0  # unix time
 
 
 def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacTable, reconciler: Reconciler,

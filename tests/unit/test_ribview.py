@@ -874,6 +874,11 @@ def _check_queries(rib: RibView, oracle: Oracle, expected: set[KernelEntry], cfg
     want = [(bridge, [(str(e.ip), e.mac) for e in sorted(found, key=lambda e: (e.ip.version, int(e.ip)))])
             for bridge, found in sorted(neighbours.items())]
     assert [(bridge, list(by_ip.items())) for bridge, by_ip in rib.remote_neighbours().items()] == want
+    counted: dict[tuple[str, str], int] = {}
+    for entry in expected:
+        kind = "neigh" if isinstance(entry, NeighEntry) else "flood" if entry.mac == "00:00:00:00:00:00" else "mac"
+        counted[(kind, entry.device)] = counted.get((kind, entry.device), 0) + 1
+    assert rib.entry_counts() == counted
 
 
 @pytest.mark.parametrize("seed", [False, True], ids=["type5-off", "type5-seed-form"])
@@ -931,3 +936,14 @@ def test_ribview_incremental_matches_from_scratch(steps: list, seed: bool) -> No
     assert rib.desired() == oracle.expected(rib)
     assert len(rib) == len(fresh)
 
+
+
+def test_counts_follow_the_desired_set() -> None:
+    rib = RibView(CFG)
+    rib.apply([add(imet("10.0.0.2", 100)), add(macip("10.0.0.2", mac_ip="192.168.1.5")), add(macip("10.0.0.3", 200, mac="aa:bb:cc:dd:ee:01"))])
+    assert rib.entry_counts() == {("flood", "vx100"): 1, ("mac", "vx100"): 1, ("neigh", "br100"): 1, ("mac", "vx200"): 1}
+    assert rib.route_counts() == {("imet", "vx100"): 1, ("macip", "vx100"): 1, ("macip", "vx200"): 1}
+    rib.apply([withdraw(imet("10.0.0.2", 100)), withdraw(macip("10.0.0.2", mac_ip="192.168.1.5"))])
+    assert rib.entry_counts() == {("mac", "vx200"): 1} and rib.route_counts() == {("macip", "vx200"): 1}
+    rib.set_local("vx100", MAC, 0)  # local claims are no routes
+    assert rib.route_counts() == {("macip", "vx200"): 1}

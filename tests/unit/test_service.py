@@ -175,3 +175,26 @@ def test_a_remote_claim_at_the_top_of_the_sequence_range_does_not_crash(seq: int
         agent.events.put(LocalMacsChanged((LocalMacEvent(VM, True),)))
         wait_for("frozen", lambda: VM in agent.table.frozen)
         assert running.error is None and agent.health.connected
+
+
+def _sample(agent: Agent, name: str, **labels: str) -> float | None:
+    return agent.metrics.registry.get_sample_value(name, labels or None)
+
+
+def test_metrics_follow_the_rib_and_the_kernel() -> None:
+    gobgp = FakeGobgp([add(imet("10.0.0.2", 100)), add(macip("10.0.0.2", mac="02:00:00:00:00:22", mac_ip="192.168.1.22", seq=1))])
+    agent, kernel = make_agent(gobgp)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        agent.events.put(LocalMacsChanged((LocalMacEvent(VM, True),)))
+        wait_for("metrics", lambda: _sample(agent, "evpn_agent_local_macs", vni="100") == 1)
+        assert _sample(agent, "evpn_agent_routes", type="macip", vni="100") == 1
+        assert _sample(agent, "evpn_agent_routes", type="imet", vni="100") == 1
+        assert _sample(agent, "evpn_agent_remote_vteps", vni="100") == 1
+        assert _sample(agent, "evpn_agent_desired_entries", kind="neigh", vni="100") == 1
+        assert _sample(agent, "evpn_agent_owned_entries") == len(kernel.table) == 3
+        assert _sample(agent, "evpn_agent_ready") == 1 and _sample(agent, "evpn_agent_gobgp_connected") == 1
+        assert _sample(agent, "evpn_agent_entries_added_total") == 3
+        gobgp.stream.put([withdraw(imet("10.0.0.2", 100))])
+        wait_for("latency observed", lambda: (_sample(agent, "evpn_agent_route_to_kernel_seconds_count") or 0) >= 1)
+        wait_for("VTEP gone", lambda: _sample(agent, "evpn_agent_remote_vteps", vni="100") == 0)
