@@ -98,6 +98,42 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
 
 
 @main.command()
+@click.option("--config", "config_file", type=click.Path(path_type=Path), help="the agent's config (its status_file is read)")
+@click.option("--status-file", type=click.Path(path_type=Path), help="status file to read (default: from --config)")
+@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
+def status(config_file: Path | None, status_file: Path | None, as_json: bool) -> None:
+    """Is the agent live, is its gobgpd session up, which VTEPs does each VNI flood to, what went wrong lately.
+
+    Example: evpn-agent status --config /etc/evpn-agent/agent.yaml --json
+    """
+    from .statusview import render, summary
+
+    path = status_file
+    if path is None:
+        try:
+            cfg = _load(config_file, {}) if config_file else None
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+        path = cfg.status_file if cfg is not None else None
+    if path is None:
+        raise click.ClickException("no status file: give --status-file, or --config with status_file set")
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"status file {path}: {exc} (is the agent running with status_file set?)") from None
+    if not isinstance(data, dict):
+        raise click.ClickException(f"status file {path}: not a JSON object")
+    view = summary(data)
+    if as_json:
+        click.echo(json.dumps(view, indent=1, sort_keys=True))
+    else:
+        for line in render(view):
+            click.echo(line)
+    if not view["ready"]:
+        sys.exit(1)
+
+
+@main.command()
 @click.option("--gobgp", "gobgp_address", default="127.0.0.1:50051", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable output")
 def rib(gobgp_address: str, as_json: bool) -> None:

@@ -49,12 +49,13 @@ from .metrics import AgentMetrics, MetricsSnapshot
 from .reconcile import Reconciler
 from .reload import plan_reload
 from .routes import RouteEvent
-from .status import Health, StatusWriter, build_status
+from .status import Health, RecentErrors, StatusWriter, build_status
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
 
 STATE_WRITE_INTERVAL = 0.5  # seconds: the status file is rewritten at most this often
+STATUS_HEARTBEAT = 5.0  # seconds: the status file is rewritten at least this often while the loop runs
 WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
@@ -144,6 +145,8 @@ class Agent:
         self.health = Health()
         self.status_writer = StatusWriter(cfg.status_file, STATE_WRITE_INTERVAL, clock)
         self.metrics = AgentMetrics()
+        self.recent_errors = RecentErrors()
+        logging.getLogger("evpn").addHandler(self.recent_errors)
         self._workers: list[Worker] = []
         self.worker_factory: WorkerFactory = worker_factory or local_workers
         self.session = 0
@@ -247,6 +250,7 @@ class Agent:
             for worker in self._workers:
                 worker.stop()
             self.reconciler.flush()
+            logging.getLogger("evpn").removeHandler(self.recent_errors)
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
@@ -377,7 +381,7 @@ class Agent:
     def status(self) -> dict[str, object]:
         self.health.stale_pending = self.stale_pending_since is not None
         return build_status(self.cfg, self.health, self.rib, self.table, self.reconciler, self.advertiser.refused,
-                            self.learning.ignored_ips)
+                            self.learning.ignored_ips, self.recent_errors.recent())
 
     def _publish_metrics(self) -> None:
         """Hand the metrics a snapshot of counts kept incrementally (O(VNIs), no table walk)."""
@@ -422,7 +426,7 @@ class Agent:
 
     def _flush_state(self) -> None:
         self.reconciler.flush()
-        self.status_writer.flush(self.status)
+        self.status_writer.flush(self.status, heartbeat=STATUS_HEARTBEAT)
 
     def _write_status(self, force: bool = False) -> None:
         self.status_writer.write(self.status, force)

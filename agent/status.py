@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -32,7 +34,7 @@ class Health:
 
 
 def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacTable, reconciler: Reconciler,
-                 refused: int = 0, ignored_local_ips: int = 0) -> dict[str, object]:
+                 refused: int = 0, ignored_local_ips: int = 0, last_errors: list[dict[str, object]] | None = None) -> dict[str, object]:
     detailed = rib.desired_count() <= DETAIL_LIMIT and len(table) <= DETAIL_LIMIT
     macs = sorted(table.sequences.items())
     tables: dict[str, object] = {
@@ -62,6 +64,10 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "refused_requests": refused,
         "ignored_local_ips": ignored_local_ips,
         "macs_over_limit": table.limited,
+        "resync_repaired": health.resync_repaired,
+        "last_full_sync": health.last_full_sync,
+        "last_errors": last_errors or [],
+        "vnis": {str(v.vni): {"device": v.device, "bridge": v.bridge, "rd": str(v.rd)} for v in cfg.vnis},
         "ignored_routes": dict(rib.ignored),
         "updated": time.time(),
     }
@@ -89,6 +95,25 @@ class StatusWriter:
         write_json_atomic(self.path, build(), mode=0o644, indent=1)
         return True
 
-    def flush(self, build: Callable[[], dict[str, object]]) -> None:
-        if self.pending:
+    def flush(self, build: Callable[[], dict[str, object]], heartbeat: float | None = None) -> None:
+        """Write a pending update now; with `heartbeat`, also when the file is older than that many
+        seconds (its `updated` field then proves the agent's loop is alive)."""
+        if self.pending or (heartbeat is not None and self.clock() - self._written >= heartbeat):
             self.write(build, force=True)
+
+
+class RecentErrors(logging.Handler):
+    """Keeps the last few warnings and errors, for the status file (what went wrong lately)."""
+
+    def __init__(self, keep: int = 10) -> None:
+        super().__init__(logging.WARNING)
+        self.records: deque[dict[str, object]] = deque(maxlen=keep)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.records.append({"time": record.created, "level": record.levelname, "message": record.getMessage()})
+        except Exception:  # noqa: BLE001 - a broken log call must never break the agent
+            self.handleError(record)
+
+    def recent(self) -> list[dict[str, object]]:
+        return list(self.records)

@@ -11,7 +11,8 @@ The naming scheme, stated once (nothing else in labctl builds one of these names
     devices      br<i>: the bridge of the i-th network (unless the topology names it); vxlan<VNI>
     files        /run/evpn-lab/<lab>/state.json: what the lab is made of (state.py)
                  /run/evpn-lab/<lab>/<node>/: gobgpd.toml, gobgpd.sock, gobgpd.log, agent.yaml,
-                 agent.log, agent.status.json, agent.owned.json, frr/ (FRR's configs, sockets, logs)
+                 agent.log, agent.status.json, agent.owned.json, <role>.supervisor.json (restarts),
+                 frr/ (FRR's configs, sockets, logs)
                  /run/evpn-lab/<lab>.failed/: the logs of an `up` that rolled back
 
 The topology module asks this one for its default bridge names and for the names a topology may not
@@ -30,6 +31,7 @@ from .bgp import Neighbor
 if TYPE_CHECKING:
     from .topology import Host, Network, Topology, Vm
 
+AGENT_METRICS = "127.0.0.1:9470"  # each agent's Prometheus endpoint, on its own namespace's loopback
 GOBGP_API = "127.0.0.1:50051"  # inside each namespace: its own loopback
 UPLINK = "uplink"
 VM_IFNAME = "eth0"
@@ -120,6 +122,10 @@ class NodeFiles:
     @property
     def frr_dir(self) -> Path:
         return self.dir / "frr"
+
+    def supervisor_status(self, role: str) -> Path:
+        """The JSON status of the supervisor running daemon `role` (gobgpd, agent, zebra, bgpd, keeper)."""
+        return self.dir / f"{role}.supervisor.json"
 
 
 # -- what a lab is made of -----------------------------------------------------------------
@@ -254,12 +260,14 @@ class LabPlan:
             "vtep": str(host.vtep),
             "status_file": str(files.agent_status),
             "state_file": str(files.agent_state),
+            "metrics_address": AGENT_METRICS,
             "vnis": [
                 {
                     "vni": net.vni,
                     "device": net.vxlan_device,
                     "bridge": net.bridge,
                     "route_targets": list(net.route_targets),
+                    "subnets": [str(net.subnet)],
                 }
                 for net in self.host_networks(host)
             ],

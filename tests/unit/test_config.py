@@ -367,3 +367,10 @@ def test_vni_subnets_are_parsed_and_checked() -> None:
                      ("banana", "not a network prefix"), ("169.254.0.0/16", "cannot hold VM addresses")):
         with pytest.raises(ConfigError, match=rf"vnis\[0\]\.subnets: .*{why}"):
             parse_config(base | {"vnis": [{"vni": 100, "device": "vx100", "bridge": "br0", "subnets": [bad]}]})
+
+
+def test_the_deploy_example_config_is_valid() -> None:
+    from pathlib import Path
+
+    cfg = parse_config(load_config_file(Path(__file__).resolve().parents[2] / "deploy" / "agent.yaml"))
+    assert [v.vni for v in cfg.vnis] == [100, 200] and cfg.metrics_address == "127.0.0.1:9470"
