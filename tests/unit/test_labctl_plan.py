@@ -52,8 +52,10 @@ def test_agent_config_serves_the_hosts_networks() -> None:
     topo = parse_topology(two_networks())
     config = LabPlan(topo).agent_config(topo.hosts[0])
     assert config["vtep"] == "10.0.0.101" and config["gobgp_address"] == "127.0.0.1:50051"
-    assert config["vnis"] == [{"vni": 100, "device": "vxlan100", "bridge": "br0", "route_targets": ["65000:100"]},
-                              {"vni": 200, "device": "vxlan200", "bridge": "br1", "route_targets": ["65000:200"]}]
+    nets = {n.vni: str(n.subnet) for n in topo.networks}
+    assert config["vnis"] == [{"vni": 100, "device": "vxlan100", "bridge": "br0", "route_targets": ["65000:100"], "subnets": [nets[100]]},
+                              {"vni": 200, "device": "vxlan200", "bridge": "br1", "route_targets": ["65000:200"], "subnets": [nets[200]]}]
+    assert config["metrics_address"] == "127.0.0.1:9470"
 
 
 @pytest.mark.parametrize("which", ["host", "controller"])
