@@ -59,6 +59,7 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
     """Run the agent until SIGTERM/SIGINT."""
     from .kernel import Kernel
     from .service import Agent
+    from .vxlan_guard import VxlanGuard
 
     _setup_logging(log_level)
     try:
@@ -72,7 +73,8 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     kernel = Kernel()
-    agent = Agent(cfg, kernel, config_loader=lambda: _load(config_file, overrides))
+    guard = VxlanGuard() if cfg.vxlan_source_guard else None  # VXLAN only from the RIB's VTEPs (agent/vxlan_guard.py)
+    agent = Agent(cfg, kernel, config_loader=lambda: _load(config_file, overrides), vxlan_guard=guard)
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("evpn.agent").info("event=stopping signal=%d", signum)

@@ -50,6 +50,7 @@ class AgentConfig:
     dad_window: float = 180.0  # ... within this many seconds freezes it (no more updates from this host)
     mac_limit_per_port: int = 64  # local MACs learned behind one bridge port at most (a MAC flood stops here)
     mac_limit_per_vni: int = 8192  # local MACs learned in one VNI at most
+    vxlan_source_guard: bool = True  # nftables: VXLAN accepted only from VTEPs of the RIB (agent/vxlan_guard.py)
     metrics_address: str | None = None  # HOST:PORT for Prometheus /metrics (None: off)
     name: str = field(default="evpn-agent")
 
@@ -65,6 +66,7 @@ _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
     "dad_max_moves", "dad_window", "mac_limit_per_port", "mac_limit_per_vni", "metrics_address",
+    "vxlan_source_guard",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets", "subnets"}
 
@@ -175,6 +177,9 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
     seed = raw.get("seed_prefix_vteps", False)
     if not isinstance(seed, bool):
         raise ConfigError(f"config.seed_prefix_vteps: {seed!r} must be true or false")
+    guard = raw.get("vxlan_source_guard", True)
+    if not isinstance(guard, bool):
+        raise ConfigError(f"config.vxlan_source_guard: {guard!r} must be true or false")
     numbers = {}
     for key, default in (("batch_window", 0.05), ("resync_interval", 60.0), ("stale_settle", 1.0), ("stale_timeout", 30.0)):
         value = raw.get(key, default)
@@ -208,6 +213,7 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
         vnis=vnis,
         gobgp_address=address,
         seed_prefix_vteps=seed,
+        vxlan_source_guard=guard,
         state_file=Path(raw["state_file"]) if raw.get("state_file") else None,
         status_file=Path(raw["status_file"]) if raw.get("status_file") else None,
         name=str(raw.get("name", "evpn-agent")),

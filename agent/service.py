@@ -50,6 +50,7 @@ from .reconcile import Reconciler
 from .reload import plan_reload
 from .routes import RouteEvent
 from .status import Health, RecentErrors, StatusWriter, build_status
+from .vxlan_guard import VxlanGuard
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
@@ -128,8 +129,9 @@ def local_workers(scopes: list[BridgeScope], bridges: dict[str, int], out: Event
 class Agent:
     def __init__(self, cfg: AgentConfig, kernel: Kernel, client_factory: Callable[[str], GobgpClient] = GobgpClient,
                  config_loader: Callable[[], AgentConfig] | None = None, clock: Callable[[], float] = time.monotonic,
-                 worker_factory: WorkerFactory | None = None) -> None:
+                 worker_factory: WorkerFactory | None = None, vxlan_guard: VxlanGuard | None = None) -> None:
         self.cfg = cfg
+        self.vxlan_guard = vxlan_guard  # None: no VXLAN source guard (config vxlan_source_guard: false, unit tests)
         self.config_loader = config_loader
         self.reload_requested = False
         self.kernel = kernel
@@ -280,6 +282,8 @@ class Agent:
         self.health.ready = True
         self._write_status(force=True)
         while not self.stop_event.is_set():
+            if self.vxlan_guard is not None:  # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py)
+                self.vxlan_guard.follow(self.rib.remote_vteps())
             if self.reload_requested:
                 self._reload()
             first = self.events.get(0.5 if self.stale_pending_since else 1.0)
