@@ -45,7 +45,7 @@ from .learning import LocalLearning
 from .ledger import Ledger
 from .localmacs import BridgeScope, LocalMacEvent, LocalMacWatcher, NeighLost, dump_local
 from .mactable import LocalMacTable
-from .metrics import AgentMetrics, MetricsSnapshot
+from .metrics import AgentMetrics, snapshot_of
 from .reconcile import Reconciler
 from .reload import plan_reload
 from .routes import RouteEvent
@@ -388,45 +388,8 @@ class Agent:
                             self.learning.ignored_ips, self.recent_errors.recent())
 
     def _publish_metrics(self) -> None:
-        """Hand the metrics a snapshot of counts kept incrementally (O(VNIs), no table walk)."""
-        vni_of = {v.device: v.vni for v in self.cfg.vnis} | {v.bridge: v.vni for v in self.cfg.vnis}
-        entries: dict[tuple[str, int], int] = {}
-        for (kind, device), n in self.rib.entry_counts().items():
-            if device in vni_of:
-                entries[(kind, vni_of[device])] = entries.get((kind, vni_of[device]), 0) + n
-        routes: dict[tuple[str, int], int] = {}
-        for (kind, device), n in self.rib.route_counts().items():
-            if device in vni_of:
-                routes[(kind, vni_of[device])] = routes.get((kind, vni_of[device]), 0) + n
-        local: dict[int, int] = {}
-        for vni, n in self.table.per_vni.items():
-            if n:
-                local[vni] = n
-        self.metrics.publish(MetricsSnapshot(
-            routes=routes,
-            entries=entries,
-            remote_vteps={v.vni: entries.get(("flood", v.vni), 0) for v in self.cfg.vnis},
-            owned_entries=len(self.reconciler.owned),
-            local_macs=local,
-            local_ips=len(self.table.ip_owner),
-            frozen_macs=len(self.table.frozen),
-            frozen_ips=len(self.table.frozen_ips),
-            connected=self.health.connected,
-            ready=self.health.ready,
-            last_full_sync=self.health.last_full_sync,
-            counters={
-                "mac_moves": self.table.moves_total,
-                "macs_over_limit": self.table.limited,
-                "malformed_routes": self.health.malformed_routes,
-                "kernel_errors": self.reconciler.errors,
-                "reconnects": self.health.reconnects,
-                "refused_requests": self.advertiser.refused,
-                "entries_added": self.reconciler.added,
-                "entries_removed": self.reconciler.removed,
-                "resync_repaired": self.health.resync_repaired,
-                "ignored_local_ips": self.learning.ignored_ips,
-            },
-        ))
+        self.metrics.publish(snapshot_of(self.cfg, self.health, self.rib, self.table, self.reconciler,
+                                         self.advertiser.refused, self.learning.ignored_ips))
 
     def _flush_state(self) -> None:
         self.reconciler.flush()
