@@ -149,6 +149,7 @@ _NDMSG = struct.Struct("=BxxxiHBB")
 _NLA = struct.Struct("=HH")
 _U32 = struct.Struct("=I")
 _ERRNO = struct.Struct("=i")
+_PLAIN_ACK = struct.Struct("=IHHIIi")  # nlmsghdr + nlmsgerr.error: enough to recognise a success ACK
 _HDR_LEN = _NLMSGHDR.size  # 16
 _NDMSG_LEN = _NDMSG.size  # 12
 
@@ -723,6 +724,18 @@ class NetlinkBulk:
                 continue
             if size is None:
                 break
+            if size >= _PLAIN_ACK.size:  # fast path: a datagram holding one success ACK
+                length, msg_type, _flags, ack_seq, _pid, code = _PLAIN_ACK.unpack_from(self._buf, 0)
+                if length == size and msg_type == NLMSG_ERROR and code == 0:
+                    offset = (ack_seq - first) & 0xFFFFFFFF
+                    if offset < n and answer[offset] is None:
+                        answer[offset] = 0
+                        if self.ack_all:
+                            outstanding -= 1
+                            closed = outstanding == 0
+                        elif offset == last:
+                            closed = True
+                    continue
             parsed.acks.clear()
             try:
                 parse_messages(self._view[:size], None, parsed)
