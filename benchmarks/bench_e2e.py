@@ -1,0 +1,365 @@
+#!/usr/bin/env python3
+"""End-to-end scale benchmark: N remote MACs through a live lab, our agent against FRR in the same run.
+
+Not a pytest test: run it as root under the integration lock, read the figures.
+
+It brings up lab `bench` (topologies/mixed.yaml renamed: bench-1 and bench-2 run gobgpd + evpn-agent,
+bench-3 runs FRR; network blue widened to 172.16.0.0/14 so 100k VM addresses fit), and for each N of
+`--sizes`:
+
+1. inject    N Type-2 MAC/IP routes of a made-up VTEP 10.0.0.200 (VNI 100, no Type-3) at the
+             controller's gobgpd with AddPathStream (tests/integration/scalekit.py); on bench-1 (agent)
+             and bench-3 (FRR): seconds until all N vxlan FDB entries and all N neighbour entries are in
+             the kernel (a netlink monitor in each namespace says when changes stop, a dump of the
+             tables confirms), CPU seconds spent meanwhile (/proc/<pid>/stat: agent, agent + its
+             gobgpd, zebra + bgpd), peak RSS (VmHWM).
+2. restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
+             status file says ready, and until stale removal is settled; RTM_NEWNEIGH / RTM_DELNEIGH
+             notifications in bench-1 meanwhile (a restart that rewrites nothing shows 0).
+3. withdraw  the N routes withdrawn at the controller: seconds until none is left in either kernel, CPU.
+4. kernel    in a scratch namespace bnche-<pid>: agent.kernel.Kernel.add_many for the same N entries
+             (vxlan "self" + bridge "master extern_learn" + neighbour) against iproute2
+             `bridge -batch` + `ip -batch` adding them.
+
+Ratios are against the FRR host (or iproute2) of the same run. The lab is torn down at the end, also on
+error or Ctrl-C (SIGINT/SIGTERM).
+
+Usage:  flock /tmp/evpn-integration.lock .venv/bin/python benchmarks/bench_e2e.py [--sizes 1000,10000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import yaml
+
+from agent.entries import FdbEntry, KernelEntry, NeighEntry
+from agent.kernel import Kernel
+from labctl.lab import Lab
+from tests.integration.scalekit import (
+    FakeVtep,
+    KernelCount,
+    NeighMonitor,
+    count_kernel,
+    daemon_pids,
+    inject,
+    proc_usage,
+    restart_agent,
+    withdraw,
+)
+
+LAB = "bench"
+LABCTL = str(Path(sys.executable).parent / "labctl")
+SUBNET = "172.16.0.0/14"
+FAKE_VTEP = ipaddress.IPv4Address("10.0.0.200")
+FIRST_IP = ipaddress.IPv4Address("172.17.0.0")
+VNI, VXLAN, BRIDGE = 100, "vxlan100", "br0"
+AGENT_HOST, FRR_HOST = f"{LAB}-1", f"{LAB}-3"
+MAX_SIZE = 200_000
+IDLE_SAMPLE = 3.0  # seconds of idle CPU measured before each size
+
+
+def out(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def machine() -> str:
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor() or "?")
+    mem = next((int(line.split()[1]) // 1024 for line in Path("/proc/meminfo").read_text().splitlines()
+                if line.startswith("MemTotal")), 0)
+    return f"{os.cpu_count()} cores ({model}), {mem // 1024} GiB, Linux {platform.release()}"
+
+
+def topology_document() -> dict[str, object]:
+    """topologies/mixed.yaml as lab `bench`, network blue widened to SUBNET (VM addresses moved into it)."""
+    doc = yaml.safe_load((REPO / "topologies" / "mixed.yaml").read_text())
+    old = doc["lab"]
+    doc["lab"] = LAB
+    doc["networks"][0]["subnet"] = SUBNET
+    for host in doc["hosts"]:
+        host["name"] = host["name"].replace(f"{old}-", f"{LAB}-", 1)
+        for vm in host["vms"]:
+            vm["ip"] = "172.16.0." + vm["ip"].rsplit(".", 1)[1]
+    return doc
+
+
+def labctl(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([LABCTL, *args], check=False, capture_output=True, text=True, timeout=timeout)
+
+
+# -- phases ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    """One hypervisor measured: its namespace and its daemons (found in the namespace, so a supervisor
+    or wrapper between labctl and the daemon does not matter)."""
+
+    name: str
+    host: str
+    pids: dict[str, int] = field(default_factory=dict)  # role -> pid
+
+    def __post_init__(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        self.pids = daemon_pids(self.host)
+
+    def usage(self, roles: tuple[str, ...]) -> tuple[float, int]:
+        u = proc_usage([self.pids[r] for r in roles if r in self.pids])
+        return u.cpu_seconds, u.peak_rss_kib
+
+
+def wait_kernel(sides: list[Side], monitors: dict[str, NeighMonitor], want: int, since: float,
+                timeout: float) -> dict[str, tuple[float | None, KernelCount]]:
+    """Per side: seconds from `since` until its kernel holds `want` vxlan entries and `want` neighbour
+    entries of the fake VTEP (None: not within `timeout`; the time is that of the last netlink
+    notification), and the last count. A dump runs only when that namespace's notifications have
+    paused for 0.5 s (so polling costs little CPU while the daemons work)."""
+    done: dict[str, float | None] = {s.name: None for s in sides}
+    counts: dict[str, KernelCount] = {}
+    deadline = since + timeout
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        for side in sides:
+            if done[side.name] is not None:
+                continue
+            monitor = monitors[side.name]
+            if time.monotonic() - max(monitor.last, since) < 0.5:
+                continue  # still changing
+            counts[side.name] = count = count_kernel(side.host, VXLAN, BRIDGE, str(FAKE_VTEP))
+            if count.vxlan == want and count.neigh == want:
+                done[side.name] = max((monitor.last or since) - since, 0.0)
+        if all(v is not None for v in done.values()):
+            break
+    for side in sides:
+        counts.setdefault(side.name, count_kernel(side.host, VXLAN, BRIDGE, str(FAKE_VTEP)))
+    return {name: (done[name], counts[name]) for name in done}
+
+
+def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
+    routes = FakeVtep(FAKE_VTEP, VNI, f"{lab.topo.controller.asn}:{VNI}", FIRST_IP, size)
+    address = f"unix://{lab.plan.files(lab.plan.controller_ns).gobgpd_socket}"
+    agent = Side("agent", AGENT_HOST)
+    frr = Side("frr", FRR_HOST)
+    sides = [agent, frr]
+    roles = {"agent": ("agent",), "agent+gobgpd": ("agent", "gobgpd"), "zebra+bgpd": ("zebra", "bgpd")}
+    result: dict[str, object] = {"size": size}
+
+    def cpu() -> dict[str, float]:
+        return {"agent": agent.usage(roles["agent"])[0], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[0],
+                "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[0]}
+
+    before = cpu()
+    time.sleep(IDLE_SAMPLE)  # what the daemons spend doing nothing, for comparison
+    after = cpu()
+    result["idle_cpu"] = {k: (after[k] - before[k]) / IDLE_SAMPLE for k in before}
+    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+        monitors = {"agent": m1, "frr": m3}
+        before = cpu()
+        start = time.monotonic()
+        inject(address, routes)
+        result["inject_s"] = time.monotonic() - start
+        result["add"] = wait_kernel(sides, monitors, size, start, timeout)
+        after = cpu()
+    result["add_cpu"] = {k: after[k] - before[k] for k in before}
+    result["rss_kib"] = {"agent": agent.usage(("agent",))[1], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[1],
+                         "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[1],
+                         "controller gobgpd": proc_usage([daemon_pids(lab.plan.controller_ns)["gobgpd"]]).peak_rss_kib}
+    for name, (seconds, count) in result["add"].items():  # type: ignore[attr-defined]
+        out(f"  N={size}: {name} kernel {'complete' if seconds is not None else f'INCOMPLETE after {timeout:.0f}s'}: "
+            f"{count.vxlan} vxlan, {count.bridge} bridge, {count.neigh} neighbour entries")
+
+    out(f"  N={size}: restarting the agent on {AGENT_HOST}")
+    restart = restart_agent(lab, AGENT_HOST)
+    result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
+                         "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned}
+    agent.refresh()  # the restarted agent
+
+    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+        monitors = {"agent": m1, "frr": m3}
+        before = cpu()
+        start = time.monotonic()
+        withdraw(address, routes)
+        result["withdraw_s"] = time.monotonic() - start
+        result["remove"] = wait_kernel(sides, monitors, 0, start, timeout)
+        after = cpu()
+    result["remove_cpu"] = {k: after[k] - before[k] for k in before}
+    return result
+
+
+# -- Kernel.add_many against iproute2 -------------------------------------------------------------------
+
+
+def scratch_namespace(name: str) -> None:
+    for argv in (["ip", "netns", "add", name],
+                 ["ip", "-n", name, "link", "add", "br0", "type", "bridge"],
+                 ["ip", "-n", name, "link", "add", "vxlan100", "type", "vxlan", "id", "100", "dstport", "4789",
+                  "local", "10.0.0.1", "nolearning"],
+                 ["ip", "-n", name, "link", "set", "vxlan100", "master", "br0"],
+                 ["ip", "-n", name, "link", "set", "br0", "up"],
+                 ["ip", "-n", name, "link", "set", "vxlan100", "up"]):
+        subprocess.run(argv, check=True, capture_output=True)
+
+
+def kernel_rates(size: int) -> dict[str, float]:
+    """Seconds to add N MAC entries (vxlan self + bridge master + neighbour) with Kernel.add_many and with iproute2."""
+    routes = FakeVtep(FAKE_VTEP, VNI, "65000:100", FIRST_IP, size)
+    entries: list[KernelEntry] = []
+    for i in range(size):
+        entries.append(FdbEntry(VXLAN, routes.mac(i), FAKE_VTEP))
+        entries.append(NeighEntry(BRIDGE, routes.ip(i), routes.mac(i)))
+    seconds: dict[str, float] = {}
+    for method in ("add_many", "iproute2"):
+        name = f"bnche-{os.getpid()}"
+        scratch_namespace(name)
+        try:
+            if method == "add_many":
+                with Kernel(netns=name) as kernel:
+                    start = time.perf_counter()
+                    outcomes = kernel.add_many(entries)
+                    seconds[method] = time.perf_counter() - start
+                failed = [o for o in outcomes if o is not True]
+                if failed:
+                    raise RuntimeError(f"Kernel.add_many: {len(failed)} entries not added, first: {failed[0]}")
+            else:
+                with tempfile.TemporaryDirectory() as tmp:
+                    fdb, neigh = Path(tmp) / "fdb", Path(tmp) / "neigh"
+                    fdb.write_text("".join(f"fdb replace {routes.mac(i)} dev vxlan100 dst {FAKE_VTEP} self permanent\n"
+                                           f"fdb replace {routes.mac(i)} dev vxlan100 master extern_learn\n" for i in range(size)))
+                    neigh.write_text("".join(f"neigh replace {routes.ip(i)} lladdr {routes.mac(i)} dev br0 nud noarp extern_learn\n"
+                                             for i in range(size)))
+                    start = time.perf_counter()
+                    subprocess.run(["ip", "netns", "exec", name, "bridge", "-batch", str(fdb)], check=True, capture_output=True)
+                    subprocess.run(["ip", "netns", "exec", name, "ip", "-batch", str(neigh)], check=True, capture_output=True)
+                    seconds[method] = time.perf_counter() - start
+            count = count_kernel(name, VXLAN, BRIDGE, str(FAKE_VTEP))
+            if (count.vxlan, count.bridge, count.neigh) != (size, size, size):
+                raise RuntimeError(f"{method}: kernel holds {count}, expected {size} of each")
+        finally:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+    return seconds
+
+
+# -- report -----------------------------------------------------------------------------------------
+
+
+def fmt(value: float | None, unit: str = "s") -> str:
+    return f"{value:.2f}{unit}" if value is not None else "timeout"
+
+
+def ratio(ours: float | None, ref: float | None) -> str:
+    if ours is None or ref is None or ref <= 0:
+        return "-"
+    return f"{ours / ref:.2f}x"
+
+
+def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]) -> None:
+    out()
+    out("programming N remote MACs (inject at the controller -> kernel), our agent vs FRR on the same lab")
+    out(f"{'N':>7} {'phase':9} {'what':18} {'agent':>10} {'FRR':>10} {'agent/FRR':>10}")
+    for r in results:
+        n = r["size"]
+        for phase, key in (("add", "add"), ("withdraw", "remove")):
+            times = r[key]  # type: ignore[index]
+            a, f = times["agent"][0], times["frr"][0]  # type: ignore[index]
+            out(f"{n:7d} {phase:9} {'kernel complete':18} {fmt(a):>10} {fmt(f):>10} {ratio(a, f):>10}")
+            c = r[f"{key}_cpu"]  # type: ignore[index]
+            out(f"{n:7d} {phase:9} {'cpu agent':18} {fmt(c['agent']):>10} {fmt(c['zebra+bgpd']):>10} "  # type: ignore[index]
+                f"{ratio(c['agent'], c['zebra+bgpd']):>10}")  # type: ignore[index]
+            out(f"{n:7d} {phase:9} {'cpu agent+gobgpd':18} {fmt(c['agent+gobgpd']):>10} {fmt(c['zebra+bgpd']):>10} "  # type: ignore[index]
+                f"{ratio(c['agent+gobgpd'], c['zebra+bgpd']):>10}")  # type: ignore[index]
+        idle = r["idle_cpu"]  # type: ignore[index]
+        out(f"{n:7d} {'idle':9} {'cpu agent /s':18} {idle['agent']:9.3f}s {idle['zebra+bgpd']:9.3f}s "  # type: ignore[index]
+            f"{'(agent+gobgpd ' + format(idle['agent+gobgpd'], '.3f') + 's)':>10}")  # type: ignore[index]
+        rss = r["rss_kib"]  # type: ignore[index]
+        out(f"{n:7d} {'peak':9} {'rss agent MiB':18} {rss['agent'] / 1024:9.1f}M {rss['zebra+bgpd'] / 1024:9.1f}M "  # type: ignore[index]
+            f"{ratio(rss['agent'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
+        out(f"{n:7d} {'peak':9} {'rss +gobgpd MiB':18} {rss['agent+gobgpd'] / 1024:9.1f}M {rss['zebra+bgpd'] / 1024:9.1f}M "  # type: ignore[index]
+            f"{ratio(rss['agent+gobgpd'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
+        out(f"{n:7d} {'inject':9} {'controller':18} {r['inject_s']:9.2f}s (AddPathStream; withdraw {r['withdraw_s']:.2f}s; "
+            f"controller gobgpd peak RSS {rss['controller gobgpd'] / 1024:.0f} MiB)")  # type: ignore[index]
+    out()
+    out("agent restart with N programmed (bench-1)")
+    out(f"{'N':>7} {'ready':>8} {'settled':>8} {'NEWNEIGH':>9} {'DELNEIGH':>9} {'on injected':>12} {'overruns':>9} {'owned':>8}")
+    for r in results:
+        s = r["restart"]  # type: ignore[index]
+        out(f"{r['size']:7d} {s['ready']:7.2f}s {s['settled']:7.2f}s {s['new']:9d} {s['deleted']:9d} {s['injected']:12d} {s['overruns']:9d} {s['owned']:8d}")  # type: ignore[index]
+    if kernel:
+        out()
+        out("kernel programming, N MACs = 3N netlink requests (vxlan self + bridge master + neighbour), scratch namespace")
+        out(f"{'N':>7} {'add_many':>9} {'iproute2':>9} {'add_many MAC/s':>15} {'iproute2 MAC/s':>15} {'speed vs iproute2':>18}")
+        for n, s in kernel.items():
+            out(f"{n:7d} {s['add_many']:8.2f}s {s['iproute2']:8.2f}s {n / s['add_many']:15.0f} {n / s['iproute2']:15.0f} "
+                f"{s['iproute2'] / s['add_many']:17.2f}x")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="1000,10000", help="comma-separated N (at most 200000)")
+    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a kernel to follow")
+    parser.add_argument("--skip-kernel", action="store_true", help="leave out Kernel.add_many vs iproute2")
+    args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
+    if not sizes or any(not 0 < s <= MAX_SIZE for s in sizes):
+        parser.error(f"--sizes: each N between 1 and {MAX_SIZE}")
+    if os.geteuid() != 0:
+        print("needs root (network namespaces)", file=sys.stderr)
+        return 2
+    out(f"machine: {machine()}")
+    gobgp_versions = REPO / ".gobgp" / "versions"
+    if gobgp_versions.exists():
+        out("gobgpd: " + gobgp_versions.read_text().splitlines()[0])
+
+    def on_term(signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, on_term)
+    results: list[dict[str, object]] = []
+    kernel: dict[int, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        topo = Path(tmp) / "bench.yaml"
+        topo.write_text(yaml.safe_dump(topology_document(), sort_keys=False))
+        try:
+            started = time.monotonic()
+            up = labctl("up", str(topo))
+            if up.returncode != 0:
+                raise RuntimeError(f"labctl up failed: {(up.stderr or up.stdout).strip()[-2000:]}")
+            out(f"lab {LAB} up in {time.monotonic() - started:.1f}s ({AGENT_HOST}: gobgpd + evpn-agent, {FRR_HOST}: FRR)")
+            lab = Lab.open(LAB)
+            for size in sizes:
+                out(f"  N={size}: injecting")
+                try:
+                    results.append(run_size(lab, size, args.timeout))
+                except Exception as exc:  # noqa: BLE001 - report what was measured, then the failure
+                    out(f"  N={size}: FAILED: {exc!r}")
+                    break
+                report(results[-1:], {})
+        finally:
+            down = labctl("down", LAB)
+            if down.returncode != 0:
+                out(f"labctl down {LAB} failed: {down.stderr.strip()}")
+            signal.signal(signal.SIGTERM, previous)
+    if not args.skip_kernel:
+        for size in sizes:
+            kernel[size] = kernel_rates(size)
+    report(results, kernel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
