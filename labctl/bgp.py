@@ -13,6 +13,14 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .topology import Timers
 
+# Graceful restart (RFC 4724, with RFC 8538's notification support) on every session of the lab.
+# RESTART_TIME: how long peers keep a restarting speaker's routes as stale (gobgpd also applies it when
+# the hold timer expires, so a dead host is forgotten after hold + this); it must cover a daemon's restart
+# and the session coming back (about 2-3 s here). DEFERRAL_TIME: how long a restarting gobgpd (started
+# with -r) waits for its peers' End-of-RIB before it advertises and sends its own.
+GR_RESTART_TIME = 10
+GR_DEFERRAL_TIME = 5
+
 
 @dataclass(frozen=True)
 class Neighbor:
@@ -22,6 +30,8 @@ class Neighbor:
     timers: Timers
     multihop_ttl: int
     idle_hold_after_reset: int  # gobgpd only: seconds before reconnecting after a reset
+    restart_time: int = GR_RESTART_TIME  # graceful restart (see GR_RESTART_TIME)
+    deferral_time: int = GR_DEFERRAL_TIME
 
     def gobgpd_toml(self) -> str:
         t = self.timers
@@ -40,9 +50,16 @@ class Neighbor:
   [neighbors.ebgp-multihop.config]
     enabled = true
     multihop-ttl = {self.multihop_ttl}
+  [neighbors.graceful-restart.config]
+    enabled = true
+    restart-time = {self.restart_time}
+    deferral-time = {self.deferral_time}
+    notification-enabled = true
   [[neighbors.afi-safis]]
     [neighbors.afi-safis.config]
       afi-safi-name = "l2vpn-evpn"
+    [neighbors.afi-safis.mp-graceful-restart.config]
+      enabled = true
 """
 
     def gobgp_peer(self) -> Any:
@@ -57,8 +74,11 @@ class Neighbor:
                                                           idle_hold_time_after_reset=self.idle_hold_after_reset)),
             transport=gobgp.Transport(local_address=str(self.local_address)),
             ebgp_multihop=gobgp.EbgpMultihop(enabled=True, multihop_ttl=self.multihop_ttl),
-            afi_safis=[gobgp.AfiSafi(config=gobgp.AfiSafiConfig(
-                family=gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN), enabled=True))],
+            graceful_restart=gobgp.GracefulRestart(enabled=True, restart_time=self.restart_time,
+                                                   deferral_time=self.deferral_time, notification_enabled=True),
+            afi_safis=[gobgp.AfiSafi(
+                config=gobgp.AfiSafiConfig(family=gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN), enabled=True),
+                mp_graceful_restart=gobgp.MpGracefulRestart(config=gobgp.MpGracefulRestartConfig(enabled=True)))],
         )
 
     def frr_session_lines(self) -> str:
@@ -69,6 +89,12 @@ class Neighbor:
                 f" neighbor {n} ebgp-multihop {self.multihop_ttl}\n"
                 f" neighbor {n} timers {t.keepalive} {t.hold_time}\n"
                 f" neighbor {n} timers connect {t.connect_retry}\n")
+
+    def frr_router_lines(self) -> str:
+        """The `router bgp` lines for graceful restart (FRR sets it per router, not per neighbour)."""
+        return (" bgp graceful-restart\n"
+                f" bgp graceful-restart restart-time {self.restart_time}\n"
+                f" bgp graceful-restart select-defer-time {self.deferral_time}\n")
 
     def frr_evpn_lines(self) -> str:
         """The `address-family l2vpn evpn` line of this neighbour."""

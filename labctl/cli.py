@@ -149,17 +149,54 @@ def apply(topology: Path, lab_name: str | None) -> None:
 @clean_errors
 def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
     """A hypervisor dies: daemons killed, uplink down. Waits until the survivors' RIB and FDB forget it."""
+    from .bgp import GR_RESTART_TIME
+    from .faults import kill_measured
     from .lab import Lab
-    from .observe import wait_forgotten
 
     lab = Lab.open(resolve_lab(lab_name))
-    killed_at = time.monotonic()
-    lab.kill(host)
+    if no_wait:
+        lab.kill(host)
+        console.print(f"{host}: uplink down, its daemons killed")
+        return
+    result, took = kill_measured(lab, host)
     console.print(f"{host}: uplink down, its daemons killed")
-    if not no_wait:
-        took = wait_forgotten(lab, host, since=killed_at)
-        console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
-                      f"(BGP hold time {lab.topo.timers.hold_time}s)")
+    console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
+                  f"(BGP hold time {lab.topo.timers.hold_time}s + graceful-restart time {GR_RESTART_TIME}s: "
+                  f"peers keep a silent host's routes as stale that long)")
+    console.print(f"ping between survivors {result.pair}: lost [bold]{result.outage.lost_ms} ms[/bold]", highlight=False)
+
+
+@main.command()
+@click.argument("node")
+@click.argument("daemon", type=click.Choice(["gobgpd", "agent", "zebra", "bgpd"]))
+@click.option("--signal", "sig", type=click.Choice(["KILL", "TERM"]), default="KILL", show_default=True)
+@lab_option
+@clean_errors
+def restart(node: str, daemon: str, sig: str, lab_name: str | None) -> None:
+    """Kill DAEMON on NODE (a hypervisor or 'controller'); its supervisor restarts it. Prints the recovery
+    time and the loss a 10 ms ping across NODE saw, and routes other hosts lost meanwhile."""
+    from .faults import restart_measured
+    from .lab import Lab
+
+    lab = Lab.open(resolve_lab(lab_name))
+    result = restart_measured(lab, node, daemon, getattr(signal, f"SIG{sig}"))
+    console.print(result.line(), highlight=False, soft_wrap=True)
+
+
+@main.command()
+@click.argument("node")
+@click.option("--down-for", type=float, default=1.0, show_default=True, help="seconds the link stays down")
+@lab_option
+@clean_errors
+def flap(node: str, down_for: float, lab_name: str | None) -> None:
+    """Take NODE's underlay link down (the router's end) for --down-for seconds and back up; print how long
+    traffic across it was lost and when the fabric converged again."""
+    from .faults import flap_measured
+    from .lab import Lab
+
+    lab = Lab.open(resolve_lab(lab_name))
+    result = flap_measured(lab, node, down_for)
+    console.print(result.line(), highlight=False, soft_wrap=True)
 
 
 @main.command()

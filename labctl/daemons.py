@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import shutil
@@ -47,6 +48,41 @@ def start(ns_name: str, argv: list[str], log_path: Path) -> int:
         )
     log.info("event=daemon-started ns=%s pid=%d cmd=%r", ns_name, proc.pid, " ".join(argv))
     return proc.pid
+
+
+def start_supervised(ns_name: str, role: str, argv: list[str], log_path: Path, status_path: Path,
+                     restart_args: tuple[str, ...] = ()) -> int:
+    """Run `argv` inside `ns_name` under our supervisor (labctl/supervise.py: restarts with backoff, records
+    restarts in `status_path`). Returns the supervisor's PID; the daemon's own PID is in its status file."""
+    status_path.unlink(missing_ok=True)
+    wrapper = [sys.executable, "-m", "labctl.supervise", "--role", role, "--status", str(status_path),
+               *(f"--restart-arg={arg}" for arg in restart_args), "--", *argv]
+    return start(ns_name, wrapper, log_path)
+
+
+def supervised_child(status_path: Path) -> int:
+    """The PID of the daemon a supervisor runs now (0 if none, or no status yet)."""
+    info = supervisor_info(status_path)
+    return int(info.get("child_pid") or 0)
+
+
+def supervisor_info(status_path: Path) -> dict[str, object]:
+    """A supervisor's status file as it is (empty if absent or unreadable)."""
+    try:
+        return dict(json.loads(status_path.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def stop_supervised(pid: int, marker: str, status_path: Path, hard: bool = False) -> bool:
+    """End a supervisor and its daemon. Hard: SIGKILL the supervisor first (so it restarts nothing), then
+    the daemon it ran (by the PID it recorded: PR_SET_PDEATHSIG does not survive a daemon's change of
+    user, as FRR's). Soft: SIGTERM, the supervisor ends its daemon. False if the supervisor was not running."""
+    was = stop(pid, marker, hard=hard)
+    child = supervised_child(status_path)
+    if child and alive(child, marker):
+        stop(child, marker, hard=hard)
+    return was
 
 
 def cmdline(pid: int) -> str:

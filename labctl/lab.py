@@ -10,16 +10,18 @@ import logging
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
-from . import build, daemons, netns, observe
+from . import build, daemons, keeper, netns, observe
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
-from .nodes.base import HostNode, Speaker
+from .nodes.base import HostNode, Speaker, start_daemon
 from .nodes.gobgpd import Gobgpd
 from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, LabPlan, NodeFiles, failed_dir, lab_dir, namespace_name, state_file
+from .rundir import write_private
 from .state import LabState, load
 from .errors import TopologyError
 from .topology import Host, Topology, Vm, check_lab_name, parse_topology
@@ -113,6 +115,8 @@ class Lab:
             for host in topo.hosts:
                 progress(f"hypervisor {host.name}: namespace, uplink, bridge, vxlan, VMs")
                 build.host(lab.plan, host)
+            progress("starting the underlay's route keeper")
+            lab.start_keeper()
             progress("starting gobgpd on the controller")
             controller = lab.controller()
             controller.start(lab.plan.gobgpd_controller_config())
@@ -165,9 +169,11 @@ class Lab:
         self.adopt(topo)
         created: list[Host] = []
         try:
+            self.persist_controller_config()  # before the gRPC adds: a controller restart from now on knows them
             for host in new_hosts:
                 build.host(self.plan, host)
                 created.append(host)
+                self.write_keeper_routes()
                 progress(f"controller: adding neighbor {host.vtep} (AS {host.asn})")
                 self.controller().add_peer(self.plan.controller_neighbor(host))
                 progress(f"starting gobgpd and evpn-agent on {host.name}")
@@ -179,8 +185,26 @@ class Lab:
                 self.node(host).stop(hard=True)
                 build.remove_host(self.plan, host)
             self.adopt(old)
+            self.persist_controller_config()
             raise
         return new_hosts
+
+    def keeper_routes_file(self) -> Path:
+        return self.plan.node_dir(self.plan.router_ns) / "keeper.routes.json"
+
+    def write_keeper_routes(self) -> None:
+        keeper.write_routes(self.keeper_routes_file(), keeper.router_routes(self.plan))
+
+    def start_keeper(self) -> None:
+        """The router's route keeper (labctl/keeper.py), supervised: a flapped link gets its route back."""
+        self.write_keeper_routes()
+        argv = [sys.executable, "-m", "labctl.keeper", "--routes", str(self.keeper_routes_file())]
+        start_daemon(self.plan, self.state, self.plan.router_ns, "keeper", argv, self.plan.node_dir(self.plan.router_ns) / "keeper.log")
+
+    def persist_controller_config(self) -> None:
+        """Rewrite the controller's gobgpd config from the current plan (every host a neighbour): peers
+        added over gRPC then survive a restart of gobgpd, which reads only this file."""
+        write_private(self.plan.files(self.plan.controller_ns).gobgpd_config, self.plan.gobgpd_controller_config())
 
 
 def preflight() -> None:

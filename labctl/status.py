@@ -8,6 +8,7 @@ from rich.table import Table
 from agent.errors import GobgpUnavailable
 from agent.routes import MacIpRoute
 
+from .daemons import supervisor_info
 from .lab import Lab
 from .observe import control_view, expected_macs, read_fdb, read_rib, sessions
 
@@ -15,7 +16,21 @@ STATE_MARKUP = {
     "ready": "[green]ready[/green]",
     "starting": "[yellow]starting[/yellow]",
     "unreachable": "[red]gobgpd unreachable[/red]",
+    "not running": "[red]not running[/red]",
+    "not live": "[red]not live (status file stale)[/red]",
 }
+
+
+def restarts_text(lab: Lab, node: str) -> str:
+    """`gobgpd 0, agent 2 (last: signal 9)`: restarts of each supervised daemon of a node."""
+    parts = []
+    for role in sorted(lab.state.pids.get(node, {})):
+        info = supervisor_info(lab.plan.files(node).supervisor_status(role))
+        count = int(info.get("restarts") or 0)  # type: ignore[call-overload]
+        last = f" (last: {info.get('last_exit')})" if count else ""
+        parts.append(f"{role} {count}{last}" + ("" if info.get("child_pid") else " [red]down[/red]"))
+    return ", ".join(parts) or "-"
+
 
 
 def render_status(console: Console, lab_name: str) -> None:
@@ -26,17 +41,18 @@ def render_status(console: Console, lab_name: str) -> None:
         peers = {}
         console.print(f"[red]controller unreachable:[/red] {exc}")
     table = Table(title=f"lab {lab.topo.lab}: hypervisors")
-    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
+    console.print(f"controller {lab.plan.controller_ns}: restarts {restarts_text(lab, lab.plan.controller_ns)}", highlight=False)
+    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
         table.add_column(column)
     for host in lab.topo.hosts:
         if host.name in lab.state.down_hosts:
-            table.add_row(host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "-"), "[red]down (killed)[/red]", "", "")
+            table.add_row(host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "-"), "[red]down (killed)[/red]", "", "", "")
             continue
         view = control_view(lab, host)
         flood = {e for e in read_fdb(lab, host) if e.is_flood}
         table.add_row(
             host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "?"),
-            STATE_MARKUP.get(view.state, f"[cyan]{view.state}[/cyan]"),
+            STATE_MARKUP.get(view.state, f"[cyan]{view.state}[/cyan]"), restarts_text(lab, host.name),
             "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in view.remote_vteps.items()),
             ", ".join(f"{e.device}→{e.vtep}" for e in sorted(flood)) or "-",
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Protocol
 
 from agent.routes import MacIpRoute, RouteEvent
@@ -54,12 +55,24 @@ class Speaker(Protocol):
 
 def stop_daemons(plan: LabPlan, state: LabState, node: str, hard: bool = False) -> None:
     """Stop every daemon recorded for `node` (SIGTERM, or SIGKILL when `hard`) and forget them."""
-    marker = plan.files(node).marker
+    files = plan.files(node)
     for role, pid in sorted(state.pids.get(node, {}).items()):
-        if daemons.stop(pid, marker, hard=hard):
+        if daemons.stop_supervised(pid, files.marker, files.supervisor_status(role), hard=hard):
             log.info("event=daemon-stopped node=%s role=%s pid=%d hard=%s", node, role, pid, hard)
     state.pids.pop(node, None)
     state.save()
+
+
+def start_daemon(plan: LabPlan, state: LabState, node: str, role: str, argv: list[str], log_path: Path,
+                 restart_args: tuple[str, ...] = ()) -> None:
+    """Start daemon `role` of `node` under its supervisor and record the supervisor's PID."""
+    status = plan.files(node).supervisor_status(role)
+    record_pid(state, node, role, daemons.start_supervised(node, role, argv, log_path, status, restart_args))
+
+
+def daemon_pid(plan: LabPlan, node: str, role: str) -> int:
+    """The PID of daemon `role` of `node` now (its supervisor's child; 0 if none runs)."""
+    return daemons.supervised_child(plan.files(node).supervisor_status(role))
 
 
 def record_pid(state: LabState, node: str, role: str, pid: int) -> None:

@@ -30,7 +30,7 @@ from ..observe import fdb_entries, wait_until
 from ..plan import LabPlan
 from ..rundir import allow_group, write_private
 from ..topology import Host
-from .base import ControlView, HostNode, record_pid
+from .base import ControlView, HostNode, start_daemon
 
 FRR_DIR = Path("/usr/lib/frr")
 DAEMONS = ("zebra", "bgpd")
@@ -67,7 +67,7 @@ router bgp {host.asn}
  bgp router-id {host.vtep}
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
-{neighbor.frr_session_lines()} !
+{neighbor.frr_router_lines()}{neighbor.frr_session_lines()} !
  address-family l2vpn evpn
 {neighbor.frr_evpn_lines()}  advertise-all-vni
 {vnis} exit-address-family
@@ -184,7 +184,7 @@ class FrrNode(HostNode):
             netns.sysctl(host.name, f"net.ipv4.conf.{net.bridge}.arp_accept", "1")
         base = frr_dir(plan, host)
         for daemon in DAEMONS:
-            record_pid(self.state, host.name, daemon, daemons.start(host.name, daemon_argv(plan, host, daemon), base / f"{daemon}.out"))
+            start_daemon(plan, self.state, host.name, daemon, daemon_argv(plan, host, daemon), base / f"{daemon}.out")
             if daemon == "zebra":
                 wait_until(f"zebra on {host.name}", lambda: (base / "zserv.api").exists(), 10)
 

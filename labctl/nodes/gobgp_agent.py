@@ -5,15 +5,35 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 
 from agent.routes import RouteEvent
+from agent.statusview import LIVE_WITHIN
 
 from .. import daemons
 from ..errors import LabError
 from ..observe import wait_until
 from ..rundir import write_private_json
-from .base import ControlView, HostNode, record_pid
+from .base import ControlView, HostNode, daemon_pid, start_daemon
 from .gobgpd import Gobgpd
+
+
+LIVENESS = LIVE_WITHIN  # seconds: an agent's status file older than this (it rewrites it every 5 s) = not live
+
+
+def agent_liveness(status: dict[str, object], running_pid: int, now: float, limit: float = LIVENESS) -> str | None:
+    """Why the agent's status file cannot be believed ("not running", "not live"), or None if it can: the
+    file must come from the agent process running now and be fresher than `limit` seconds."""
+    if not running_pid:
+        return "not running"
+    if not status:
+        return None  # starting: no file yet (ControlView says "starting")
+    if status.get("pid") != running_pid:
+        return "starting"  # the file of a previous agent: the new one has not written its own yet
+    updated = status.get("updated")
+    if not isinstance(updated, (int, float)) or now - updated > limit:
+        return "not live"
+    return None
 
 
 class GobgpAgentNode(HostNode):
@@ -36,7 +56,7 @@ class GobgpAgentNode(HostNode):
         self._write_agent_config()
         files.agent_status.unlink(missing_ok=True)
         argv = [daemons.find_program("evpn-agent"), "run", "--config", str(files.agent_config)]
-        record_pid(self.state, self.name, "agent", daemons.start(self.name, argv, files.agent_log))
+        start_daemon(self.plan, self.state, self.name, "agent", argv, files.agent_log)
 
     def _write_agent_config(self) -> dict[str, object]:
         config = self.plan.agent_config(self.host)
@@ -55,6 +75,10 @@ class GobgpAgentNode(HostNode):
 
     def control_view(self) -> ControlView:
         status = self.agent_status()
+        running = daemon_pid(self.plan, self.name, "agent")
+        live = agent_liveness(status, running, time.time())
+        if live is not None:  # a dead agent's last file says nothing about now
+            return ControlView(live, False, False, {})
         state = "ready" if status.get("ready") else "starting"
         if status and not status.get("connected"):
             state = "unreachable"

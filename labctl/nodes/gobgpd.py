@@ -14,7 +14,7 @@ from ..observe import wait_until
 from ..plan import GOBGP_API, LabPlan
 from ..rundir import private_file, write_private
 from ..state import LabState
-from .base import record_pid
+from .base import start_daemon
 
 
 class Gobgpd:
@@ -36,7 +36,9 @@ class Gobgpd:
         sock.unlink(missing_ok=True)
         argv = [daemons.find_program("gobgpd"), "-f", str(self.files.gobgpd_config), "-t", "toml", "-p", "--pprof-disable",
                 "--api-hosts", f"{GOBGP_API},unix://{sock}"]
-        record_pid(self.state, self.node, "gobgpd", daemons.start(self.node, argv, self.files.gobgpd_log))
+        # restarted by its supervisor with -r: the graceful-restart "Restart State" bit, so peers keep its
+        # routes and it defers its own updates until it has its peers' End-of-RIB (RFC 4724 §4.1)
+        start_daemon(self.plan, self.state, self.node, "gobgpd", argv, self.files.gobgpd_log, restart_args=("-r",))
 
     def api_up(self) -> bool:
         if not self.files.gobgpd_socket.exists():

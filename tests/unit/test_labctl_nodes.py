@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -37,10 +39,14 @@ def _lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str) -> tuple[La
 def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     plan, state = _lab(tmp_path, monkeypatch, "gobgp")
     node = GobgpAgentNode(plan.topo.hosts[0], plan, state)
-    assert node.control_view().state == "starting" and node.agent_status() == {}
-    status = {"ready": True, "connected": True, "stale_pending": False, "remote_vteps": {"100": ["10.0.0.102"]},
-              "local_macs": {"100/02:00:00:00:01:01": 2}, "local_ips": {"100/02:00:00:00:01:01": ["192.168.100.11"]}}
+    assert node.control_view().state == "not running" and node.agent_status() == {}
     plan.files("t-1").dir.mkdir(parents=True)
+    # the supervisor runs an agent (this process stands in for it), which has not written its status yet
+    plan.files("t-1").supervisor_status("agent").write_text(json.dumps({"child_pid": os.getpid()}))
+    assert node.control_view().state == "starting"
+    status = {"ready": True, "connected": True, "stale_pending": False, "remote_vteps": {"100": ["10.0.0.102"]},
+              "local_macs": {"100/02:00:00:00:01:01": 2}, "local_ips": {"100/02:00:00:00:01:01": ["192.168.100.11"]},
+              "pid": os.getpid(), "updated": time.time()}
     plan.files("t-1").agent_status.write_text(json.dumps(status))
     view = node.control_view()
     assert (view.state, view.ready, view.settled, view.remote_vteps) == ("ready", True, True, {"100": ["10.0.0.102"]})

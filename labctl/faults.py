@@ -1,0 +1,278 @@
+"""Faults on a running lab, and what the data plane lost meanwhile.
+
+A fault (a daemon killed, a link flapped, a host killed) runs while a VM pings another every 10 ms across
+the affected node, as `labctl move` measures a migration; other hosts' RIBs are sampled every 0.1 s
+meanwhile, so a route withdrawn and re-learned in between is seen. The result says how many ms of
+pings were lost, the longest gap, how long recovery took, and which routes went missing where.
+
+Parsing ping output and judging samples is pure (`parse_replies`, `Outage.of`, `missing_routes`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterable
+
+from agent.errors import GobgpUnavailable
+from agent.routes import RouteEvent
+
+from . import daemons, netns, observe
+from .errors import LabError
+from .lab import Lab
+from .nodes.base import daemon_pid
+from .topology import Host, Vm
+
+log = logging.getLogger("evpn.labctl.faults")
+
+PING_INTERVAL = 0.01
+SAMPLE_INTERVAL = 0.1
+_REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
+_SENT_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
+CONTROLLER = "controller"
+
+
+# -- pure ---------------------------------------------------------------------------------------
+
+
+def parse_replies(output: str) -> tuple[list[float], int]:
+    """(sorted wall-clock times of echo replies, packets sent) from `ping -D` output."""
+    replies = sorted(float(m.group(1)) for m in map(_REPLY_RE.match, output.splitlines()) if m)
+    sent = _SENT_RE.search(output)
+    return replies, int(sent.group(1)) if sent else 0
+
+
+@dataclass(frozen=True)
+class Outage:
+    sent: int
+    received: int
+    longest_gap: float  # seconds between two consecutive replies (0.01 when nothing was lost)
+    back_after: float | None  # seconds from `since` (e.g. a link's return) to the first reply after it
+
+    @property
+    def lost_ms(self) -> int:
+        """Pings lost, as milliseconds of traffic (one ping every 10 ms)."""
+        return max(0, self.sent - self.received) * int(PING_INTERVAL * 1000)
+
+    @classmethod
+    def of(cls, replies: list[float], sent: int, since: float | None = None) -> "Outage":
+        if len(replies) < 2:
+            raise LabError(f"the continuous ping got {len(replies)} replies: no loss can be measured")
+        gap = max(b - a for a, b in zip(replies, replies[1:]))
+        back = None
+        if since is not None:
+            after = [t for t in replies if t >= since]
+            back = after[0] - since if after else None
+        return cls(sent, len(replies), gap, back)
+
+
+def route_keys(rib: Iterable[RouteEvent]) -> set[tuple[object, ...]]:
+    return {e.route.key for e in rib}
+
+
+def missing_routes(baseline: dict[str, set[tuple[object, ...]]], samples: dict[str, list[set[tuple[object, ...]]]]) -> dict[str, int]:
+    """Node -> how many of its baseline routes were absent from at least one sample."""
+    return {node: len({k for sample in samples.get(node, []) for k in keys - sample}) for node, keys in baseline.items()}
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+class Pinger:
+    """`ping -D -i 0.01` from one VM to an address until stopped."""
+
+    def __init__(self, lab: Lab, src: Vm, dst_ip: str) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-D", "-i", str(PING_INTERVAL), "-W", "1", dst_ip],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )
+
+    def stop(self, since: float | None = None) -> Outage:
+        self.proc.send_signal(signal.SIGINT)
+        out, _ = self.proc.communicate(timeout=10)
+        replies, sent = parse_replies(out)
+        return Outage.of(replies, sent, since)
+
+
+class RibSampler:
+    """Reads the RIBs of some nodes every 0.1 s in a thread; remembers what each sample lacked."""
+
+    def __init__(self, lab: Lab, nodes: list[str]) -> None:
+        self.lab = lab
+        self.baseline = {n: route_keys(observe.read_rib(lab, n)) for n in nodes}
+        self.samples: dict[str, list[set[tuple[object, ...]]]] = {n: [] for n in nodes}
+        self.unreadable: dict[str, int] = {n: 0 for n in nodes}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rib-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL):
+            for node in self.baseline:
+                try:
+                    self.samples[node].append(route_keys(observe.read_rib(self.lab, node)))
+                except (GobgpUnavailable, LabError):
+                    self.unreadable[node] += 1
+
+    def stop(self) -> dict[str, int]:
+        self._stop.set()
+        self._thread.join(5)
+        return missing_routes(self.baseline, self.samples)
+
+
+@dataclass(frozen=True)
+class FaultResult:
+    fault: str
+    pair: str  # "vm4 -> vm1"
+    outage: Outage
+    recovered: float  # seconds from the fault to the recovery condition
+    withdrawn: dict[str, int] = field(default_factory=dict)  # other node -> baseline routes it lost meanwhile
+
+    def line(self) -> str:
+        gone = ", ".join(f"{n} {c}" for n, c in sorted(self.withdrawn.items()) if c) or "none"
+        back = f", traffic back {self.outage.back_after * 1000:.0f} ms after the link returned" if self.outage.back_after is not None else ""
+        return (f"{self.fault}: recovered in {self.recovered:.2f}s; ping {self.pair} lost {self.outage.lost_ms} ms "
+                f"({self.outage.received}/{self.outage.sent} replies, longest gap {self.outage.longest_gap * 1000:.0f} ms{back}); "
+                f"routes withdrawn elsewhere: {gone}")
+
+
+def pair_across(lab: Lab, host: Host | None, avoid: set[str] = frozenset()) -> tuple[Vm, Vm]:  # type: ignore[assignment]
+    """Two VMs of one network on different live hosts: the second on `host` when given, neither on `avoid`."""
+    alive = [h for h in lab.hosts_alive() if h.name not in avoid]
+    for dst_host in ([host] if host is not None else alive):
+        for dst in dst_host.attached:
+            for src_host in alive:
+                if src_host.name == dst_host.name:
+                    continue
+                for src in src_host.attached:
+                    if src.network == dst.network:
+                        return src, dst
+    raise LabError(f"no two VMs of one network on different live hosts{' across ' + host.name if host else ''} to measure with")
+
+
+def measured(lab: Lab, fault: str, pair: tuple[Vm, Vm], action: Callable[[], float | None], recovered: Callable[[], bool],
+             timeout: float, watch: list[str], settle: float = 1.0) -> FaultResult:
+    """Ping across `pair` and sample the RIBs of `watch` while `action` runs; wait for `recovered()`.
+
+    `action` may return the wall-clock time traffic could flow again (a link's return): the outage then
+    also says how long after that the first reply came."""
+    src, dst = pair
+    sent, got = observe.ping(lab, src, dst, count=3)  # ARP and FDB in place: an already-programmed pair
+    if got == 0:
+        raise LabError(f"{src.name} cannot reach {dst.name} before the fault: nothing to measure")
+    sampler = RibSampler(lab, watch)
+    pinger = Pinger(lab, src, str(dst.ip))
+    time.sleep(0.5)
+    start = time.monotonic()
+    since = None
+    try:
+        since = action()
+        polled = observe.poll(recovered, bool, timeout, 0.05)
+        took = time.monotonic() - start
+        time.sleep(settle)
+    finally:
+        withdrawn = sampler.stop()
+        outage = pinger.stop(since)
+    if not polled.ok:
+        raise LabError(f"{fault}: not recovered within {timeout:.0f}s (ping lost {outage.lost_ms} ms)")
+    result = FaultResult(fault, f"{src.name} -> {dst.name}", outage, took, withdrawn)
+    log.info("event=fault-measured fault=%r recovered=%.2f lost_ms=%d gap_ms=%.0f withdrawn=%s", fault, took,
+             outage.lost_ms, outage.longest_gap * 1000, withdrawn)
+    return result
+
+
+# -- faults ---------------------------------------------------------------------------------------
+
+
+def node_ns(lab: Lab, node: str) -> str:
+    """`controller` or a hypervisor's name -> its namespace."""
+    if node in (CONTROLLER, lab.plan.controller_ns):
+        return lab.plan.controller_ns
+    return lab.host(node).name
+
+
+def kill_daemon(lab: Lab, node: str, role: str, sig: int = signal.SIGKILL) -> int:
+    """Send `sig` to the daemon `role` of `node` (not to its supervisor). Returns the PID signalled."""
+    ns_name = node_ns(lab, node)
+    roles = lab.state.pids.get(ns_name, {})
+    if role not in roles:
+        raise LabError(f"{ns_name} runs no {role} ({', '.join(sorted(roles)) or 'nothing'})")
+    pid = daemon_pid(lab.plan, ns_name, role)
+    marker = lab.plan.files(ns_name).marker
+    if not pid or not daemons.alive(pid, marker):
+        raise LabError(f"{role} on {ns_name} is not running now (its supervisor is restarting it)")
+    os.kill(pid, sig)
+    log.info("event=daemon-signalled node=%s role=%s pid=%d signal=%d", ns_name, role, pid, sig)
+    return pid
+
+
+def restarted(lab: Lab, ns_name: str, role: str, old_pid: int) -> bool:
+    pid = daemon_pid(lab.plan, ns_name, role)
+    return bool(pid) and pid != old_pid and daemons.alive(pid, lab.plan.files(ns_name).marker)
+
+
+def restart_measured(lab: Lab, node: str, role: str, sig: int = signal.SIGKILL, timeout: float = 60.0) -> FaultResult:
+    """Kill a daemon; recovered = its supervisor restarted it and the whole fabric converged again."""
+    ns_name = node_ns(lab, node)
+    host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+    pair = pair_across(lab, host)
+    watch = [h.name for h in lab.hosts_alive() if host is None or h.name != host.name]
+    old: list[int] = []
+
+    def action() -> None:
+        old.append(kill_daemon(lab, node, role, sig))
+
+    def recovered() -> bool:
+        return restarted(lab, ns_name, role, old[0]) and observe.converged(lab, lab.hosts_alive())
+
+    name = signal.Signals(sig).name
+    return measured(lab, f"{role} on {ns_name} {name}", pair, action, recovered, timeout, watch)
+
+
+def flap(lab: Lab, node: str, down_for: float) -> float:
+    """The node's link to the router goes down (the router's end: a cable or switch port) and comes back
+    after `down_for` seconds. Returns the wall-clock time it came back."""
+    ns_name = node_ns(lab, node)
+    router_if = lab.plan.uplink(ns_name).router_if
+    netns.set_link(lab.plan.router_ns, router_if, up=False)
+    log.info("event=link-down node=%s router_if=%s", ns_name, router_if)
+    time.sleep(down_for)
+    netns.set_link(lab.plan.router_ns, router_if, up=True)
+    log.info("event=link-up node=%s router_if=%s", ns_name, router_if)
+    return time.time()
+
+
+def flap_measured(lab: Lab, node: str, down_for: float, timeout: float = 60.0) -> FaultResult:
+    """Flap a node's link; recovered = the fabric converged again (the keeper restored the route)."""
+    ns_name = node_ns(lab, node)
+    host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+    pair = pair_across(lab, host)
+    watch = [h.name for h in lab.hosts_alive() if host is None or h.name != host.name]
+    return measured(lab, f"link of {ns_name} down {down_for:.1f}s", pair, lambda: flap(lab, node, down_for),
+                    lambda: observe.converged(lab, lab.hosts_alive()), timeout, watch)
+
+
+def kill_measured(lab: Lab, name: str) -> tuple[FaultResult, float]:
+    """`labctl kill` with a ping between two survivors meanwhile: (their loss, seconds until the survivors
+    forgot the host)."""
+    host = lab.host(name)
+    pair = pair_across(lab, None, avoid={host.name})
+    forgot: list[float] = []
+    start = time.monotonic()
+
+    def recovered() -> bool:
+        if observe.mentions(lab, host):
+            return False
+        forgot.append(time.monotonic() - start)
+        return True
+
+    limit = lab.topo.timers.hold_time * 3 + 30
+    result = measured(lab, f"host {name} killed", pair, lambda: lab.kill(name), recovered, limit,
+                      [h.name for h in lab.hosts_alive() if h.name != name], settle=0.5)
+    return result, forgot[-1]
