@@ -2,11 +2,13 @@
 
 Where things live (pure modules first, then the ones with side effects):
 - errors.py        LabError / TopologyError: one actionable line each, printed by the CLI
-- topology.py      the topology file, validated into dataclasses; editing returns a new, validated Topology
+- topology.py      the topology file (strict YAML loader), validated into dataclasses; lab-name rule;
+                   editing returns a new, validated Topology
 - plan.py          what a topology becomes: the naming scheme (stated once, in its docstring), addresses,
                    file names, BGP neighbours, daemon configs
 - bgp.py           one BGP neighbour, rendered as gobgpd TOML, a gobgp protobuf Peer and FRR config lines
 - state.py         what a running lab is made of, under /run/evpn-lab/<lab>/state.json
+- rundir.py        the run directory on disk: 0700 directories, 0600 files whatever the umask
 - netns.py         netlink primitives: namespaces, links, addresses, bridges, vxlan (pyroute2, via setns)
 - daemons.py       starting/stopping processes inside namespaces, by PID only
 - build.py         wiring a lab from its plan: namespaces, uplinks, bridges, vxlan devices, VM ports

@@ -21,11 +21,15 @@ def test_modes_and_ownership(tmp_path: Path) -> None:
     up = subprocess.run([LABCTL, "up", str(topo)], capture_output=True, text=True, timeout=180, preexec_fn=lambda: os.umask(0))
     assert up.returncode == 0, up.stdout + up.stderr
 
-    # everything under the run directory is root's only: 0700 directories, 0600 files and sockets
+    # everything under the run directory is root's only: 0700 directories, 0600 files and sockets (the agent
+    # writes its status file with a mode of its own, 0644: nobody else reaches it through the 0700 directories)
     run = lab_dir(LAB)
     paths = [run, *run.rglob("*")]
-    loose = [f"{p} {oct(stat.S_IMODE(p.lstat().st_mode))}" for p in paths if stat.S_IMODE(p.lstat().st_mode) & 0o077]
+    agents_own = {"agent.status.json"}
+    loose = [f"{p} {oct(stat.S_IMODE(p.lstat().st_mode))}" for p in paths
+             if stat.S_IMODE(p.lstat().st_mode) & 0o077 and p.name not in agents_own]
     assert loose == [], loose
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o700 for p in paths if p.is_dir())
     sock = run / f"{LAB}-1" / "gobgpd.sock"
     assert stat.S_ISSOCK(sock.lstat().st_mode) and stat.S_IMODE(sock.lstat().st_mode) == 0o600
     assert {p.name for p in paths} >= {"state.json", "gobgpd.toml", "agent.yaml", "agent.log", "gobgpd.log", "agent.status.json"}
