@@ -51,7 +51,7 @@ class Kernel:
 
     def __init__(self, netns: str | None = None) -> None:
         self._ipr = open_iproute(netns)
-        self._bulk = NetlinkBulk(netns=netns)  # thousands of entries: hand-encoded, many per send()
+        self._bulk = NetlinkBulk(netns=netns, ack_all=False)  # many per send(); failures still answered one by one
         self._ifindex: dict[str, int] = {}
 
     def close(self) -> None:

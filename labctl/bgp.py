@@ -32,6 +32,7 @@ class Neighbor:
     idle_hold_after_reset: int  # gobgpd only: seconds before reconnecting after a reset
     restart_time: int = GR_RESTART_TIME  # graceful restart (see GR_RESTART_TIME)
     deferral_time: int = GR_DEFERRAL_TIME
+    passive: bool = False  # only accept the session, never connect (the controller: one side connects, no collisions)
 
     def gobgpd_toml(self) -> str:
         t = self.timers
@@ -47,6 +48,7 @@ class Neighbor:
     idle-hold-time-after-reset = {self.idle_hold_after_reset}
   [neighbors.transport.config]
     local-address = "{self.local_address}"
+    passive-mode = {str(self.passive).lower()}
   [neighbors.ebgp-multihop.config]
     enabled = true
     multihop-ttl = {self.multihop_ttl}
@@ -72,7 +74,7 @@ class Neighbor:
             timers=gobgp.Timers(config=gobgp.TimersConfig(hold_time=t.hold_time, keepalive_interval=t.keepalive,
                                                           connect_retry=t.connect_retry,
                                                           idle_hold_time_after_reset=self.idle_hold_after_reset)),
-            transport=gobgp.Transport(local_address=str(self.local_address)),
+            transport=gobgp.Transport(local_address=str(self.local_address), passive_mode=self.passive),
             ebgp_multihop=gobgp.EbgpMultihop(enabled=True, multihop_ttl=self.multihop_ttl),
             graceful_restart=gobgp.GracefulRestart(enabled=True, restart_time=self.restart_time,
                                                    deferral_time=self.deferral_time, notification_enabled=True),
@@ -88,7 +90,8 @@ class Neighbor:
                 f" neighbor {n} update-source {self.local_address}\n"
                 f" neighbor {n} ebgp-multihop {self.multihop_ttl}\n"
                 f" neighbor {n} timers {t.keepalive} {t.hold_time}\n"
-                f" neighbor {n} timers connect {t.connect_retry}\n")
+                f" neighbor {n} timers connect {t.connect_retry}\n"
+                + (f" neighbor {n} passive\n" if self.passive else ""))
 
     def frr_router_lines(self) -> str:
         """The `router bgp` lines for graceful restart (FRR sets it per router, not per neighbour)."""

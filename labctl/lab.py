@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import Callable
 
+from protos import dist
+
 from . import build, daemons, keeper, netns, observe
 from .errors import LabError
 from .interrupts import INTERRUPT
@@ -212,6 +214,10 @@ def preflight() -> None:
         raise LabError("labctl must run as root (it creates network namespaces)")
     daemons.find_program("gobgpd")
     daemons.find_program("evpn-agent")
+    try:
+        dist.check_stubs_match()  # gobgpd ignores fields it does not know: stubs and daemon must agree
+    except dist.DistError as exc:
+        raise LabError(str(exc)) from None
     if not Path("/sys/module/vxlan").exists():
         try:
             subprocess.run(["modprobe", "vxlan"], check=True, capture_output=True)

@@ -215,7 +215,10 @@ class LabPlan:
 
     def controller_neighbor(self, host: Host) -> Neighbor:
         """The controller's session to one hypervisor."""
-        return Neighbor(host.vtep, host.asn, self.topo.controller.address, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET)
+        # passive: only the hypervisors connect. Two active sides (gobgpd 3.36 retries after 1-2 s) keep
+        # closing each other's attempts during their idle-hold time and can lock each other out for minutes.
+        return Neighbor(host.vtep, host.asn, self.topo.controller.address, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET,
+                        passive=True)
 
     # -- daemon configs ----------------------------------------------------------
 
