@@ -98,6 +98,17 @@ def dump_local(ipr: IPRoute, scopes: list[BridgeScope]) -> dict[LocalMac, int]:
     return found
 
 
+def _close_overflowed(ipr: IPRoute) -> None:
+    """Close a socket that may have overflowed: pyroute2 (0.9) keeps the ENOBUFS its reader met and raises
+    it again from close(), which would kill the watcher that just handled it (an agent restart loop at
+    100k entries)."""
+    try:
+        ipr.close()
+    except OSError as exc:
+        if exc.errno != errno.ENOBUFS:
+            raise
+
+
 class LocalMacWatcher(Worker):
     """Reads bridge FDB events in a thread of its own (pyroute2 sockets stay in the thread that made them).
 
@@ -113,9 +124,12 @@ class LocalMacWatcher(Worker):
 
     def loop(self) -> None:
         while not self.stopping.is_set():
-            with IPRoute(rcvbuf=RCVBUF) as ipr:
+            ipr = IPRoute(rcvbuf=RCVBUF)
+            try:
                 ipr.bind(groups=RTMGRP_NEIGH)
                 self._watch(ipr)  # returns after an overflow: a fresh socket, and a fresh dump
+            finally:
+                _close_overflowed(ipr)
             if not self.stopping.is_set():
                 with IPRoute() as ipr:
                     present = dump_local(ipr, self.scopes)
