@@ -30,6 +30,7 @@ from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
 
 log = logging.getLogger("evpn.agent.desired")
+LOG_EACH_UP_TO = 50  # routes in a batch logged one line each at INFO; a bigger batch: one summary line
 
 @dataclass(frozen=True)
 class Verdict:
@@ -253,17 +254,24 @@ class RibView:
     def apply(self, events: Iterable[RouteEvent]) -> set[KernelEntry]:
         """Apply a batch of route events; return the entries whose desired presence changed."""
         touched: set[KernelEntry] = set()
+        events = list(events)
+        level = logging.INFO if len(events) <= LOG_EACH_UP_TO else logging.DEBUG  # 100k lines cost seconds of CPU
+        seen = withdrawn = 0
         for event in events:
             key = event.route.key
             self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
-                log.info("event=route-withdrawn route=%s", key)
+                withdrawn += 1
+                log.log(level, "event=route-withdrawn route=%s", key)
                 continue
             found = self._claims(event.route)
             if not found:
                 continue
-            log.info("event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, found[0][0][0])
+            seen += 1
+            log.log(level, "event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, found[0][0][0])
             self._insert(key, found, touched)
+        if level == logging.DEBUG:
+            log.info("event=routes-applied seen=%d withdrawn=%d (one line per route at DEBUG)", seen, withdrawn)
         return touched
 
     def _count_ignored(self, reason: str) -> None:

@@ -10,6 +10,7 @@ from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.reconcile")
+LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
 
 
 @dataclass
@@ -110,6 +111,14 @@ class Reconciler:
             gained.add(entry)
 
     def _apply(self, plan: Plan) -> None:
+        level = logging.INFO if len(plan.remove) + len(plan.add) <= LOG_EACH_UP_TO else logging.DEBUG
+        added, removed = self.added, self.removed
+        self._apply_logged(plan, level)
+        if level == logging.DEBUG:
+            log.info("event=entries-applied added=%d removed=%d (one line per entry at DEBUG)",
+                     self.added - added, self.removed - removed)
+
+    def _apply_logged(self, plan: Plan, level: int) -> None:
         if plan.remove:
             for entry, outcome in zip(plan.remove, self.kernel.delete_many(plan.remove)):
                 if isinstance(outcome, KernelError):
@@ -119,7 +128,7 @@ class Reconciler:
                 self.owned.discard(entry)
                 self._note(entry, owned=False)
                 self.removed += 1
-                log.info("event=entry-removed %s", describe(entry))
+                log.log(level, "event=entry-removed %s", describe(entry))
         if plan.add:
             for entry, outcome in zip(plan.add, self.kernel.add_many(plan.add)):
                 if isinstance(outcome, KernelError):
@@ -129,9 +138,9 @@ class Reconciler:
                     self.owned.add(entry)
                     self._note(entry, owned=True)
                     self.added += 1
-                    log.info("event=entry-added %s", describe(entry))
+                    log.log(level, "event=entry-added %s", describe(entry))
                 else:
-                    log.info("event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
+                    log.log(level, "event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
 
     def forget_or_remove(self, entry: KernelEntry) -> None:
         """Remove an owned entry of a device that is no longer served (gone already: just forget it)."""
