@@ -84,6 +84,19 @@ def main(verbose: bool) -> None:
 
 
 @main.command()
+@click.option("--hosts", type=int, required=True, help="hypervisors (at most 64)")
+@click.option("--vms", type=int, required=True, help="VMs per hypervisor (at most 512 in all)")
+@click.option("--networks", type=int, default=1, show_default=True, help="networks the VMs are spread over")
+@click.option("--lab", "lab_name", default="gen", show_default=True, help="lab name")
+@clean_errors
+def gen(hosts: int, vms: int, networks: int, lab_name: str) -> None:
+    """Print a topology of HOSTS hypervisors with VMS VMs each (labctl gen ... > big.yaml)."""
+    from .generate import generate, render
+
+    click.echo(render(generate(hosts, vms, networks, check_lab_name(lab_name))), nl=False)
+
+
+@main.command()
 @click.argument("topology", type=click.Path(path_type=Path))
 @clean_errors
 def check(topology: Path) -> None:

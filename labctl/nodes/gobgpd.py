@@ -17,6 +17,9 @@ from ..state import LabState
 from .base import start_daemon
 
 
+RIB_READ_TIMEOUT = 120.0  # seconds to read a whole RIB (ListPath streams it, one destination per message)
+
+
 class Gobgpd:
     """The gobgpd of node `node` (a namespace of the lab)."""
 
@@ -56,7 +59,7 @@ class Gobgpd:
         private_file(self.files.gobgpd_socket)
 
     def read_rib(self) -> list[RouteEvent]:
-        client = self.client()
+        client = self.client(timeout=RIB_READ_TIMEOUT)  # the whole streamed table, not one call: 100k routes take seconds
         try:
             events, errors = decode_paths(client.list_evpn())
         finally:
