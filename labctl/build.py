@@ -6,8 +6,10 @@ Only links and addresses: the daemons are the node kinds' business (labctl/nodes
 from __future__ import annotations
 
 import ipaddress
+from pathlib import Path
 
-from . import netns
+from . import netns, portsec
+from .nodes import node_class
 from .plan import UNDERLAY_MTU, UPLINK, VM_IFNAME, LabPlan
 from .topology import Host, Network, Vm
 
@@ -40,6 +42,7 @@ def uplink_routes(plan: LabPlan, node_ns: str, loopback: ipaddress.IPv4Address) 
 def host(plan: LabPlan, node: Host) -> None:
     """A hypervisor: namespace, uplink, a bridge and vxlan device per network it has, its VMs on their bridges."""
     netns.create(node.name)
+    host_hardening(node.name)
     uplink(plan, node.name, node.vtep)
     for net in plan.host_networks(node):
         network_devices(node, net)
@@ -49,6 +52,27 @@ def host(plan: LabPlan, node: Host) -> None:
         if not vp.vm.detached:
             netns.enslave(node.name, vp.port, vp.network.bridge)
         netns.address(vp.ns, VM_IFNAME, f"{vp.vm.ip}/{vp.network.subnet.prefixlen}")
+    tenant_isolation(plan, node)
+
+
+def host_hardening(node_ns: str) -> None:
+    """Before any device exists: no IPv6 on the host's devices (a tenant bridge carries no host address,
+    not even a link-local one), no forwarding, ARP answered only for addresses of the asking interface."""
+    netns.sysctl(node_ns, "net.ipv6.conf.default.disable_ipv6", "1")
+    netns.sysctl(node_ns, "net.ipv4.ip_forward", "0")
+    netns.sysctl(node_ns, "net.ipv4.conf.all.arp_ignore", "1")
+    if Path("/proc/sys/net/bridge").is_dir():  # br_netfilter loaded: bridged frames would cross the IP/ARP hooks
+        for table in ("iptables", "ip6tables", "arptables"):
+            netns.sysctl(node_ns, f"net.bridge.bridge-nf-call-{table}", "0")
+
+
+def tenant_isolation(plan: LabPlan, node: Host) -> None:
+    """The host's stack out of its VMs' reach, and port security on every VM port (labctl/portsec.py)."""
+    own = [node.vtep, plan.uplink(node.name).node_ip, ipaddress.ip_network("127.0.0.0/8")]
+    own += [ipaddress.ip_interface(plan.bridge_address(net)).ip for net in plan.topo.networks]
+    ruleset = portsec.host_rules(own, learn_arp=node_class(node.kind).learns_neighbours_from_arp) + portsec.ports_base()
+    ruleset += "".join(portsec.port_rules(vp.port, portsec.port_policy(vp.vm)) for vp in plan.vm_plans(node))
+    portsec.load(node.name, ruleset)
 
 
 def network_devices(node: Host, net: Network) -> None:
@@ -65,6 +89,7 @@ def remove_network_devices(node: Host, net: Network) -> None:
 def plug_vm(plan: LabPlan, node: Host, vm: Vm, net: Network) -> None:
     """A new port for an existing VM namespace on `node`, on `net`'s bridge, with the VM's address."""
     vm_ns, port = plan.vm_ns(vm), plan.vm_port(vm)
+    portsec.load(node.name, portsec.port_rules(port, portsec.port_policy(vm)))  # before the port exists
     netns.veth(node.name, port, vm_ns, VM_IFNAME, mac_b=vm.mac)
     netns.enslave(node.name, port, net.bridge)
     netns.address(vm_ns, VM_IFNAME, f"{vm.ip}/{net.subnet.prefixlen}")
@@ -79,6 +104,7 @@ def readdress_vm(plan: LabPlan, node: Host, vm: Vm, net: Network, address: str) 
     """Move the VM's port to `net`'s bridge and give the VM `address` there."""
     port, vm_ns = plan.vm_port(vm), plan.vm_ns(vm)
     netns.release(node.name, port)
+    portsec.load(node.name, portsec.port_rules(port, portsec.port_policy(vm, ipaddress.IPv4Address(address))))
     netns.flush_addresses(vm_ns, VM_IFNAME)
     netns.address(vm_ns, VM_IFNAME, f"{address}/{net.subnet.prefixlen}")
     netns.enslave(node.name, port, net.bridge)

@@ -249,3 +249,31 @@ def wait_forgotten(lab: Lab, name: str, since: float | None = None, timeout: flo
     limit = timeout if timeout is not None else lab.topo.timers.hold_time * 3 + 10
     wait_until(f"the survivors to forget {name}", lambda: not mentions(lab, host), limit, interval=0.05)
     return time.monotonic() - start
+
+
+# -- tenant isolation: nftables counters, device MACs ------------------------------------------------
+
+
+def link_mac(ns_name: str, ifname: str) -> str:
+    """The MAC address of `ifname` inside namespace `ns_name` (e.g. a hypervisor's bridge)."""
+    with netns.ns(ns_name) as ipr:
+        found = ipr.link_lookup(ifname=ifname)
+        if not found:
+            raise LabError(f"{ns_name}: interface {ifname} not found")
+        return str(ipr.get_links(found[0])[0].get_attr("IFLA_ADDRESS")).lower()
+
+
+def nft_drops(ns_name: str, family: str, table: str) -> int:
+    """Packets the counted drop rules of nftables table `family table` in `ns_name` dropped (0: no such table)."""
+    import json
+
+    result = subprocess.run(["ip", "netns", "exec", ns_name, "nft", "-j", "list", "table", family, table],
+                            capture_output=True, text=True, timeout=10, check=False)
+    if result.returncode != 0:
+        return 0
+    total = 0
+    for item in json.loads(result.stdout).get("nftables", []):
+        exprs = item.get("rule", {}).get("expr", []) if isinstance(item, dict) else []
+        if any(isinstance(e, dict) and "drop" in e for e in exprs):
+            total += sum(int(e["counter"].get("packets", 0)) for e in exprs if isinstance(e, dict) and isinstance(e.get("counter"), dict))
+    return total

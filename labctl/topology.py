@@ -51,12 +51,22 @@ class Network:
 
 
 @dataclass(frozen=True)
+class AddressPair:
+    """An address (or prefix) a VM may use besides its own, optionally with another MAC (OpenStack's allowed-address-pairs)."""
+
+    ip: ipaddress.IPv4Network | ipaddress.IPv6Network
+    mac: str | None = None  # None: the VM's own MAC
+
+
+@dataclass(frozen=True)
 class Vm:
     name: str
     mac: str
     ip: ipaddress.IPv4Address
     network: str
     detached: bool = False  # unplugged from its network's bridge (labctl detach)
+    port_security: bool = True  # its port admits only its own MAC and addresses (labctl/portsec.py)
+    allowed_address_pairs: tuple[AddressPair, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -161,9 +171,35 @@ class Topology:
             "networks": [{"name": n.name, "vni": n.vni, "subnet": str(n.subnet), "bridge": n.bridge, "route_targets": list(n.route_targets)}
                          for n in self.networks],
             "hosts": [{"name": h.name, "kind": h.kind, "asn": h.asn, "vtep": str(h.vtep),
-                       "vms": [{"name": vm.name, "mac": vm.mac, "ip": str(vm.ip), "network": vm.network, "detached": vm.detached} for vm in h.vms]}
+                       "vms": [{"name": vm.name, "mac": vm.mac, "ip": str(vm.ip), "network": vm.network, "detached": vm.detached,
+                                "port_security": vm.port_security,
+                                "allowed_address_pairs": [{"ip": str(p.ip), **({"mac": p.mac} if p.mac else {})}
+                                                          for p in vm.allowed_address_pairs]} for vm in h.vms]}
                       for h in self.hosts],
         }
+
+
+def _address_pairs(r: Any, raw: Any, vw: str) -> tuple[AddressPair, ...]:
+    """A VM's allowed_address_pairs: a list of {ip: address or prefix, mac: optional unicast MAC}."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or len(raw) > 16:
+        raise r.fail(f"{vw}.allowed_address_pairs", "expected a list of at most 16 {ip, mac} mappings")
+    pairs = []
+    for k, item in enumerate(raw):
+        pw = f"{vw}.allowed_address_pairs[{k}]"
+        p = r.mapping(item, pw, {"ip"}, {"mac"})
+        try:
+            net = ipaddress.ip_network(str(p["ip"]), strict=True)
+        except ValueError:
+            raise r.fail(f"{pw}.ip", f"{_show(p['ip'])} is not an address or prefix (192.168.100.50 or 192.168.100.64/28)") from None
+        if net.is_multicast or net.is_loopback or net.is_unspecified or net.network_address.is_unspecified:
+            raise r.fail(f"{pw}.ip", f"{net} is not a unicast address or prefix")
+        mac = p.get("mac")
+        if mac is not None and (not isinstance(mac, str) or not MAC_RE.match(mac.lower()) or int(mac[:2], 16) & 1):
+            raise r.fail(f"{pw}.mac", f"{_show(mac)} is not a unicast MAC address (aa:bb:cc:dd:ee:ff)")
+        pairs.append(AddressPair(net, mac.lower() if mac else None))
+    return tuple(pairs)
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -352,7 +388,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             raise r.fail(f"{where}.vms", f"more than {MAX_VMS} VMs in the lab: a lab takes at most {MAX_VMS}")
         for j, raw_vm in enumerate(raw_vms):
             vw = f"{where}.vms[{j}]"
-            v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network", "detached"})
+            v = r.mapping(raw_vm, vw, {"name", "mac", "ip"}, {"network", "detached", "port_security", "allowed_address_pairs"})
             detached = v.get("detached", False)
             if not isinstance(detached, bool):
                 raise r.fail(f"{vw}.detached", f"{_show(detached)} must be true or false")
@@ -386,7 +422,10 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             seen_vms[vm_name] = name
             seen_macs[mac] = vm_name
             seen_ips[ip] = vm_name
-            vms.append(Vm(vm_name, mac, ip, net.name, detached))
+            port_security = v.get("port_security", True)
+            if not isinstance(port_security, bool):
+                raise r.fail(f"{vw}.port_security", f"{_show(port_security)} must be true or false")
+            vms.append(Vm(vm_name, mac, ip, net.name, detached, port_security, _address_pairs(r, v.get("allowed_address_pairs"), vw)))
         hosts.append(Host(name, asn, vtep, tuple(vms), kind))
     host_names = {h.name: i for i, h in enumerate(hosts)}
     for i, host in enumerate(hosts):

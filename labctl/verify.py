@@ -4,6 +4,7 @@ this module reads nothing itself."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from itertools import combinations
 from typing import Callable
@@ -11,6 +12,7 @@ from typing import Callable
 from agent.entries import FdbEntry
 from agent.routes import MacIpRoute, RouteEvent
 
+from . import portsec, probes
 from .capture import arp_frame, capturing, decode_vxlan, from_mac, send_frames
 from .errors import LabError
 from .lab import Lab
@@ -19,6 +21,8 @@ from .observe import (
     Snapshot,
     expected_macs,
     imet_vteps,
+    link_mac,
+    nft_drops,
     ping,
     poll,
     read_fdb,
@@ -355,6 +359,81 @@ def check_isolation(lab: Lab) -> CheckResult | None:
     return CheckResult("isolation", "VMs on different VNIs are isolated at L2", ok, "; ".join(evidence))
 
 
+def _guarded(lab: Lab) -> list[tuple[Host, Vm]]:
+    """VMs whose port has port security, with their hosts (the attackers the security checks play)."""
+    return [(h, vm) for h in lab.hosts_alive() for vm in h.attached if vm.port_security]
+
+
+def check_vxlan_injection(lab: Lab) -> CheckResult | None:
+    """A VM sends VXLAN packets of another network's VNI to its own hypervisor's VTEP and to a remote one
+    (through its hypervisor as next hop, the bridge's MAC): no VM of that network sees the inner frame.
+    Control: a normal cross-host ping from the same VM works."""
+    alive = lab.hosts_alive()
+    for host, a in _guarded(lab):
+        others = [h for h in alive if h is not host]
+        peer = next((vm for h in others for vm in h.attached if vm.network == a.network), None)
+        if not others or peer is None:
+            continue
+        victim_net = next((n for n in lab.topo.networks if n.name != a.network), lab.topo.network(a.network))
+        victims = [vm for h in alive for vm in h.attached if vm.network == victim_net.name and vm is not a]
+        if not victims:
+            continue
+        next_hop = link_mac(host.name, lab.topo.network(a.network).bridge)
+        before = nft_drops(host.name, "inet", portsec.HOST_TABLE)
+        with capturing([(lab.plan.vm_ns(v), VM_IFNAME) for v in victims], probes.injected()) as caps:
+            for vtep in (host.vtep, others[0].vtep):
+                frame = probes.vxlan_from_vm(a.mac, next_hop, str(a.ip), str(vtep), victim_net.vni)
+                send_frames(lab.plan.vm_ns(a), frame, count=3)
+        arrived = {name: len(cap.packets) for name, cap in caps.items() if cap.packets}
+        dropped = nft_drops(host.name, "inet", portsec.HOST_TABLE) - before
+        sent, got = ping(lab, a, peer)
+        ok = not arrived and got == sent and dropped >= 6
+        evidence = (f"{a.name}@{host.name} → VNI {victim_net.vni} via {host.vtep} and {others[0].vtep}: "
+                    f"{sum(arrived.values())} inner frames arrived at {len(victims)} VMs of {victim_net.name}"
+                    f"{' (' + ', '.join(arrived) + ')' if arrived else ''}, {dropped} packets dropped at {host.name}'s stack; "
+                    f"control ping {a.name}→{peer.name}: {got}/{sent}")
+        return CheckResult("vxlan-injection", "a VM's VXLAN packets to the VTEPs are dropped (no injection into a VNI)", ok, evidence)
+    return None
+
+
+def check_arp_spoof(lab: Lab) -> CheckResult | None:
+    """A VM sends a gratuitous ARP claiming another VM's address: its port drops it, no hypervisor changes
+    its view of the victim. Control: a third VM's ARP for the victim is answered with the victim's MAC."""
+    alive = lab.hosts_alive()
+    for host, a in _guarded(lab):
+        victim = next(((h, vm) for h in alive if h is not host for vm in h.attached if vm.network == a.network), None)
+        if victim is None:
+            continue
+        vhost, b = victim
+        asker = next((vm for h in alive for vm in h.attached if vm.network == a.network and vm not in (a, b)), None)
+        bridge = lab.topo.network(a.network).bridge
+        send_frames(lab.plan.vm_ns(b), arp_frame(b.mac, str(b.ip), str(b.ip)), count=1)  # the victim announces itself
+        observers = [h for h in alive if h is not vhost]
+        try:
+            wait_until(f"every host resolves {b.name}", lambda: all(read_neighbours(lab, h, bridge).get(str(b.ip)) == b.mac for h in observers), 10, 0.1)
+        except LabError as exc:
+            return CheckResult("arp-spoof", "a spoofed gratuitous ARP changes no host's view", False, f"before the spoof: {exc}")
+        before = nft_drops(host.name, "bridge", portsec.PORTS_TABLE)
+        send_frames(lab.plan.vm_ns(a), probes.spoofed_garp(a.mac, str(b.ip)), count=3)
+        time.sleep(1.5)  # what a learned spoof would take to reach the other hosts (Type-2 route)
+        views = {h.name: read_neighbours(lab, h, bridge).get(str(b.ip)) for h in observers}
+        dropped = nft_drops(host.name, "bridge", portsec.PORTS_TABLE) - before
+        claimed = [e for e in read_rib(lab, lab.plan.controller_ns) if isinstance(e.route, MacIpRoute)
+                   and e.route.mac == a.mac and str(e.route.ip) == str(b.ip)]
+        ok = all(mac == b.mac for mac in views.values()) and not claimed and dropped >= 3
+        evidence = (f"{a.name}@{host.name} claimed {b.ip} ({b.name}@{vhost.name}): {dropped} frames dropped at its port, "
+                    f"hosts resolve {b.ip} to " + ", ".join(f"{n}={m or 'nothing'}" for n, m in sorted(views.items()))
+                    + f", {len(claimed)} routes bind it to {a.mac}")
+        if asker is not None:
+            vm_forget(lab, asker, str(b.ip))
+            sent, got = ping(lab, asker, b, count=1)
+            answered = vm_arp(lab, asker, str(b.ip))
+            ok &= answered == b.mac and got == sent
+            evidence += f"; control: {asker.name}'s ARP for {b.ip} answered {answered or 'never'}, ping {got}/{sent}"
+        return CheckResult("arp-spoof", "a spoofed gratuitous ARP changes no host's view", ok, evidence)
+    return None
+
+
 def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda _: None) -> list[CheckResult]:
     progress("reading RIBs (gRPC) and FDBs (netlink)")
     snap = snapshot(lab)
@@ -368,6 +447,8 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
         ("bum-scope", lambda: check_bum_scope(lab)),
         ("fdb-macs", lambda: check_mac_tables(lab)),
         ("arp-suppression", lambda: check_arp_suppression(lab)),
+        ("vxlan-injection", lambda: check_vxlan_injection(lab)),
+        ("arp-spoof", lambda: check_arp_spoof(lab)),
     ]
     results: list[CheckResult] = []
     for check_id, run in checks:

@@ -101,6 +101,7 @@ class HostNode(ABC):
     """One hypervisor of a given kind. Subclasses set `kind` and implement the abstract methods."""
 
     kind: ClassVar[str]
+    learns_neighbours_from_arp: ClassVar[bool] = False  # the host's stack must see its VMs' ARP (labctl/portsec.py)
 
     def __init__(self, host: Host, plan: LabPlan, state: LabState) -> None:
         self.host = host

@@ -168,6 +168,7 @@ def read_rib(plan: LabPlan, host: Host) -> list[RouteEvent]:
 
 class FrrNode(HostNode):
     kind = "frr"
+    learns_neighbours_from_arp = True  # zebra advertises the neighbours the kernel learned on the bridge
 
     @classmethod
     def preflight(cls) -> None:
