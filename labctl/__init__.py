@@ -21,6 +21,8 @@ Where things live (pure modules first, then the ones with side effects):
 - observe.py       READING a lab: RIBs, FDBs, neighbour tables, sessions, VM probes, waiting (`poll`
                    returns the last observation); nothing in it judges
 - capture.py       packet captures and raw frames inside namespaces
+- probes.py        hostile traffic made for real: VXLAN injection, spoofed ARP, raw IP from a namespace
+- portsec.py       tenant isolation on a hypervisor: per-port security, the host stack out of the VMs' reach (nftables)
 - verify.py        JUDGING: the checks of `labctl verify`, each with its evidence, from what observe read
 - status.py        `labctl status` tables, from what observe read
 - cli.py           the click commands; errors become one line and an exit code here
