@@ -1,0 +1,149 @@
+"""Scale for real: 10k Type-2 routes injected at the controller of a 2-host lab (our agent on both).
+
+The kernel of a hypervisor must equal its RIB exactly (vxlan FDB, the bridge's extern_learn entries,
+neighbour entries) once the routes are in and once they are withdrawn, and an agent restarted with
+10k entries programmed must become ready without a single netlink write (a monitor socket in the
+namespace sees no RTM_NEWNEIGH / RTM_DELNEIGH for them). No timing is asserted: only outcomes, with
+generous timeouts for the 2-core CI machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+
+from agent.routes import MacIpRoute
+from labctl.lab import Lab
+from labctl.observe import expected_macs, poll
+from labctl.topology import Host
+
+from .labkit import labctl, make_topology, write_topology
+from .scalekit import (
+    FakeVtep,
+    inject,
+    restart_agent,
+    rib_macs,
+    rib_routes,
+    withdraw,
+)
+
+LAB = "itscale"
+N = 10_000
+VNI, VXLAN, BRIDGE = 100, "vxlan100", "br0"
+FAKE_VTEP = ipaddress.IPv4Address("10.0.0.200")  # a VTEP of the lab's range that no host has
+SUBNET = "172.16.0.0/16"
+FIRST_IP = ipaddress.IPv4Address("172.16.64.0")
+TIMEOUT = 120.0
+
+
+def _topology(tmp_path: Path) -> Path:
+    doc = make_topology(LAB, hosts=2, vms_per_host=1)
+    doc["networks"][0]["subnet"] = SUBNET
+    for host in doc["hosts"]:
+        for vm in host["vms"]:
+            vm["ip"] = "172.16.0." + vm["ip"].rsplit(".", 1)[1]
+    return write_topology(tmp_path / "scale.yaml", doc)
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Lab:
+    """The lab with the N routes injected at its controller (the autouse cleanup removes it after the test)."""
+    result = labctl("up", str(_topology(tmp_path)))
+    assert result.returncode == 0, result.stdout + result.stderr
+    lab = Lab.open(LAB)
+    inject(_api(lab, lab.plan.controller_ns), _routes(lab))
+    return lab
+
+
+def _routes(lab: Lab) -> FakeVtep:
+    return FakeVtep(FAKE_VTEP, VNI, f"{lab.topo.controller.asn}:{VNI}", FIRST_IP, N)
+
+
+def _api(lab: Lab, node: str) -> str:
+    return f"unix://{lab.plan.files(node).gobgpd_socket}"
+
+
+def _expected(lab: Lab, host: Host) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    """What the host's RIB asks its kernel for: MAC -> VTEP (vxlan FDB), MACs (bridge), IP -> MAC (neighbours)."""
+    events = rib_routes(_api(lab, host.name))
+    macs = expected_macs(events, str(host.vtep), VNI)
+    neighbours = {str(e.route.ip): e.route.mac for e in events
+                  if isinstance(e.route, MacIpRoute) and e.route.ip is not None and e.route.label_vni == VNI
+                  and macs.get(e.route.mac) == str(e.route.vtep)}
+    return macs, set(macs), neighbours
+
+
+def _actual(host: Host) -> tuple[dict[str, str], set[str], dict[str, str]]:
+    from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_SELF
+
+    from agent.netlink_bulk import NetlinkBulk
+    from labctl import netns
+
+    with netns.ns(host.name) as ipr:
+        index = {link.get_attr("IFLA_IFNAME"): link["index"] for link in ipr.get_links()}
+    with NetlinkBulk(netns=host.name) as bulk:
+        fdb = bulk.dump_fdb(index[VXLAN])
+        neigh = bulk.dump_neigh(ifindex=index[BRIDGE])
+    vx = index[VXLAN]
+    unicast = {r.mac: str(r.dst) for r in fdb if r.ifindex == vx and r.flags & NTF_SELF and r.dst
+               and r.mac and r.mac != "00:00:00:00:00:00"}
+    bridged = {r.mac for r in fdb if r.ifindex == vx and r.dst is None and r.flags & NTF_EXT_LEARNED and r.mac}
+    neighbours = {str(r.dst): str(r.mac) for r in neigh if r.ifindex == index[BRIDGE] and r.dst and r.mac}
+    return unicast, bridged, neighbours
+
+
+def _diff(want: object, got: object) -> str:
+    if isinstance(want, dict) and isinstance(got, dict):
+        missing = sorted(set(want.items()) - set(got.items()))
+        extra = sorted(set(got.items()) - set(want.items()))
+    else:
+        missing, extra = sorted(set(want) - set(got)), sorted(set(got) - set(want))  # type: ignore[call-overload]
+    return f"{len(missing)} missing (first {missing[:3]}), {len(extra)} extra (first {extra[:3]})"
+
+
+def _assert_kernel_equals_rib(lab: Lab, host: Host, injected: int) -> None:
+    """Poll until the host's kernel equals its RIB and the RIB holds `injected` of our routes; assert with a diff."""
+
+    def read() -> tuple[tuple[dict[str, str], set[str], dict[str, str]], tuple[dict[str, str], set[str], dict[str, str]]]:
+        return _expected(lab, host), _actual(host)
+
+    def equal(pair: tuple[object, object]) -> bool:
+        (want, got) = pair
+        return want == got and sum(1 for vtep in want[0].values() if vtep == str(FAKE_VTEP)) == injected  # type: ignore[index]
+
+    polled = poll(read, equal, TIMEOUT, interval=1.0)
+    assert polled.value is not None
+    want, got = polled.value
+    ours = sum(1 for vtep in want[0].values() if vtep == str(FAKE_VTEP))
+    assert ours == injected, f"{host.name}: the RIB holds {ours} of the {injected} injected routes"
+    for kind, w, g in zip(("vxlan FDB", "bridge entries", "neighbours"), want, got):
+        assert w == g, f"{host.name} {kind} differs from the RIB after {polled.seconds:.0f}s: {_diff(w, g)}"
+
+
+def test_10k_routes_kernel_equals_rib_after_injection_and_withdrawal(lab: Lab) -> None:
+    routes = _routes(lab)
+    controller = _api(lab, lab.plan.controller_ns)
+    held = rib_macs(controller, str(FAKE_VTEP), VNI)
+    assert held == {mac: {ip} for mac, ip in routes.macs().items()}, "the controller does not hold exactly the injected routes"
+    for host in lab.topo.hosts:
+        _assert_kernel_equals_rib(lab, host, N)
+    withdraw(controller, routes)
+    assert rib_macs(controller, str(FAKE_VTEP), VNI) == {}
+    for host in lab.topo.hosts:
+        _assert_kernel_equals_rib(lab, host, 0)
+        unicast, bridged, neighbours = _actual(host)
+        assert not [m for m in bridged | set(unicast) | set(neighbours.values()) if m.startswith("02:5c")], \
+            f"{host.name}: injected entries left"
+
+
+def test_agent_restart_with_10k_programmed_writes_nothing(lab: Lab) -> None:
+    host = lab.topo.hosts[0]
+    _assert_kernel_equals_rib(lab, host, N)
+    before = _actual(host)
+    restart = restart_agent(lab, host.name, TIMEOUT)
+    assert restart.owned >= 2 * N, restart
+    assert restart.overruns == 0, f"the monitor lost notifications (ENOBUFS): {restart}"
+    assert restart.injected == 0, f"the restarted agent rewrote {restart.injected} injected entries: {restart}"
+    assert _actual(host) == before
