@@ -75,6 +75,7 @@ class LocalMacTable:
     per_vni: Counter[int] = field(default_factory=Counter)
     limited: int = 0  # MACs not learned because a limit was reached
     moves_total: int = 0  # MAC moves seen since start
+    claims_counted: dict[LocalMac, tuple[int, str]] = field(default_factory=dict)  # last winning remote claim counted
 
     # -- MACs -------------------------------------------------------------------------------
 
@@ -167,6 +168,9 @@ class LocalMacTable:
         """Another VTEP claims a MAC that is local here. True if the claim wins (a move away)."""
         if mac not in self.sequences or sequence <= self.sequences[mac]:
             return False
+        if self.claims_counted.get(mac) == (sequence, vtep):
+            return True  # the same claim again (its MAC-only and MAC/IP routes both carry it): one move
+        self.claims_counted[mac] = (sequence, vtep)
         self.record_move(mac, f"moved to {vtep}")
         return True
 

@@ -173,3 +173,11 @@ def test_per_vni_limit_and_adopt_respects_limits() -> None:
     assert not t.adopt(LocalMac(100, "02:00:00:00:00:03"), 0, 7)
     assert t.arrived(LocalMac(200, "02:00:00:00:00:03"), None, 7) is not None  # another VNI
     assert t.drop_vnis({200}) and t.per_vni[100] == 0 and t.arrived(LocalMac(100, "02:00:00:00:00:09"), None, 5)
+
+
+def test_one_remote_claim_seen_twice_is_one_move() -> None:
+    """A VTEP's MAC-only and MAC/IP routes carry the same sequence: together they are one move."""
+    t, _ = table()
+    t.arrived(VM, None)
+    assert t.remote_claim(VM, 3, "10.0.0.9") and t.remote_claim(VM, 3, "10.0.0.9")
+    assert t.moves_total == 1
