@@ -13,12 +13,12 @@ import logging
 from typing import Callable, Iterable, Sequence, Union
 
 from pyroute2 import IPRoute
-from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT
 
 from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
+from .nsenter import NoSuchNamespace, made_in
 from .netlink_bulk import NeighRecord, NetlinkBulk, NetlinkBulkError, Op, Request
 
 Outcome = Union[bool, KernelError]
@@ -35,15 +35,10 @@ def open_iproute(netns: str | None = None) -> IPRoute:
     The socket is made while this thread is switched into the namespace (setns), not by pyroute2's
     netns= option, which forks a helper: forking a process that runs gRPC threads can deadlock it.
     """
-    if netns is None:
-        return IPRoute()
-    if netns not in pyroute2_netns.listnetns():  # pushns would create a missing namespace
-        raise KernelError(f"network namespace {netns} does not exist")
-    pyroute2_netns.pushns(netns)
     try:
-        return IPRoute()
-    finally:
-        pyroute2_netns.popns()
+        return made_in(netns, IPRoute)
+    except NoSuchNamespace as exc:
+        raise KernelError(str(exc)) from None
 
 
 class Kernel:

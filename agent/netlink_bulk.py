@@ -68,7 +68,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from pyroute2 import netns as pyroute2_netns
 from pyroute2.netlink import (
     NETLINK_EXT_ACK,
     NETLINK_GET_STRICT_CHK,
@@ -98,6 +97,8 @@ from pyroute2.netlink.rtnl.ndmsg import (
     NUD_PERMANENT,
     ndmsg,
 )
+
+from .nsenter import NoSuchNamespace, made_in
 
 log = logging.getLogger("evpn.agent.netlink_bulk")
 
@@ -506,15 +507,10 @@ def open_socket(netns: str | None = None) -> socket.socket:
     Made while this thread is switched into the namespace (setns), as agent.kernel.open_iproute
     does, never by forking (forking a process that runs gRPC threads can deadlock it).
     """
-    if netns is None:
-        return _new_socket()
-    if netns not in pyroute2_netns.listnetns():  # pushns would create a missing namespace
-        raise NetlinkBulkError(f"network namespace {netns} does not exist")
-    pyroute2_netns.pushns(netns)
     try:
-        return _new_socket()
-    finally:
-        pyroute2_netns.popns()
+        return made_in(netns, _new_socket)
+    except NoSuchNamespace as exc:
+        raise NetlinkBulkError(str(exc)) from None
 
 
 def _new_socket() -> socket.socket:
