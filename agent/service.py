@@ -283,7 +283,8 @@ class Agent:
         self._write_status(force=True)
         while not self.stop_event.is_set():
             if self.vxlan_guard is not None:  # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py)
-                self.vxlan_guard.follow(self.rib.remote_vteps())
+                # while stale entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too
+                self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
             if self.reload_requested:
                 self._reload()
             first = self.events.get(0.5 if self.stale_pending_since else 1.0)

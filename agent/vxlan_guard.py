@@ -179,9 +179,12 @@ class VxlanGuard:
         self.port = port
         self.applied: frozenset[IPAddress] | None = None  # None: not installed by this process yet
 
-    def follow(self, remote_vteps: Mapping[int, Iterable[str]]) -> None:
-        """Bring the set to the VTEPs of `remote_vteps` (VNI -> VTEPs); nothing to do if it already is."""
+    def follow(self, remote_vteps: Mapping[int, Iterable[str]], keep: bool = False) -> None:
+        """Bring the set to the VTEPs of `remote_vteps` (VNI -> VTEPs); nothing to do if it already is.
+        With `keep`, sources already allowed stay (stale flood entries are kept: their VTEPs must stay too)."""
         want = allowed_sources(remote_vteps)
+        if keep and self.applied is not None:
+            want = want | self.applied
         if want == self.applied:
             return
         if self.applied is not None:

@@ -16,9 +16,10 @@ if TYPE_CHECKING:
 # Graceful restart (RFC 4724, with RFC 8538's notification support) on every session of the lab.
 # RESTART_TIME: how long peers keep a restarting speaker's routes as stale (gobgpd also applies it when
 # the hold timer expires, so a dead host is forgotten after hold + this); it must cover a daemon's restart
-# and the session coming back (about 2-3 s here). DEFERRAL_TIME: how long a restarting gobgpd (started
+# and the session coming back: about 7-8 s with gobgpd, whose peer stays IDLE 5 s (a fixed holdtimeIdle)
+# after any session loss, then connects after 1-2 s. DEFERRAL_TIME: how long a restarting gobgpd (started
 # with -r) waits for its peers' End-of-RIB before it advertises and sends its own.
-GR_RESTART_TIME = 10
+GR_RESTART_TIME = 15
 GR_DEFERRAL_TIME = 5
 
 

@@ -176,7 +176,8 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
     console.print(f"survivors' RIB and FDB clean of {host} after [bold]{took:.2f}s[/bold] "
                   f"(BGP hold time {lab.topo.timers.hold_time}s + graceful-restart time {GR_RESTART_TIME}s: "
                   f"peers keep a silent host's routes as stale that long)")
-    console.print(f"ping between survivors {result.pair}: lost [bold]{result.outage.lost_ms} ms[/bold]", highlight=False)
+    if result is not None:
+        console.print(f"ping between survivors {result.pair}: lost [bold]{result.outage.lost_ms} ms[/bold]", highlight=False)
 
 
 @main.command()

@@ -51,12 +51,12 @@ def start(ns_name: str, argv: list[str], log_path: Path) -> int:
 
 
 def start_supervised(ns_name: str, role: str, argv: list[str], log_path: Path, status_path: Path,
-                     restart_args: tuple[str, ...] = ()) -> int:
+                     restart_args: tuple[str, ...] = (), unlink: tuple[Path, ...] = ()) -> int:
     """Run `argv` inside `ns_name` under our supervisor (labctl/supervise.py: restarts with backoff, records
     restarts in `status_path`). Returns the supervisor's PID; the daemon's own PID is in its status file."""
     status_path.unlink(missing_ok=True)
     wrapper = [sys.executable, "-m", "labctl.supervise", "--role", role, "--status", str(status_path),
-               *(f"--restart-arg={arg}" for arg in restart_args), "--", *argv]
+               *(f"--restart-arg={arg}" for arg in restart_args), *(f"--unlink={path}" for path in unlink), "--", *argv]
     return start(ns_name, wrapper, log_path)
 
 

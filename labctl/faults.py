@@ -17,8 +17,9 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from itertools import pairwise
 
 from agent.errors import GobgpUnavailable
 from agent.routes import RouteEvent
@@ -61,10 +62,10 @@ class Outage:
         return max(0, self.sent - self.received) * int(PING_INTERVAL * 1000)
 
     @classmethod
-    def of(cls, replies: list[float], sent: int, since: float | None = None) -> "Outage":
+    def of(cls, replies: list[float], sent: int, since: float | None = None) -> Outage:
         if len(replies) < 2:
             raise LabError(f"the continuous ping got {len(replies)} replies: no loss can be measured")
-        gap = max(b - a for a, b in zip(replies, replies[1:]))
+        gap = max(b - a for a, b in pairwise(replies))
         back = None
         if since is not None:
             after = [t for t in replies if t >= since]
@@ -123,6 +124,9 @@ class RibSampler:
     def stop(self) -> dict[str, int]:
         self._stop.set()
         self._thread.join(5)
+        gone = {k for n, keys in self.baseline.items() for sample in self.samples[n] for k in keys - sample}
+        for key in sorted(gone, key=str)[:5]:
+            log.warning("event=route-missing-during-fault key=%s", key)
         return missing_routes(self.baseline, self.samples)
 
 
@@ -163,7 +167,7 @@ def measured(lab: Lab, fault: str, pair: tuple[Vm, Vm], action: Callable[[], flo
     `action` may return the wall-clock time traffic could flow again (a link's return): the outage then
     also says how long after that the first reply came."""
     src, dst = pair
-    sent, got = observe.ping(lab, src, dst, count=3)  # ARP and FDB in place: an already-programmed pair
+    _, got = observe.ping(lab, src, dst, count=3)  # ARP and FDB in place: an already-programmed pair
     if got == 0:
         raise LabError(f"{src.name} cannot reach {dst.name} before the fault: nothing to measure")
     sampler = RibSampler(lab, watch)
@@ -258,13 +262,17 @@ def flap_measured(lab: Lab, node: str, down_for: float, timeout: float = 60.0) -
                     lambda: observe.converged(lab, lab.hosts_alive()), timeout, watch)
 
 
-def kill_measured(lab: Lab, name: str) -> tuple[FaultResult, float]:
+def kill_measured(lab: Lab, name: str) -> tuple[FaultResult | None, float]:
     """`labctl kill` with a ping between two survivors meanwhile: (their loss, seconds until the survivors
-    forgot the host)."""
+    forgot the host). Without two survivors sharing a network, nothing is pinged (None)."""
     host = lab.host(name)
-    pair = pair_across(lab, None, avoid={host.name})
-    forgot: list[float] = []
     start = time.monotonic()
+    try:
+        pair = pair_across(lab, None, avoid={host.name})
+    except LabError:
+        lab.kill(name)
+        return None, observe.wait_forgotten(lab, name, since=start, timeout=lab.topo.timers.hold_time * 3 + 30)
+    forgot: list[float] = []
 
     def recovered() -> bool:
         if observe.mentions(lab, host):

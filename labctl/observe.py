@@ -17,6 +17,7 @@ from agent.kernel import Kernel
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
 
 from . import netns
+from .bgp import GR_RESTART_TIME
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .plan import VM_IFNAME
@@ -246,7 +247,7 @@ def wait_forgotten(lab: Lab, name: str, since: float | None = None, timeout: flo
     """Seconds from `since` (default: now) until no survivor's RIB or FDB names host `name`."""
     host = lab.host(name)
     start = since if since is not None else time.monotonic()
-    limit = timeout if timeout is not None else lab.topo.timers.hold_time * 3 + 10
+    limit = timeout if timeout is not None else lab.topo.timers.hold_time * 3 + GR_RESTART_TIME + 10  # GR keeps it as stale
     wait_until(f"the survivors to forget {name}", lambda: not mentions(lab, host), limit, interval=0.05)
     return time.monotonic() - start
 

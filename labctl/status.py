@@ -32,7 +32,6 @@ def restarts_text(lab: Lab, node: str) -> str:
     return ", ".join(parts) or "-"
 
 
-
 def render_status(console: Console, lab_name: str) -> None:
     lab = Lab.open(lab_name)
     try:

@@ -12,6 +12,8 @@ a JSON status file, forwards SIGHUP, and on SIGTERM/SIGINT ends the child and it
 - The supervisor's command line holds the status file's path, which lies in the node's run directory:
   labctl's PID-reuse guard (`NodeFiles.marker`) matches it as it matches the daemons themselves.
 - `--restart-arg` are appended from the first restart on (gobgpd's `-r`: graceful-restart state bit).
+- `--unlink PATH` is removed before every start (a killed gobgpd leaves its API socket behind, and a
+  new one cannot bind it).
 
 Stdlib only, so it starts fast; the pure part (`next_backoff`) is unit-tested.
 """
@@ -81,10 +83,12 @@ def _log(message: str) -> None:
 
 
 class Supervisor:
-    def __init__(self, role: str, argv: list[str], status_path: Path, restart_args: list[str]) -> None:
+    def __init__(self, role: str, argv: list[str], status_path: Path, restart_args: list[str],
+                 unlink: list[Path] | None = None) -> None:
         self.status = SupervisorStatus(role, argv)
         self.path = status_path
         self.restart_args = restart_args
+        self.unlink = unlink or []
         self.child: subprocess.Popen[bytes] | None = None
         self.stopping = False
 
@@ -97,7 +101,9 @@ class Supervisor:
 
     def _spawn(self) -> None:
         argv = self.status.argv + (self.restart_args if self.status.restarts else [])
-        self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)
+        for leftover in self.unlink:
+            leftover.unlink(missing_ok=True)
+        self.child = subprocess.Popen(argv, stdin=subprocess.DEVNULL, preexec_fn=_die_with_parent)  # noqa: PLW1509 - single-threaded
         self.status.child_pid = self.child.pid
         self.status.write(self.path)
         _log(f"event=child-started role={self.status.role} pid={self.child.pid} restarts={self.status.restarts}")
@@ -156,12 +162,13 @@ def main(args: list[str] | None = None) -> int:
     parser.add_argument("--role", required=True)
     parser.add_argument("--status", required=True, type=Path, help="JSON status file (restarts, child PID)")
     parser.add_argument("--restart-arg", action="append", default=[], help="appended to the command on restarts")
+    parser.add_argument("--unlink", action="append", default=[], type=Path, help="removed before every start")
     parser.add_argument("argv", nargs=argparse.REMAINDER)
     opts = parser.parse_args(args)
     argv = opts.argv[1:] if opts.argv[:1] == ["--"] else opts.argv
     if not argv:
         parser.error("no command to supervise (after --)")
-    return Supervisor(opts.role, argv, opts.status, opts.restart_arg).run()
+    return Supervisor(opts.role, argv, opts.status, opts.restart_arg, opts.unlink).run()
 
 
 if __name__ == "__main__":

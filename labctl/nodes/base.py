@@ -64,10 +64,10 @@ def stop_daemons(plan: LabPlan, state: LabState, node: str, hard: bool = False) 
 
 
 def start_daemon(plan: LabPlan, state: LabState, node: str, role: str, argv: list[str], log_path: Path,
-                 restart_args: tuple[str, ...] = ()) -> None:
+                 restart_args: tuple[str, ...] = (), unlink: tuple[Path, ...] = ()) -> None:
     """Start daemon `role` of `node` under its supervisor and record the supervisor's PID."""
     status = plan.files(node).supervisor_status(role)
-    record_pid(state, node, role, daemons.start_supervised(node, role, argv, log_path, status, restart_args))
+    record_pid(state, node, role, daemons.start_supervised(node, role, argv, log_path, status, restart_args, unlink))
 
 
 def daemon_pid(plan: LabPlan, node: str, role: str) -> int:

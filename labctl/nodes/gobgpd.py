@@ -41,7 +41,7 @@ class Gobgpd:
                 "--api-hosts", f"{GOBGP_API},unix://{sock}"]
         # restarted by its supervisor with -r: the graceful-restart "Restart State" bit, so peers keep its
         # routes and it defers its own updates until it has its peers' End-of-RIB (RFC 4724 §4.1)
-        start_daemon(self.plan, self.state, self.node, "gobgpd", argv, self.files.gobgpd_log, restart_args=("-r",))
+        start_daemon(self.plan, self.state, self.node, "gobgpd", argv, self.files.gobgpd_log, restart_args=("-r",), unlink=(sock,))
 
     def api_up(self) -> bool:
         if not self.files.gobgpd_socket.exists():

@@ -61,3 +61,16 @@ def test_every_session_has_graceful_restart_in_all_three_renderings() -> None:
     assert peer.graceful_restart.enabled and peer.graceful_restart.restart_time == GR_RESTART_TIME
     assert peer.graceful_restart.notification_enabled and peer.afi_safis[0].mp_graceful_restart.config.enabled
     assert f" bgp graceful-restart restart-time {GR_RESTART_TIME}\n" in NEIGHBOR.frr_router_lines()
+
+
+def test_vxlan_guard_keeps_the_sources_of_stale_entries() -> None:
+    from agent.vxlan_guard import VxlanGuard
+
+    sent: list[str] = []
+    guard = VxlanGuard(runner=lambda doc: sent.append(doc) or "")
+    guard.follow({100: ["10.0.0.102", "10.0.0.103"]})
+    # gobgpd restarted: the RIB is empty while the FDB's stale entries still point at both VTEPs
+    guard.follow({}, keep=True)
+    assert guard.applied == {ipaddress.ip_address("10.0.0.102"), ipaddress.ip_address("10.0.0.103")}
+    guard.follow({100: ["10.0.0.102"]})  # stale removal done: the set follows the RIB again
+    assert guard.applied == {ipaddress.ip_address("10.0.0.102")}
