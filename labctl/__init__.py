@@ -11,6 +11,8 @@ Where things live (pure modules first, then the ones with side effects):
 - rundir.py        the run directory on disk: 0700 directories, 0600 files whatever the umask
 - netns.py         netlink primitives: namespaces, links, addresses, bridges, vxlan (pyroute2, via setns)
 - daemons.py       starting/stopping processes inside namespaces, by PID only
+- supervise.py     the small supervisor every lab daemon runs under (restart with backoff, restarts recorded)
+- keeper.py        the underlay router's route keeper (puts back a flapped link's /32 route)
 - build.py         wiring a lab from its plan: namespaces, uplinks, bridges, vxlan devices, VM ports
 - nodes/           hypervisor kinds, one module each, loaded by name (base.py: the protocol;
                    gobgpd.py: gobgpd for controller and hosts; gobgp_agent.py: gobgpd + evpn-agent; frr.py: FRR)
@@ -18,6 +20,7 @@ Where things live (pure modules first, then the ones with side effects):
 - lab.py           up / down / kill / revive / apply, with rollback; `Lab.adopt` is the one way a lab changes
 - networks.py      attach / detach a VM on a running lab
 - migrate.py       move a VM between hypervisors, measuring the outage
+- faults.py        daemon kill/restart, link flap, host kill, each measured (10 ms ping loss, RIBs sampled)
 - observe.py       READING a lab: RIBs, FDBs, neighbour tables, sessions, VM probes, waiting (`poll`
                    returns the last observation); nothing in it judges
 - capture.py       packet captures and raw frames inside namespaces
