@@ -1,20 +1,16 @@
 """Netlink side effects: read and change the vxlan devices' FDB and the bridges' neighbour entries.
 
-Bulk work (reading the tables, adding and removing thousands of entries) goes through
-`netlink_bulk` (hand-encoded messages, many per send()); links, bridge-port settings and
-single entries go through pyroute2."""
+Every entry goes through `netlink_bulk` (hand-encoded messages, many per send(), ACKs matched
+by sequence); links and bridge-port settings go through pyroute2."""
 
 from __future__ import annotations
 
 import errno
 import ipaddress
-import socket
 import logging
 from typing import Callable, Iterable, Sequence, Union
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
-from pyroute2.netlink.rtnl.ndmsg import NTF_EXT_LEARNED, NTF_MASTER, NTF_SELF, NUD_NOARP, NUD_PERMANENT
 
 from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
@@ -25,8 +21,6 @@ Outcome = Union[bool, KernelError]
 
 log = logging.getLogger("evpn.agent.kernel")
 
-_EEXIST = errno.EEXIST
-_ENOENT = errno.ENOENT
 
 
 def open_iproute(netns: str | None = None) -> IPRoute:
@@ -144,54 +138,6 @@ class Kernel:
             outcomes[position] = KernelError(f"{what} {describe(entries[position])}: {result.error_name}"
                                              + (f" ({result.message})" if result.message else ""))
         return outcomes
-
-    def add(self, entry: KernelEntry) -> bool:
-        """Install an entry; False if an identical one already existed (someone else's)."""
-        index = self._require(entry.device)
-        try:
-            if isinstance(entry, NeighEntry):
-                # ARP/ND suppression: the bridge answers for this remote IP (vxlan port has neigh_suppress)
-                self._ipr.neigh("add", dst=str(entry.ip), lladdr=entry.mac, ifindex=index,
-                                state=NUD_NOARP, flags=NTF_EXT_LEARNED, family=socket.AF_INET6 if entry.ip.version == 6 else socket.AF_INET)
-            elif entry.is_flood:
-                self._ipr.fdb("append", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
-            else:
-                # the vxlan device's own entry (where to tunnel) ...
-                self._ipr.fdb("replace", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF, state=NUD_PERMANENT)
-                # ... and the bridge's: MAC behind the vxlan port, never aged, marked as control-plane learned
-                self._ipr.fdb("replace", ifindex=index, lladdr=entry.mac, flags=NTF_MASTER | NTF_EXT_LEARNED, state=NUD_NOARP)
-        except NetlinkError as exc:
-            if exc.code == _EEXIST:
-                return False
-            raise KernelError(f"add {entry} : {exc}") from exc
-        return True
-
-    def delete(self, entry: KernelEntry) -> bool:
-        """Remove an entry; False if it was already gone."""
-        index = self.ifindex(entry.device)
-        if index is None:
-            return False
-        if isinstance(entry, NeighEntry):
-            try:
-                self._ipr.neigh("del", dst=str(entry.ip), lladdr=entry.mac, ifindex=index, family=socket.AF_INET6 if entry.ip.version == 6 else socket.AF_INET)
-            except NetlinkError as exc:
-                if exc.code != _ENOENT:
-                    raise KernelError(f"remove {entry}: {exc}") from exc
-                return False
-            return True
-        try:
-            self._ipr.fdb("del", ifindex=index, lladdr=entry.mac, dst=str(entry.vtep), flags=NTF_SELF)
-        except NetlinkError as exc:
-            if exc.code != _ENOENT:
-                raise KernelError(f"remove {entry.mac} dst {entry.vtep} on {entry.device}: {exc}") from exc
-            return False
-        if not entry.is_flood:
-            try:
-                self._ipr.fdb("del", ifindex=index, lladdr=entry.mac, flags=NTF_MASTER)
-            except NetlinkError as exc:
-                if exc.code != _ENOENT:
-                    raise KernelError(f"remove bridge entry {entry.mac} on {entry.device}: {exc}") from exc
-        return True
 
     def set_neigh_suppress(self, device: str, on: bool = True) -> None:
         """ARP/ND suppression on a bridge port (the vxlan device): the bridge answers from its neighbour table."""

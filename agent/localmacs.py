@@ -109,6 +109,11 @@ def _close_overflowed(ipr: IPRoute) -> None:
             raise
 
 
+def _is_overflow(error: object) -> bool:
+    """The kernel dropped notifications for this socket (ENOBUFS), raised or carried in a message header."""
+    return errno.ENOBUFS in (getattr(error, "code", None), getattr(error, "errno", None))
+
+
 class LocalMacWatcher(Worker):
     """Reads bridge FDB events in a thread of its own (pyroute2 sockets stay in the thread that made them).
 
@@ -139,17 +144,17 @@ class LocalMacWatcher(Worker):
         while not self.stopping.is_set():
             try:
                 messages = list(ipr.get())
+                overflow = any(_is_overflow(msg.get("header", {}).get("error")) for msg in messages)
             except (NetlinkError, OSError) as exc:
-                if errno.ENOBUFS not in (getattr(exc, "code", None), getattr(exc, "errno", None)):
+                if not _is_overflow(exc):
                     raise
+                overflow = True
+            if overflow:
                 log.warning("event=netlink-overflow worker=%s (events lost; reading the bridges' FDB again)", self.name)
                 return
             changes: list[LocalMacEvent] = []
             lost: list[NeighLost] = []
             for msg in messages:
-                if msg.get("header", {}).get("error") is not None and getattr(msg["header"]["error"], "code", None) == errno.ENOBUFS:
-                    log.warning("event=netlink-overflow worker=%s (events lost; reading the bridges' FDB again)", self.name)
-                    return
                 change = classify_fdb(msg, self.scopes)
                 if change is not None:
                     changes.append(change)

@@ -466,9 +466,9 @@ def bench_kernel(n: int, tmp: Path) -> dict:
         kernel.ifindex(device)  # socket and index lookup outside the timing
 
         def program() -> None:
-            for entry in entries:
-                if not kernel.add(entry):
-                    raise RuntimeError(f"{entry} already present")
+            outcomes = kernel.add_many(entries)
+            if not all(outcome is True for outcome in outcomes):
+                raise RuntimeError(f"{sum(outcome is not True for outcome in outcomes)} entries not made")
 
         secs, _ = timed(program)
         ns_require(NS_KERNEL, NS_REF)
