@@ -13,7 +13,7 @@ from .config import AgentConfig
 from .errors import GobgpRefused
 from .localmacs import LocalMac
 from .mactable import LocalMacTable
-from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PathAttrs, RouteEvent
+from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PathAttrs, RouteEvent, describe_route
 
 log = logging.getLogger("evpn.agent.advertiser")
 
@@ -58,13 +58,13 @@ class Advertiser:
         that we no longer want (from before a restart or a reload)."""
         self.sink = sink
         wanted = self.wanted(table)
-        for key, route in wanted.items():
+        for route in wanted.values():
             self._send(route, withdraw=False)
-            log.info("event=advertised route=%s", key)
+            log.info("event=advertised %s", describe_route(route))
         for event in current:
             if event.local and event.route.vtep == self.cfg.vtep and event.route.key not in wanted:
                 self._send(event.route, withdraw=True)
-                log.info("event=withdrew-stale route=%s", event.route.key)
+                log.info("event=withdrew-stale %s", describe_route(event.route))
 
     def announce(self, mac: LocalMac, sequence: int, ips: Iterable[IPAddress], withdraw: bool = False) -> None:
         """Advertise (or withdraw) the MAC-only route and one MAC/IP route per address."""
@@ -85,4 +85,4 @@ class Advertiser:
                 self.sink.add_route(route)
         except GobgpRefused as exc:
             self.refused += 1
-            log.error("event=gobgp-refused op=%s route=%s error=%r", "withdraw" if withdraw else "advertise", route.key, str(exc))
+            log.error("event=gobgp-refused op=%s %s error=%r", "withdraw" if withdraw else "advertise", describe_route(route), str(exc))

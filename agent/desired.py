@@ -27,7 +27,7 @@ from typing import Iterable, NamedTuple, Union
 from .addresses import host_ip_problem, vtep_problem
 from .config import AgentConfig, VniConfig
 from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
-from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
+from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent, describe_route
 
 log = logging.getLogger("evpn.agent.desired")
 LOG_EACH_UP_TO = 50  # routes in a batch logged one line each at INFO; a bigger batch: one summary line
@@ -195,7 +195,7 @@ class RibView:
         if verdict.vni is None:
             if verdict.reason != "own route":
                 self._count_ignored(verdict.reason)
-                log.info("event=route-ignored route=%s reason=%r", route.key, verdict.reason)
+                log.info("event=route-ignored %s reason=%r", describe_route(route), verdict.reason)
             return []
         assert verdict.vtep is not None
         device = verdict.vni.device
@@ -262,13 +262,13 @@ class RibView:
             self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 withdrawn += 1
-                log.log(level, "event=route-withdrawn route=%s", key)
+                log.log(level, "event=route-withdrawn %s", describe_route(event.route))
                 continue
             found = self._claims(event.route)
             if not found:
                 continue
             seen += 1
-            log.log(level, "event=route-seen route=%s vtep=%s device=%s", key, event.route.vtep, found[0][0][0])
+            log.log(level, "event=route-seen %s device=%s", describe_route(event.route), found[0][0][0])
             self._insert(key, found, touched)
         if level == logging.DEBUG:
             log.info("event=routes-applied seen=%d withdrawn=%d (one line per route at DEBUG)", seen, withdrawn)

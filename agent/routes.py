@@ -177,6 +177,16 @@ class PrefixRoute:
 EvpnRoute = Union[ImetRoute, MacIpRoute, PrefixRoute]
 
 
+def describe_route(route: EvpnRoute) -> str:
+    """Greppable key=value form of a route for the log: `type=macip rd=10.0.0.1:100 mac=... ip=- vtep=... seq=0`."""
+    if isinstance(route, MacIpRoute):
+        return (f"type=macip rd={route.rd.text} mac={route.mac} ip={route.ip or '-'} vtep={route.vtep} "
+                f"seq={route.attrs.mac_mobility_seq or 0}")
+    if isinstance(route, ImetRoute):
+        return f"type=imet rd={route.rd.text} vtep={route.originator}"
+    return f"type=prefix rd={route.rd.text} prefix={route.prefix}"
+
+
 @dataclass(frozen=True)
 class RouteEvent:
     """One change seen in gobgpd's best-path table."""
