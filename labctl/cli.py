@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -70,9 +71,19 @@ def resolve_lab(lab: str | None) -> str:
 
 
 lab_option = click.option("--lab", "lab_name", help="lab name (default: the only running lab)")
+json_option = click.option("--json", "as_json", is_flag=True, help="print a JSON document on stdout (fields: README, 'Operating the lab')")
 
 
-@click.group()
+def example(*lines: str) -> str:
+    """The epilog of a command's --help: examples, shown as written."""
+    return "\b\nExamples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def print_json(document: object) -> None:
+    click.echo(json.dumps(document, indent=2))
+
+
+@click.group(epilog=example("labctl up topologies/3x3.yaml && labctl verify", "labctl COMMAND --help"))
 @click.option("-v", "--verbose", is_flag=True, help="log every step (structured lines on stderr)")
 def main(verbose: bool) -> None:
     """Build a BGP-EVPN/VXLAN lab in network namespaces and prove it with real traffic."""
@@ -83,7 +94,7 @@ def main(verbose: bool) -> None:
     )
 
 
-@main.command()
+@main.command(epilog=example("labctl gen --hosts 20 --vms 5 --networks 2 --lab big > big.yaml"))
 @click.option("--hosts", type=int, required=True, help="hypervisors (at most 64)")
 @click.option("--vms", type=int, required=True, help="VMs per hypervisor (at most 512 in all)")
 @click.option("--networks", type=int, default=1, show_default=True, help="networks the VMs are spread over")
@@ -96,36 +107,43 @@ def gen(hosts: int, vms: int, networks: int, lab_name: str) -> None:
     click.echo(render(generate(hosts, vms, networks, check_lab_name(lab_name))), nl=False)
 
 
-@main.command()
+@main.command(epilog=example("labctl check topologies/3x3.yaml", "labctl check --json topologies/3x3.yaml | jq .ok"))
 @click.argument("topology", type=click.Path(path_type=Path))
+@json_option
 @clean_errors
-def check(topology: Path) -> None:
+def check(topology: Path, as_json: bool) -> None:
     """Validate a topology file without creating anything."""
+    if as_json:
+        from .report import check_document
+
+        try:
+            print_json(check_document(str(topology), load_topology(topology)))
+        except LabError as exc:
+            print_json(check_document(str(topology), None, str(exc)))
+            sys.exit(1)
+        return
     topo = load_topology(topology)
     console.print(f"[green]ok[/green] {topology}: lab {topo.lab}, {len(topo.hosts)} hypervisors, "
                   f"{len(topo.vms())} VMs, {len(topo.networks)} networks")
 
 
-@main.command()
+@main.command(epilog=example("labctl up topologies/3x3.yaml"))
 @click.argument("topology", type=click.Path(path_type=Path))
 @clean_errors
 def up(topology: Path) -> None:
-    """Build the lab of TOPOLOGY and wait until BGP and every agent have converged."""
+    """Build the lab of TOPOLOGY and wait until BGP and every agent have converged (progress on stderr)."""
     from .lab import Lab
+    from .progress import Steps
 
     topo = load_topology(topology)
     start = time.monotonic()
-    with console.status("starting") as status:
-        def progress(message: str) -> None:
-            console.print(f"  [dim]{time.monotonic() - start:5.1f}s[/dim] {message}", highlight=False)
-            status.update(message)
-
+    with Steps(err_console, f"up {topo.lab}", total=2 * len(topo.hosts) + 4) as progress:
         lab = Lab.up(topo, str(topology), progress)
     console.print(f"[green]lab {lab.topo.lab} is up[/green] in {time.monotonic() - start:.1f}s: "
                   f"{len(topo.hosts)} hypervisors, {len(topo.vms())} VMs; try 'labctl verify'")
 
 
-@main.command()
+@main.command(epilog=example("labctl down", "labctl down evpn"))
 @click.argument("lab_name", required=False)
 @clean_errors
 def down(lab_name: str | None) -> None:
@@ -141,7 +159,7 @@ def down(lab_name: str | None) -> None:
     console.print(f"lab {name}: removed {len(removed)} namespaces")
 
 
-@main.command()
+@main.command(epilog=example("labctl apply topologies/3x3-plus-one.yaml"))
 @click.argument("topology", type=click.Path(path_type=Path))
 @lab_option
 @clean_errors
@@ -155,7 +173,7 @@ def apply(topology: Path, lab_name: str | None) -> None:
     console.print(f"added {len(added)} hypervisors: {', '.join(h.name for h in added) or 'none'}")
 
 
-@main.command()
+@main.command(epilog=example("labctl kill evpn-2", "labctl kill evpn-2 --no-wait"))
 @click.argument("host")
 @lab_option
 @click.option("--no-wait", is_flag=True, help="do not wait for the survivors to forget it")
@@ -180,7 +198,7 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
         console.print(f"ping between survivors {result.pair}: lost [bold]{result.outage.lost_ms} ms[/bold]", highlight=False)
 
 
-@main.command()
+@main.command(epilog=example("labctl restart evpn-1 agent", "labctl restart controller gobgpd --signal TERM"))
 @click.argument("node")
 @click.argument("daemon", type=click.Choice(["gobgpd", "agent", "zebra", "bgpd"]))
 @click.option("--signal", "sig", type=click.Choice(["KILL", "TERM"]), default="KILL", show_default=True)
@@ -197,7 +215,7 @@ def restart(node: str, daemon: str, sig: str, lab_name: str | None) -> None:
     console.print(result.line(), highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(epilog=example("labctl flap evpn-2 --down-for 4"))
 @click.argument("node")
 @click.option("--down-for", type=float, default=1.0, show_default=True, help="seconds the link stays down")
 @lab_option
@@ -213,7 +231,7 @@ def flap(node: str, down_for: float, lab_name: str | None) -> None:
     console.print(result.line(), highlight=False, soft_wrap=True)
 
 
-@main.command()
+@main.command(epilog=example("labctl revive evpn-2"))
 @click.argument("host")
 @lab_option
 @clean_errors
@@ -226,7 +244,7 @@ def revive(host: str, lab_name: str | None) -> None:
     console.print(f"{host} is back; fabric converged in {took:.2f}s")
 
 
-@main.command()
+@main.command(epilog=example("labctl move vm1 evpn-2"))
 @click.argument("vm")
 @click.argument("host")
 @lab_option
@@ -248,7 +266,7 @@ def move(vm: str, host: str, lab_name: str | None) -> None:
         sys.exit(1)
 
 
-@main.command()
+@main.command(epilog=example("labctl attach vm8 red --ip 192.168.30.38"))
 @click.argument("vm")
 @click.argument("network")
 @click.option("--ip", help="the VM's address in NETWORK (default: keep its address)")
@@ -264,7 +282,7 @@ def attach(vm: str, network: str, ip: str | None, lab_name: str | None) -> None:
     console.print(f"{vm} attached to {network} on {host.name} with {address}")
 
 
-@main.command()
+@main.command(epilog=example("labctl detach vm10"))
 @click.argument("vm")
 @lab_option
 @clean_errors
@@ -278,35 +296,62 @@ def detach(vm: str, lab_name: str | None) -> None:
     console.print(f"{vm} detached on {host.name}")
 
 
-@main.command()
+@main.command(epilog=example("labctl status", "labctl status --no-macs", "labctl status --json | jq '.hosts[] | {name, bgp, control}'"))
 @lab_option
 @click.option("--no-macs", is_flag=True, help="leave out the per-host MAC tables")
+@json_option
 @clean_errors
-def status(lab_name: str | None, no_macs: bool) -> None:
+def status(lab_name: str | None, no_macs: bool, as_json: bool) -> None:
     """BGP sessions, agents and flood lists of every hypervisor, and each one's MAC table."""
-    from .status import render_mac_tables, render_status
+    from .lab import Lab
+    from .status import collect, render_mac_tables, render_status
 
-    name = resolve_lab(lab_name)
-    render_status(console, name)
+    view = collect(Lab.open(resolve_lab(lab_name)), macs=not no_macs)
+    if as_json:
+        from .report import status_document
+
+        print_json(status_document(view))
+        return
+    render_status(console, view)
     if not no_macs:
-        render_mac_tables(console, name)
+        render_mac_tables(console, view)
 
 
-@main.command()
+@main.command(epilog=example("labctl verify", "labctl verify --only rib --only fdb", "labctl verify --json > verify.json",
+                              "labctl verify --junit verify.xml   # one test case per check, for CI"))
 @lab_option
 @click.option("--only", multiple=True, help="run only checks whose id starts with this (repeatable)")
 @click.option("--scenario", type=click.Choice(["migration"]), help="also run a scenario: migration = move a VM away and back, measuring the outage")
+@json_option
+@click.option("--junit", "junit_file", type=click.Path(dir_okay=False, path_type=Path), help="also write the results as JUnit XML to this file")
 @clean_errors
-def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None) -> None:
-    """Prove the lab works: RIBs, FDBs, real pings and captures. Exit 1 if any check fails."""
+def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None, as_json: bool, junit_file: Path | None) -> None:
+    """Prove the lab works: RIBs, FDBs, real pings and captures. Exit 1 if any check fails (progress on stderr)."""
     from .lab import Lab
+    from .progress import Steps
+    from .report import junit_xml, verify_document
     from .verify import run_checks, run_migration_scenario
 
     lab = Lab.open(resolve_lab(lab_name))
-    progress = lambda m: console.print(f"  [dim]{m}[/dim]", highlight=False)  # noqa: E731
-    results = run_checks(lab, only=only, progress=progress)
-    if scenario == "migration":
-        results += run_migration_scenario(lab, progress)
+    started, began = time.time(), time.monotonic()
+    lab.record("verify", only=",".join(only) or "all", scenario=scenario or "-")
+    with Steps(err_console, f"verify {lab.topo.lab}", total=12 + (2 if scenario else 0), quiet=as_json) as progress:
+        results = run_checks(lab, only=only, progress=progress)
+        if scenario == "migration":
+            results += run_migration_scenario(lab, progress)
+    seconds = time.monotonic() - began
+    failed = [r for r in results if not r.ok]
+    lab.record("verify-done", passed=len(results) - len(failed), failed=len(failed), seconds=f"{seconds:.1f}")
+    if junit_file is not None:
+        try:
+            junit_file.write_text(junit_xml(lab.topo.lab, results, started, seconds))
+        except OSError as exc:
+            raise LabError(f"--junit {junit_file}: cannot write it ({exc.strerror})") from None
+    if as_json:
+        print_json(verify_document(lab.topo.lab, results, started, seconds))
+        if failed:
+            sys.exit(1)
+        return
     table = Table(title=f"labctl verify: lab {lab.topo.lab}")
     table.add_column("check")
     table.add_column("result")
@@ -314,13 +359,12 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None) ->
     for r in results:
         table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", r.evidence)
     console.print(table)
-    failed = [r for r in results if not r.ok]
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {seconds:.1f}s")
     if failed:
         sys.exit(1)
 
 
-@main.command()
+@main.command(epilog=example("labctl logs evpn-1 -n 100", "labctl logs controller -f"))
 @click.argument("node", required=False)
 @lab_option
 @click.option("-f", "--follow", is_flag=True)
@@ -345,7 +389,7 @@ def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> No
     os.execvp("tail", argv)
 
 
-@main.command()
+@main.command(epilog=example("labctl vtysh evpn-3 show evpn mac vni all"))
 @click.argument("host")
 @click.argument("command", nargs=-1, required=True)
 @lab_option
@@ -358,7 +402,8 @@ def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
     console.print(lab.node(host).vtysh(" ".join(command)), highlight=False, soft_wrap=True)
 
 
-@main.command(name="exec", context_settings={"ignore_unknown_options": True})
+@main.command(name="exec", context_settings={"ignore_unknown_options": True},
+              epilog=example("labctl exec evpn-1 -- bridge fdb show dev vxlan100", "labctl exec vm1 -- ping -c 3 192.168.100.37"))
 @click.argument("node")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 @lab_option
@@ -373,6 +418,85 @@ def exec_(node: str, command: tuple[str, ...], lab_name: str | None) -> None:
     if ns_name is None:
         raise LabError(f"no node {node!r} in lab {lab.topo.lab}")
     sys.exit(subprocess.call(["ip", "netns", "exec", ns_name, *command]))
+
+
+GRAPH_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".mmd": "mermaid", ".mermaid": "mermaid"}
+
+
+@main.command(epilog=example("labctl graph -o lab.svg", "labctl graph --format png -o lab.png",
+                             "labctl graph topologies/3x3.yaml --format mermaid   # planned, no lab needed"))
+@click.argument("topology", required=False, type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["svg", "png", "dot", "mermaid"]), help="default: from -o's suffix, else dot")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="file to write (default: stdout)")
+@lab_option
+@clean_errors
+def graph(topology: Path | None, fmt: str | None, output: Path | None, lab_name: str | None) -> None:
+    """Draw the running lab, or TOPOLOGY as planned: underlay router, controller, hypervisors with their VTEP
+    and AS, VMs grouped by host and coloured by network, BGP sessions coloured by state, killed hosts down."""
+    from agent.errors import GobgpUnavailable
+
+    from .graph import build_graph, render, render_image, to_dot
+
+    fmt = fmt or (GRAPH_SUFFIXES.get(output.suffix.lower(), "dot") if output is not None else "dot")
+    if topology is not None:
+        model = build_graph(load_topology(topology))
+    else:
+        from .lab import Lab
+        from .observe import sessions
+
+        lab = Lab.open(resolve_lab(lab_name))
+        try:
+            states = sessions(lab)
+        except GobgpUnavailable as exc:
+            err_console.print(f"[yellow]controller unreachable ({exc}): sessions drawn as unknown[/yellow]", highlight=False)
+            states = {str(h.vtep): "unknown" for h in lab.topo.hosts}
+        model = build_graph(lab.topo, lab.state.down_hosts, states)
+    data = render_image(to_dot(model), fmt) if fmt in ("svg", "png") else render(model, fmt).encode()
+    if output is None:
+        if fmt == "png" and sys.stdout.isatty():
+            raise LabError("--format png is binary: give -o FILE (or redirect stdout)")
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        output.write_bytes(data)
+    except OSError as exc:
+        raise LabError(f"-o {output}: cannot write it ({exc.strerror})") from None
+    err_console.print(f"wrote {output} ({fmt}, {len(data)} bytes)", highlight=False)
+
+
+@main.command(epilog=example("labctl events", "labctl events -f", "labctl events --mac 02:00:00:00:01:01",
+                             "labctl events --node evpn-1 --event mac- --event entry-", "labctl events --json -n 20"))
+@lab_option
+@click.option("-f", "--follow", is_flag=True, help="keep printing new events (the files are polled every 0.5 s; Ctrl-C ends)")
+@json_option
+@click.option("--node", "nodes", multiple=True, help="only this node's events ('labctl' for labctl's own; repeatable)")
+@click.option("--event", "names", multiple=True, help="only events whose name starts with this (repeatable)")
+@click.option("--mac", help="only events naming this MAC")
+@click.option("-n", "--lines", type=click.IntRange(min=0), default=0, help="only the last N events before following (0: all)")
+@clean_errors
+def events(lab_name: str | None, follow: bool, as_json: bool, nodes: tuple[str, ...], names: tuple[str, ...],
+           mac: str | None, lines: int) -> None:
+    """One timeline of the lab: labctl's actions (up, kill, move, ...) merged with the agents' events (routes
+    learned, entries programmed/removed, MACs moved or frozen) and gobgpd's session changes, by time."""
+    from .events import Event, render_line, select
+    from .interrupts import INTERRUPT
+    from .lab import Lab
+    from .timeline import Timeline
+
+    lab = Lab.open(resolve_lab(lab_name))
+    timeline = Timeline(lab.plan.run_dir, lab.plan.action_log)
+
+    def show(batch: list[Event]) -> None:
+        for e in select(batch, nodes, names, mac):
+            click.echo(json.dumps(e.document()) if as_json else render_line(e))
+
+    past = select(timeline.read_new(), nodes, names, mac)
+    show(past[-lines:] if lines else past)
+    if follow:
+        sys.stdout.flush()
+        for batch in timeline.follow(stop=lambda: INTERRUPT.signal is not None):
+            show(batch)
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

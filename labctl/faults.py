@@ -211,6 +211,7 @@ def kill_daemon(lab: Lab, node: str, role: str, sig: int = signal.SIGKILL) -> in
     marker = lab.plan.files(ns_name).marker
     if not pid or not daemons.alive(pid, marker):
         raise LabError(f"{role} on {ns_name} is not running now (its supervisor is restarting it)")
+    lab.record("restart", node=ns_name, daemon=role, pid=pid, signal=signal.Signals(sig).name)
     os.kill(pid, sig)
     log.info("event=daemon-signalled node=%s role=%s pid=%d signal=%d", ns_name, role, pid, sig)
     return pid
@@ -244,10 +245,12 @@ def flap(lab: Lab, node: str, down_for: float) -> float:
     after `down_for` seconds. Returns the wall-clock time it came back."""
     ns_name = node_ns(lab, node)
     router_if = lab.plan.uplink(ns_name).router_if
+    lab.record("flap", node=ns_name, down_for_s=down_for)
     netns.set_link(lab.plan.router_ns, router_if, up=False)
     log.info("event=link-down node=%s router_if=%s", ns_name, router_if)
     time.sleep(down_for)
     netns.set_link(lab.plan.router_ns, router_if, up=True)
+    lab.record("flap-up", node=ns_name)
     log.info("event=link-up node=%s router_if=%s", ns_name, router_if)
     return time.time()
 

@@ -148,7 +148,7 @@ def to_dot(graph: LabGraph) -> str:
     lines.append(f"  subgraph {_q('cluster_legend')} {{")
     lines.append(f"    label={_q('networks')}; style={_q('rounded')}; color={_q('#b0bec5')};")
     for n in graph.networks:
-        lines.append(f"    {_q('net:' + n.name)} {_attrs(label=f'{n.name}  VNI {n.vni}{chr(10)}{n.subnet}', shape='box', style='filled', fillcolor=n.colour, fontcolor='#ffffff')};")
+        lines.append(f"    {_q('net:' + n.name)} {_attrs(label=f'{n.name}  VNI {n.vni}{chr(10)}{n.subnet}', shape='box', style='filled', fillcolor=n.colour, color=n.colour, fontcolor='#ffffff')};")
     lines.append("  }")
     lines.append("}")
     return "\n".join(lines) + "\n"

@@ -16,7 +16,7 @@ from typing import Callable
 
 from protos import dist
 
-from . import build, daemons, keeper, netns, observe
+from . import actionlog, build, daemons, keeper, netns, observe
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
@@ -85,6 +85,10 @@ class Lab:
     def wait_converged(self, hosts: list[Host], timeout: float = 60.0) -> float:
         return observe.wait_converged(self, hosts, timeout)
 
+    def record(self, action: str, **fields: object) -> None:
+        """Note one of labctl's actions in the lab's action log (`labctl events` shows it)."""
+        actionlog.record(self.plan.action_log, action, **fields)
+
     # -- change ----------------------------------------------------------------------
 
     def adopt(self, topo: Topology) -> None:
@@ -105,6 +109,7 @@ class Lab:
             raise LabError(f"lab {topo.lab!r} already exists ({len(existing)} namespaces): run 'labctl down {topo.lab}' first")
         lab = cls(topo, LabState(topo.lab, topo.to_document(), source))
         lab.state.save()
+        lab.record("up", topology=source, hosts=len(topo.hosts), vms=len(topo.vms()))
         user_progress = progress
 
         def progress(message: str) -> None:
@@ -129,6 +134,7 @@ class Lab:
             progress("waiting for BGP sessions and agents")
             took = lab.wait_converged(list(topo.hosts))
             log.info("event=lab-converged lab=%s seconds=%.2f", topo.lab, took)
+            lab.record("up-done", converged_s=f"{took:.2f}")
             lab.state.complete = True
             lab.state.save()
         except BaseException:
@@ -143,6 +149,7 @@ class Lab:
         host = self.host(name)
         if name in self.state.down_hosts:
             raise LabError(f"{name} is already down (labctl revive {name})")
+        self.record("kill", host=name, vtep=host.vtep)
         netns.set_link(name, UPLINK, up=False)  # first, so no FIN or NOTIFICATION gets out: peers must use the hold timer
         self.node(host).stop(hard=True)
         self.state.down_hosts.append(name)
@@ -153,12 +160,15 @@ class Lab:
         host = self.host(name)
         if name not in self.state.down_hosts:
             raise LabError(f"{name} is not down")
+        self.record("revive", host=name, vtep=host.vtep)
         netns.set_link(name, UPLINK, up=True)
         build.uplink_routes(self.plan, name, host.vtep)  # an interface going down took its routes with it
         self.state.down_hosts.remove(name)
         self.state.save()
         self.node(host).start()
-        return self.wait_converged([host])
+        took = self.wait_converged([host])
+        self.record("revive-done", host=name, converged_s=f"{took:.2f}")
+        return took
 
     def apply(self, topo: Topology, progress: Progress = _quiet) -> list[Host]:
         """Add the hosts that `topo` has and the running lab lacks; nothing else may change."""
@@ -168,6 +178,7 @@ class Lab:
         for kind in sorted({h.kind for h in new_hosts}):
             node_class(kind).preflight()
         old = self.topo
+        self.record("apply", topology=topo.lab, hosts=",".join(h.name for h in new_hosts))
         self.adopt(topo)
         created: list[Host] = []
         try:

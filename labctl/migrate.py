@@ -42,6 +42,7 @@ def move(lab: Lab, vm_name: str, target_name: str) -> tuple[Host, Host, Vm]:
     if network not in lab.plan.host_networks(target):
         raise LabError(f"{target.name} has no bridge for network {network.name}")
     moved = lab.topo.with_vm_moved(vm.name, target.name)
+    lab.record("move", vm=vm.name, mac=vm.mac, ip=vm.ip, source=source.name, target=target.name)
     build.unplug_vm(lab.plan, source, vm)  # the VM is paused
     build.plug_vm(lab.plan, target, vm, network)
     lab.adopt(moved)
@@ -86,4 +87,6 @@ def move_measured(lab: Lab, vm_name: str, target_name: str, settle: float = 1.0)
     time.sleep(0.5)
     source, target, vm = move(lab, vm_name, target_name)
     time.sleep(settle + 1.0)
-    return pinger.stop(), source, target, vm
+    outage = pinger.stop()
+    lab.record("move-measured", vm=vm.name, mac=vm.mac, outage_ms=f"{outage.seconds * 1000:.0f}", replies=f"{outage.received}/{outage.sent}")
+    return outage, source, target, vm

@@ -45,6 +45,7 @@ def attach(lab: Lab, vm_name: str, network_name: str, ip: str | None = None) -> 
     except ValueError:
         raise LabError(f"{address!r} is not an IPv4 address") from None
     topo = lab.topo.with_vm(vm.name, network=network.name, ip=address, detached=False)
+    lab.record("attach", vm=vm.name, mac=vm.mac, network=network.name, ip=address, host=host.name)
     if network not in lab.plan.host_networks(host):
         build.network_devices(host, network)
     build.readdress_vm(lab.plan, host, vm, network, address)
@@ -58,6 +59,7 @@ def detach(lab: Lab, vm_name: str) -> Host:
     if vm.detached:
         raise LabError(f"{vm.name} is already detached")
     topo = lab.topo.with_vm(vm.name, detached=True)
+    lab.record("detach", vm=vm.name, mac=vm.mac, network=vm.network, host=host.name)
     build.release_vm(lab.plan, host, vm)
     _switch(lab, host.name, topo)
     return host

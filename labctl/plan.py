@@ -10,6 +10,7 @@ The naming scheme, stated once (nothing else in labctl builds one of these names
                  p-<vm>: a VM's port on its hypervisor's bridge; eth0: the VM's end of that port
     devices      br<i>: the bridge of the i-th network (unless the topology names it); vxlan<VNI>
     files        /run/evpn-lab/<lab>/state.json: what the lab is made of (state.py)
+                 /run/evpn-lab/<lab>/actions.jsonl: labctl's actions on the lab (actionlog.py; labctl events)
                  /run/evpn-lab/<lab>/<node>/: gobgpd.toml, gobgpd.sock, gobgpd.log, agent.yaml,
                  agent.log, agent.status.json, agent.owned.json, <role>.supervisor.json (restarts),
                  frr/ (FRR's configs, sockets, logs)
@@ -194,6 +195,10 @@ class LabPlan:
 
     def node_dir(self, node: str) -> Path:
         return self.run_dir / node
+
+    @property
+    def action_log(self) -> Path:
+        return self.run_dir / "actions.jsonl"
 
     def files(self, node: str) -> NodeFiles:
         return NodeFiles(self.node_dir(node))

@@ -1,6 +1,12 @@
-"""`labctl status`: sessions, control planes, flood lists and MAC tables, as `observe` reads them."""
+"""`labctl status`: sessions, control planes, flood lists and MAC tables, as `observe` reads them.
+
+`collect` reads the lab once into a `StatusView` (plain data); `render_status` / `render_mac_tables`
+print it as tables, `report.status_document` turns it into `labctl status --json`.
+"""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from rich.console import Console
 from rich.table import Table
@@ -18,52 +24,77 @@ STATE_MARKUP = {
     "unreachable": "[red]gobgpd unreachable[/red]",
     "not running": "[red]not running[/red]",
     "not live": "[red]not live (status file stale)[/red]",
+    "down": "[red]down (killed)[/red]",
 }
 
 
-def restarts_text(lab: Lab, node: str) -> str:
-    """`gobgpd 0, agent 2 (last: signal 9)`: restarts of each supervised daemon of a node."""
-    parts = []
+@dataclass(frozen=True)
+class Restarts:
+    role: str
+    count: int
+    last_exit: str | None
+    running: bool
+
+
+@dataclass(frozen=True)
+class MacRow:
+    mac: str
+    ips: tuple[str, ...]
+    vni: int
+    where: str  # "local" or "remote"
+    vtep: str
+    seq: int
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    asn: int
+    vtep: str
+    kind: str
+    down: bool  # killed (labctl kill)
+    bgp: str  # the session state at the controller ("-": the controller does not list it, "?": unreadable)
+    control: str  # the control plane's state: ready, starting, unreachable, ... or "down"
+    restarts: tuple[Restarts, ...]
+    remote_vteps: dict[str, list[str]]  # VNI -> remote VTEPs (the agent's view)
+    flood: tuple[tuple[str, str], ...]  # (vxlan device, VTEP) of the kernel's flood entries
+    macs: tuple[MacRow, ...] | None  # None: not read (--no-macs, or down)
+    mac_error: str | None = None
+
+
+@dataclass(frozen=True)
+class StatusView:
+    lab: str
+    controller: str  # its namespace
+    controller_address: str
+    controller_asn: int
+    controller_error: str | None
+    controller_restarts: tuple[Restarts, ...]
+    hosts: tuple[HostStatus, ...]
+
+
+def restarts_of(lab: Lab, node: str) -> tuple[Restarts, ...]:
+    """The restarts of each supervised daemon of a node."""
+    found = []
     for role in sorted(lab.state.pids.get(node, {})):
         info = supervisor_info(lab.plan.files(node).supervisor_status(role))
-        count = int(info.get("restarts") or 0)  # type: ignore[call-overload]
-        last = f" (last: {info.get('last_exit')})" if count else ""
-        parts.append(f"{role} {count}{last}" + ("" if info.get("child_pid") else " [red]down[/red]"))
-    return ", ".join(parts) or "-"
+        last = info.get("last_exit")
+        found.append(Restarts(role, int(info.get("restarts") or 0), str(last) if last else None, bool(info.get("child_pid"))))  # type: ignore[call-overload]
+    return tuple(found)
 
 
-def render_status(console: Console, lab_name: str) -> None:
-    lab = Lab.open(lab_name)
-    try:
-        peers = sessions(lab)
-    except GobgpUnavailable as exc:
-        peers = {}
-        console.print(f"[red]controller unreachable:[/red] {exc}")
-    table = Table(title=f"lab {lab.topo.lab}: hypervisors")
-    console.print(f"controller {lab.plan.controller_ns}: restarts {restarts_text(lab, lab.plan.controller_ns)}", highlight=False)
-    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
-        table.add_column(column)
-    for host in lab.topo.hosts:
-        if host.name in lab.state.down_hosts:
-            table.add_row(host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "-"), "[red]down (killed)[/red]", "", "", "")
-            continue
-        view = control_view(lab, host)
-        flood = {e for e in read_fdb(lab, host) if e.is_flood}
-        table.add_row(
-            host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "?"),
-            STATE_MARKUP.get(view.state, f"[cyan]{view.state}[/cyan]"), restarts_text(lab, host.name),
-            "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in view.remote_vteps.items()),
-            ", ".join(f"{e.device}→{e.vtep}" for e in sorted(flood)) or "-",
-        )
-    console.print(table)
+def restarts_text(restarts: tuple[Restarts, ...]) -> str:
+    """`gobgpd 0, agent 2 (last: signal 9)`."""
+    return ", ".join(f"{r.role} {r.count}" + (f" (last: {r.last_exit})" if r.count else "") + ("" if r.running else " [red]down[/red]")
+                     for r in restarts) or "-"
 
 
-def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, str]]:
-    """(MAC, IPs, VNI, where, VTEP, seq) of one hypervisor: its local MACs (as its kind knows them), remote ones from its RIB."""
+def mac_rows(lab: Lab, host_name: str) -> list[MacRow]:
+    """One hypervisor's MAC table: its local MACs (as its kind knows them), remote ones from its RIB."""
     host = lab.host(host_name)
     rib = read_rib(lab, host_name)
     local = lab.node(host).local_macs(rib)
-    rows = [(m.mac, ", ".join(m.ips), str(m.vni), "local", str(host.vtep), str(m.seq)) for m in local]
+    rows = [MacRow(m.mac, tuple(m.ips), m.vni, "local", str(host.vtep), m.seq) for m in local]
     local_keys = {m.key for m in local}
     by_mac_vtep: dict[tuple[str, str], list[MacIpRoute]] = {}  # one pass over the RIB (100k routes: not one per MAC)
     for e in rib:
@@ -75,21 +106,69 @@ def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, st
             if f"{net.vni}/{mac}" in local_keys:
                 continue
             routes = by_mac_vtep.get((mac, vtep), [])
-            ips = ", ".join(sorted({str(r.ip) for r in routes if r.ip is not None}))
+            ips = tuple(sorted({str(r.ip) for r in routes if r.ip is not None}))
             seq = max((r.attrs.mac_mobility_seq or 0) for r in routes) if routes else 0
-            rows.append((mac, ips, str(net.vni), "remote", vtep, str(seq)))
+            rows.append(MacRow(mac, ips, net.vni, "remote", vtep, seq))
     return rows
 
 
-def render_mac_tables(console: Console, lab_name: str) -> None:
-    lab = Lab.open(lab_name)
-    for host in lab.hosts_alive():
-        table = Table(title=f"{host.name}: MAC table")
+def collect(lab: Lab, macs: bool = True) -> StatusView:
+    """Read the lab once: the controller's sessions, each host's control plane, flood list and MAC table."""
+    error = None
+    try:
+        peers = sessions(lab)
+    except GobgpUnavailable as exc:
+        peers, error = {}, str(exc)
+    hosts = []
+    for host in lab.topo.hosts:
+        bgp = peers.get(str(host.vtep), "?" if error else "-")
+        if host.name in lab.state.down_hosts:
+            hosts.append(HostStatus(host.name, host.asn, str(host.vtep), host.kind, True, bgp, "down", (), {}, (), None))
+            continue
+        view = control_view(lab, host)
+        flood = tuple(sorted((e.device, str(e.vtep)) for e in read_fdb(lab, host) if e.is_flood))
+        rows: tuple[MacRow, ...] | None = None
+        mac_error = None
+        if macs:
+            try:
+                rows = tuple(mac_rows(lab, host.name))
+            except GobgpUnavailable as exc:
+                mac_error = str(exc)
+        hosts.append(HostStatus(host.name, host.asn, str(host.vtep), host.kind, False, bgp, view.state, restarts_of(lab, host.name),
+                                dict(view.remote_vteps), flood, rows, mac_error))
+    ctl = lab.topo.controller
+    return StatusView(lab.topo.lab, lab.plan.controller_ns, str(ctl.address), ctl.asn, error,
+                      restarts_of(lab, lab.plan.controller_ns), tuple(hosts))
+
+
+def render_status(console: Console, view: StatusView) -> None:
+    if view.controller_error is not None:
+        console.print(f"[red]controller unreachable:[/red] {view.controller_error}")
+    console.print(f"controller {view.controller}: restarts {restarts_text(view.controller_restarts)}", highlight=False)
+    table = Table(title=f"lab {view.lab}: hypervisors")
+    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
+        table.add_column(column)
+    for h in view.hosts:
+        if h.down:
+            table.add_row(h.name, str(h.asn), h.vtep, h.bgp, STATE_MARKUP["down"], "", "", "")
+            continue
+        table.add_row(
+            h.name, str(h.asn), h.vtep, h.bgp, STATE_MARKUP.get(h.control, f"[cyan]{h.control}[/cyan]"), restarts_text(h.restarts),
+            "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in h.remote_vteps.items()),
+            ", ".join(f"{device}→{vtep}" for device, vtep in h.flood) or "-",
+        )
+    console.print(table)
+
+
+def render_mac_tables(console: Console, view: StatusView) -> None:
+    for h in view.hosts:
+        if h.down:
+            continue
+        table = Table(title=f"{h.name}: MAC table")
         for column in ("MAC", "IP", "VNI", "where", "VTEP", "seq"):
             table.add_column(column)
-        try:
-            for row in mac_rows(lab, host.name):
-                table.add_row(*row)
-        except GobgpUnavailable as exc:
-            table.add_row("?", str(exc), "", "", "", "")
+        if h.mac_error is not None:
+            table.add_row("?", h.mac_error, "", "", "", "")
+        for r in h.macs or ():
+            table.add_row(r.mac, ", ".join(r.ips), str(r.vni), r.where, r.vtep, str(r.seq))
         console.print(table)

@@ -5,7 +5,7 @@ this module reads nothing itself."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Callable
 
@@ -46,6 +46,7 @@ class CheckResult:
     name: str
     ok: bool
     evidence: str
+    seconds: float = 0.0  # how long the check took (verify --json, --junit)
 
 
 # -- which host pairs the packet checks probe ---------------------------------------------
@@ -305,11 +306,13 @@ def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit:
     results = []
     for src, dst in ((source, target), (target, source)):
         progress(f"moving {vm.name} {src.name} → {dst.name} under a 10 ms ping")
+        began = time.monotonic()
         outage, moved_from, moved_to, moved = move_measured(lab, vm.name, dst.name)
         follow = check_migration(lab, moved, moved_from, moved_to)
         ok = follow.ok and outage.seconds < limit
         results.append(CheckResult(f"migration-{dst.name}", f"{vm.name} moves {src.name} → {dst.name}: outage under {limit:.0f} s, FDBs follow",
-                                   ok, f"outage {outage.seconds * 1000:.0f} ms ({outage.received}/{outage.sent} replies); {follow.evidence}"))
+                                   ok, f"outage {outage.seconds * 1000:.0f} ms ({outage.received}/{outage.sent} replies); {follow.evidence}",
+                                   time.monotonic() - began))
     return results
 
 
@@ -478,9 +481,10 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
         if only and not any(check_id.startswith(o) for o in only):
             continue
         progress(f"check {check_id}")
+        began = time.monotonic()
         result = run()
         if result is not None:
-            results.append(result)
+            results.append(replace(result, seconds=time.monotonic() - began))
     for dead in lab.state.down_hosts:
         results.append(CheckResult(f"down-{dead}", f"{dead} is down (labctl kill)", True, "excluded from the checks above; its routes must be gone"))
     return results
