@@ -27,6 +27,12 @@ Where things live (pure modules first, then the ones with side effects):
 - probes.py        hostile traffic made for real: VXLAN injection, spoofed ARP, raw IP from a namespace
 - portsec.py       tenant isolation on a hypervisor: per-port security, the host stack out of the VMs' reach (nftables)
 - verify.py        JUDGING: the checks of `labctl verify`, each with its evidence, from what observe read
-- status.py        `labctl status` tables, from what observe read
+- status.py        `labctl status`: what observe read, collected once (StatusView), shown as tables
+- report.py        the JSON documents of check/status/verify --json and verify's JUnit XML (pure)
+- graph.py         `labctl graph`: a model of the lab, rendered as Graphviz dot or Mermaid (pure; `dot` at the edge)
+- actionlog.py     labctl's own actions (up, kill, move, ...) appended to the lab's actions.jsonl
+- events.py        `labctl events`: log lines of labctl, the agents, gobgpd and the supervisors parsed and merged (pure)
+- timeline.py      reading (and following) those files in the lab's run directory
+- progress.py      progress of up/verify on stderr: a live bar on a terminal, one line per step elsewhere
 - cli.py           the click commands; errors become one line and an exit code here
 """
