@@ -21,13 +21,30 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Union
+from typing import NamedTuple, Union
 
 from .addresses import host_ip_problem, vtep_problem
 from .config import AgentConfig, VniConfig
-from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
-from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent
+from .entries import (
+    ZERO_MAC,
+    FdbEntry,
+    KernelEntry,
+    NeighEntry,
+    entry_sort_key,
+    flood_entry,
+)
+from .routes import (
+    ENCAP_VXLAN,
+    PMSI_INGRESS_REPLICATION,
+    EvpnRoute,
+    ImetRoute,
+    IPAddress,
+    MacIpRoute,
+    PrefixRoute,
+    RouteEvent,
+)
 
 log = logging.getLogger("evpn.agent.desired")
 LOG_EACH_UP_TO = 50  # routes in a batch logged one line each at INFO; a bigger batch: one summary line
@@ -324,6 +341,11 @@ class RibView:
     def route_counts(self) -> dict[tuple[str, str], int]:
         """(route type: imet|macip|prefix, vxlan device) -> remote routes in use; kept as changes happen."""
         return {k: v for k, v in self._route_counts.items() if v}
+
+    def wanted_neighbour(self, bridge: str, ip: str) -> NeighEntry | None:
+        """The neighbour entry wanted for `ip` (ipaddress's text form) on `bridge`, if any."""
+        entry = self._winner.get(NeighSlot(bridge, ip))
+        return entry if isinstance(entry, NeighEntry) else None
 
     def wants(self, entry: KernelEntry) -> bool:
         return entry in self._desired

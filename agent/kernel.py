@@ -8,14 +8,15 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
-from typing import Callable, Iterable, Sequence, Union
+from collections.abc import Callable, Iterable, Sequence
+from typing import Union
 
 from pyroute2 import IPRoute
 
 from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
-from .nsenter import NoSuchNamespace, made_in
 from .netlink_bulk import NeighRecord, NetlinkBulk, NetlinkBulkError, Op, Request
+from .nsenter import NoSuchNamespace, made_in
 
 Outcome = Union[bool, KernelError]
 
@@ -47,7 +48,7 @@ class Kernel:
         self._ipr.close()
         self._bulk.close()
 
-    def __enter__(self) -> "Kernel":
+    def __enter__(self) -> Kernel:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -56,6 +57,11 @@ class Kernel:
     @property
     def ipr(self) -> IPRoute:
         return self._ipr
+
+    @property
+    def bulk(self) -> NetlinkBulk:
+        """The bulk socket (entries and dumps); used from the agent's main thread only."""
+        return self._bulk
 
     def ifindex(self, device: str) -> int | None:
         """Index of `device`, looked up once; None if it does not exist."""

@@ -61,13 +61,12 @@ from tests.integration.scalekit import (
     withdraw,
 )
 
-LAB = "bench"
+DEFAULT_LAB = "bench"
 LABCTL = str(Path(sys.executable).parent / "labctl")
 SUBNET = "172.16.0.0/14"
 FAKE_VTEP = ipaddress.IPv4Address("10.0.0.200")
 FIRST_IP = ipaddress.IPv4Address("172.17.0.0")
 VNI, VXLAN, BRIDGE = 100, "vxlan100", "br0"
-AGENT_HOST, FRR_HOST = f"{LAB}-1", f"{LAB}-3"
 MAX_SIZE = 200_000
 IDLE_SAMPLE = 3.0  # seconds of idle CPU measured before each size
 
@@ -84,14 +83,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {mem // 1024} GiB, Linux {platform.release()}"
 
 
-def topology_document() -> dict[str, object]:
-    """topologies/mixed.yaml as lab `bench`, network blue widened to SUBNET (VM addresses moved into it)."""
+def hosts(lab: str) -> tuple[str, str]:
+    """The agent host and the FRR host of lab `lab`."""
+    return f"{lab}-1", f"{lab}-3"
+
+
+def topology_document(lab: str) -> dict[str, object]:
+    """topologies/mixed.yaml as lab `lab`, network blue widened to SUBNET (VM addresses moved into it)."""
     doc = yaml.safe_load((REPO / "topologies" / "mixed.yaml").read_text())
     old = doc["lab"]
-    doc["lab"] = LAB
+    doc["lab"] = lab
     doc["networks"][0]["subnet"] = SUBNET
     for host in doc["hosts"]:
-        host["name"] = host["name"].replace(f"{old}-", f"{LAB}-", 1)
+        host["name"] = host["name"].replace(f"{old}-", f"{lab}-", 1)
         for vm in host["vms"]:
             vm["ip"] = "172.16.0." + vm["ip"].rsplit(".", 1)[1]
     return doc
@@ -152,10 +156,11 @@ def wait_kernel(sides: list[Side], monitors: dict[str, NeighMonitor], want: int,
 
 
 def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
+    agent_host, frr_host = hosts(lab.topo.lab)
     routes = FakeVtep(FAKE_VTEP, VNI, f"{lab.topo.controller.asn}:{VNI}", FIRST_IP, size)
     address = f"unix://{lab.plan.files(lab.plan.controller_ns).gobgpd_socket}"
-    agent = Side("agent", AGENT_HOST)
-    frr = Side("frr", FRR_HOST)
+    agent = Side("agent", agent_host)
+    frr = Side("frr", frr_host)
     sides = [agent, frr]
     roles = {"agent": ("agent",), "agent+gobgpd": ("agent", "gobgpd"), "zebra+bgpd": ("zebra", "bgpd")}
     result: dict[str, object] = {"size": size}
@@ -168,7 +173,7 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
     time.sleep(IDLE_SAMPLE)  # what the daemons spend doing nothing, for comparison
     after = cpu()
     result["idle_cpu"] = {k: (after[k] - before[k]) / IDLE_SAMPLE for k in before}
-    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+    with NeighMonitor(agent_host) as m1, NeighMonitor(frr_host) as m3:
         monitors = {"agent": m1, "frr": m3}
         before = cpu()
         start = time.monotonic()
@@ -184,13 +189,13 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         out(f"  N={size}: {name} kernel {'complete' if seconds is not None else f'INCOMPLETE after {timeout:.0f}s'}: "
             f"{count.vxlan} vxlan, {count.bridge} bridge, {count.neigh} neighbour entries")
 
-    out(f"  N={size}: restarting the agent on {AGENT_HOST}")
-    restart = restart_agent(lab, AGENT_HOST)
+    out(f"  N={size}: restarting the agent on {agent_host}")
+    restart = restart_agent(lab, agent_host)
     result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
                          "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned}
     agent.refresh()  # the restarted agent
 
-    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+    with NeighMonitor(agent_host) as m1, NeighMonitor(frr_host) as m3:
         monitors = {"agent": m1, "frr": m3}
         before = cpu()
         start = time.monotonic()
@@ -312,6 +317,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated N (at most 200000)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a kernel to follow")
+    parser.add_argument("--lab", default=DEFAULT_LAB, help="name of the lab to bring up (and remove)")
     parser.add_argument("--skip-kernel", action="store_true", help="leave out Kernel.add_many vs iproute2")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -333,14 +339,15 @@ def main() -> int:
     kernel: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         topo = Path(tmp) / "bench.yaml"
-        topo.write_text(yaml.safe_dump(topology_document(), sort_keys=False))
+        topo.write_text(yaml.safe_dump(topology_document(args.lab), sort_keys=False))
         try:
             started = time.monotonic()
             up = labctl("up", str(topo))
             if up.returncode != 0:
                 raise RuntimeError(f"labctl up failed: {(up.stderr or up.stdout).strip()[-2000:]}")
-            out(f"lab {LAB} up in {time.monotonic() - started:.1f}s ({AGENT_HOST}: gobgpd + evpn-agent, {FRR_HOST}: FRR)")
-            lab = Lab.open(LAB)
+            agent_host, frr_host = hosts(args.lab)
+            out(f"lab {args.lab} up in {time.monotonic() - started:.1f}s ({agent_host}: gobgpd + evpn-agent, {frr_host}: FRR)")
+            lab = Lab.open(args.lab)
             for size in sizes:
                 out(f"  N={size}: injecting")
                 try:
@@ -350,9 +357,9 @@ def main() -> int:
                     break
                 report(results[-1:], {})
         finally:
-            down = labctl("down", LAB)
+            down = labctl("down", args.lab)
             if down.returncode != 0:
-                out(f"labctl down {LAB} failed: {down.stderr.strip()}")
+                out(f"labctl down {args.lab} failed: {down.stderr.strip()}")
             signal.signal(signal.SIGTERM, previous)
     if not args.skip_kernel:
         for size in sizes:
