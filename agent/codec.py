@@ -241,13 +241,16 @@ def decode_path(path: gobgp.Path) -> RouteEvent | None:
     if kind is attr.EVPNMACIPAdvertisementRoute:
         labels = nlri.labels  # type: ignore[attr-defined]
         ip_text = nlri.ip_address  # type: ignore[attr-defined]
+        ip = _ip(ip_text, "IP address") if ip_text not in _NO_IP else None
         route = MacIpRoute(
             rd=_rd(nlri.rd),  # type: ignore[attr-defined]
             ethernet_tag=nlri.ethernet_tag,  # type: ignore[attr-defined]
             mac=_mac(nlri.mac_address, "MAC address"),  # type: ignore[attr-defined]
-            ip=_ip(ip_text, "IP address") if ip_text not in _NO_IP else None,
+            ip=ip,
             label_vni=_vni(labels[0], "label") if labels and labels[0] else None,
             attrs=attrs,
+            # dotted-quad text that inet_pton took is str(ip) already (one spelling per address)
+            ip_text=ip_text if ip is not None and ip.version == 4 else "",
         )
     elif kind is attr.EVPNInclusiveMulticastEthernetTagRoute:
         route = ImetRoute(

@@ -19,8 +19,9 @@ import ipaddress
 import json
 import logging
 import os
+from collections.abc import Iterable
 from pathlib import Path
-from typing import IO, Iterable
+from typing import IO
 
 from .atomicfile import write_json_atomic
 from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
@@ -34,6 +35,17 @@ def _row(entry: KernelEntry) -> list[str]:
     if isinstance(entry, FdbEntry):
         return ["fdb", entry.device, entry.mac, str(entry.vtep)]
     return ["neigh", entry.device, str(entry.ip), entry.mac]
+
+
+_quote = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]  # str -> JSON string literal (C)
+
+
+def _line(op: str, entry: KernelEntry) -> str:
+    """One journal line, the JSON array json.dumps makes for ["+"|"-", kind, a, b, c], built without
+    json.dumps's per-call machinery (a journal line per entry changed: 100k per big batch)."""
+    if isinstance(entry, FdbEntry):
+        return f'["{op}", "fdb", {_quote(entry.device)}, {_quote(entry.mac)}, "{entry.vtep}"]'
+    return f'["{op}", "neigh", {_quote(entry.device)}, "{entry.ip}", {_quote(entry.mac)}]'
 
 
 def _entry(kind: str, a: str, b: str, c: str) -> KernelEntry:
@@ -98,8 +110,8 @@ class Ledger:
         """Append one batch of changes; compact when the journal has outgrown the table."""
         if self.path is None or self.journal_path is None:
             return
-        lines = [json.dumps(["-", *_row(e)]) for e in sorted(removed, key=entry_sort_key)]
-        lines += [json.dumps(["+", *_row(e)]) for e in sorted(added, key=entry_sort_key)]
+        lines = [_line("-", e) for e in sorted(removed, key=entry_sort_key)]
+        lines += [_line("+", e) for e in sorted(added, key=entry_sort_key)]
         if not lines:
             return
         if self._journal is None:

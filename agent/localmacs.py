@@ -16,7 +16,18 @@ from socket import AF_BRIDGE, AF_INET, AF_INET6
 
 from .events import EventQueue, LocalMacsChanged, LocalMacsSnapshot, NeighboursLost
 from .neighsock import is_overflow, open_neigh_listener
-from .netlink_bulk import NDA_DST, NDA_LLADDR, NDA_MASTER, NeighRecord, NetlinkBulk
+from .netlink_bulk import (
+    NDA_DST,
+    NDA_LLADDR,
+    NDA_MASTER,
+    NTF_EXT_LEARNED,
+    NTF_SELF,
+    NUD_PERMANENT,
+    RTM_DELNEIGH,
+    RTM_NEWNEIGH,
+    NeighRecord,
+    NetlinkBulk,
+)
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent.localmacs")
@@ -25,9 +36,6 @@ RCVBUF = 32 * 1024 * 1024  # bytes: room for a burst of FDB events before the ke
 RECV_BUFFER = 64 * 1024  # bytes: one notification per datagram, far less than this
 POLL_MS = 500  # how often the watcher looks at its stop flag while nothing happens
 
-RTM_NEWNEIGH, RTM_DELNEIGH = 28, 29
-NTF_SELF, NTF_EXT_LEARNED = 0x02, 0x10
-NUD_PERMANENT = 0x80
 _HDR = struct.Struct("=IH")  # nlmsg_len, nlmsg_type
 _NDM = struct.Struct("=BxxxiHB")  # ndm_family, pad, ifindex, state, flags
 _NLA = struct.Struct("=HH")

@@ -19,14 +19,19 @@ import errno
 import socket
 import struct
 
-from .netlink_bulk import AF_BRIDGE, SO_RCVBUFFORCE, NetlinkBulkError, open_socket
+from .netlink_bulk import (
+    AF_BRIDGE,
+    NTF_SELF,
+    RTM_DELNEIGH,
+    SO_RCVBUFFORCE,
+    SOL_NETLINK,
+    NetlinkBulkError,
+    open_socket,
+)
 
 RTNLGRP_NEIGH = 3
 NETLINK_ADD_MEMBERSHIP = 1
-SOL_NETLINK = 270
 SO_ATTACH_FILTER = getattr(socket, "SO_ATTACH_FILTER", 26)
-RTM_DELNEIGH = 29
-NTF_SELF = 0x02
 
 # offsets in a notification (one message per skb): nlmsghdr (16 bytes), then ndmsg
 _OFF_TYPE = 4  # nlmsg_type, u16 host order

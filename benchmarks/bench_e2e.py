@@ -13,7 +13,11 @@ bench-3 runs FRR; network blue widened to 172.16.0.0/14 so 100k VM addresses fit
              the kernel (a netlink monitor in each namespace says when changes stop, a dump of the
              tables confirms), CPU seconds spent meanwhile (/proc/<pid>/stat: agent, agent + its
              gobgpd, zebra + bgpd), peak RSS (VmHWM).
-2. restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
+2. cold      the agent on bench-1 is stopped (SIGSTOP), every entry it made and its ledger are removed,
+             then it is killed and its supervisor starts it afresh with the N routes already in its
+             gobgpd: seconds from the kill until the kernel holds all N again (Python start-up, table
+             read and decode, programming), CPU of the new agent meanwhile.
+   restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
              status file says ready, and until stale removal is settled; RTM_NEWNEIGH / RTM_DELNEIGH
              notifications in bench-1 meanwhile (a restart that rewrites nothing shows 0).
 3. withdraw  the N routes withdrawn at the controller: seconds until none is left in either kernel, CPU.
@@ -64,6 +68,7 @@ from tests.integration.scalekit import (
 DEFAULT_LAB = "bench"
 LABCTL = str(Path(sys.executable).parent / "labctl")
 SUBNET = "172.16.0.0/14"
+SUBNET_NET = ipaddress.ip_network(SUBNET)
 FAKE_VTEP = ipaddress.IPv4Address("10.0.0.200")
 FIRST_IP = ipaddress.IPv4Address("172.17.0.0")
 VNI, VXLAN, BRIDGE = 100, "vxlan100", "br0"
@@ -189,6 +194,8 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         out(f"  N={size}: {name} kernel {'complete' if seconds is not None else f'INCOMPLETE after {timeout:.0f}s'}: "
             f"{count.vxlan} vxlan, {count.bridge} bridge, {count.neigh} neighbour entries")
 
+    out(f"  N={size}: cold start of the agent on {agent_host}")
+    result["cold"] = cold_start(lab, agent_host, size, timeout)
     out(f"  N={size}: restarting the agent on {agent_host}")
     restart = restart_agent(lab, agent_host)
     result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
@@ -205,6 +212,54 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         after = cpu()
     result["remove_cpu"] = {k: after[k] - before[k] for k in before}
     return result
+
+
+def cold_start(lab: Lab, host: str, size: int, timeout: float) -> dict[str, float | None]:
+    """Kill the agent of `host` after removing its entries and its ledger; seconds until its replacement
+    (started by the supervisor) has all `size` MACs in the kernel again, and that agent's CPU seconds."""
+    old = daemon_pids(host)["agent"]
+    files = lab.plan.files(host)
+    os.kill(old, signal.SIGSTOP)
+    try:
+        with Kernel(netns=host) as kernel:
+            ours = [e for e in kernel.entries([VXLAN], [BRIDGE]) if str(getattr(e, "vtep", "")) == str(FAKE_VTEP)
+                    or (isinstance(e, NeighEntry) and e.ip in SUBNET_NET)]
+            failed = [o for o in kernel.delete_many(ours) if o is not True]
+        if failed:
+            raise RuntimeError(f"cold start: {len(failed)} entries not removed, first: {failed[0]}")
+        for path in (files.agent_state, files.agent_state.with_name(files.agent_state.name + ".journal")):
+            path.unlink(missing_ok=True)
+        if count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP)) != KernelCount(0, 0, 0):
+            raise RuntimeError("cold start: entries left in the kernel after removal")
+    finally:
+        os.kill(old, signal.SIGKILL)
+        os.kill(old, signal.SIGCONT)
+    start = time.monotonic()
+    complete: float | None = None
+    new = 0
+    while time.monotonic() - start < timeout:
+        time.sleep(0.1)
+        if not new and (pid := daemon_pids(host).get("agent", 0)) != old:
+            new = pid
+        count = count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP))
+        if count.vxlan == size and count.neigh == size:
+            complete = time.monotonic() - start
+            break
+    if not new:
+        raise RuntimeError(f"cold start: no agent running on {host} after the kill")
+    wait_ready(lab, host, old, timeout)
+    return {"complete": complete, "cpu": proc_usage([new]).cpu_seconds}
+
+
+def wait_ready(lab: Lab, host: str, old: int, timeout: float) -> None:
+    node = lab.node(host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = node.agent_status()  # type: ignore[attr-defined]
+        if status.get("pid") not in (None, old) and status.get("ready") and status.get("stale_pending") is False:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"agent on {host} not ready {timeout:.0f}s after a cold start")
 
 
 # -- Kernel.add_many against iproute2 -------------------------------------------------------------------
@@ -298,6 +353,12 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
             f"{ratio(rss['agent+gobgpd'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
         out(f"{n:7d} {'inject':9} {'controller':18} {r['inject_s']:9.2f}s (AddPathStream; withdraw {r['withdraw_s']:.2f}s; "
             f"controller gobgpd peak RSS {rss['controller gobgpd'] / 1024:.0f} MiB)")  # type: ignore[index]
+    out()
+    out("agent cold start with N routes in its gobgpd (bench-1: kernel entries and ledger removed, agent killed)")
+    out(f"{'N':>7} {'kernel complete':>16} {'cpu of the new agent':>21}")
+    for r in results:
+        c = r["cold"]  # type: ignore[index]
+        out(f"{r['size']:7d} {fmt(c['complete']):>16} {fmt(c['cpu']):>21}")  # type: ignore[index]
     out()
     out("agent restart with N programmed (bench-1)")
     out(f"{'N':>7} {'ready':>8} {'settled':>8} {'NEWNEIGH':>9} {'DELNEIGH':>9} {'on injected':>12} {'overruns':>9} {'owned':>8}")
