@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import socket
 from collections.abc import Iterable
 
 from google.protobuf import any_pb2
@@ -35,6 +34,7 @@ from .routes import (
     RouteEvent,
     RouteTarget,
     is_number,
+    parse_ip,
 )
 
 EVPN_FAMILY = gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN)
@@ -86,11 +86,7 @@ def _unpack(any_msg: any_pb2.Any, message_type: type) -> object | None:
 
 def _ip(text: str, field: str) -> IPAddress:
     try:
-        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))  # fast path: no text parsing in Python
-    except (OSError, ValueError, TypeError):
-        pass  # not dotted-quad IPv4 (IPv6, or garbage: ip_address says which)
-    try:
-        return ipaddress.ip_address(text)
+        return parse_ip(text)
     except ValueError as exc:
         raise MalformedRoute(f"{field}: {text!r} is not an IP address") from exc
 

@@ -8,7 +8,6 @@ would add about 11 MB to the agent's RSS)."""
 from __future__ import annotations
 
 import errno
-import ipaddress
 import logging
 import socket
 from collections.abc import Callable, Iterable, Sequence
@@ -18,6 +17,7 @@ from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
 from .netlink_bulk import NeighRecord, NetlinkBulk, NetlinkBulkError, Op, Request
 from .nsenter import NoSuchNamespace, made_in
+from .routes import IPAddress, parse_ip
 
 Outcome = Union[bool, KernelError]
 
@@ -69,7 +69,8 @@ class Kernel:
         """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
         neighbour entry with a link-layer address on `bridges` (read through the bulk parser)."""
         found: set[KernelEntry] = set()
-        address = ipaddress.ip_address
+        address = parse_ip
+        vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
         for bridge in bridges:
             index = self.ifindex(bridge)
             if index is None:
@@ -81,7 +82,8 @@ class Kernel:
             if index is None:
                 log.warning("event=device-missing device=%s", device)
                 continue
-            found.update(FdbEntry(device, r.mac, address(r.dst)) for r in self._dump(self._bulk.dump_fdb, index) if r.dst and r.mac)
+            found.update(FdbEntry(device, r.mac, vteps.get(r.dst) or vteps.setdefault(r.dst, address(r.dst)))
+                         for r in self._dump(self._bulk.dump_fdb, index) if r.dst and r.mac)
         return found
 
     @staticmethod

@@ -15,7 +15,6 @@ loses nothing.
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import logging
 import os
@@ -25,6 +24,7 @@ from typing import IO
 
 from .atomicfile import write_json_atomic
 from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
+from .routes import IPAddress, parse_ip
 
 log = logging.getLogger("evpn.agent.ledger")
 
@@ -50,9 +50,9 @@ def _line(op: str, entry: KernelEntry) -> str:
 
 def _entry(kind: str, a: str, b: str, c: str) -> KernelEntry:
     if kind == "fdb":
-        return FdbEntry(a, b, ipaddress.ip_address(c))
+        return FdbEntry(a, b, parse_ip(c))
     if kind == "neigh":
-        return NeighEntry(a, ipaddress.ip_address(b), c)
+        return NeighEntry(a, parse_ip(b), c)
     raise ValueError(f"unknown entry kind {kind!r}")
 
 
@@ -72,8 +72,10 @@ class Ledger:
                 data = json.loads(self.path.read_text())
                 if not isinstance(data, dict):
                     raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-                owned = {FdbEntry(dev, mac, ipaddress.ip_address(dst)) for dev, mac, dst in data.get("fdb", [])}
-                owned |= {NeighEntry(dev, ipaddress.ip_address(ip), mac) for dev, ip, mac in data.get("neigh", [])}
+                vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
+                owned = {FdbEntry(dev, mac, vteps.get(dst) or vteps.setdefault(dst, parse_ip(dst)))
+                         for dev, mac, dst in data.get("fdb", [])}
+                owned |= {NeighEntry(dev, parse_ip(ip), mac) for dev, ip, mac in data.get("neigh", [])}
             except (OSError, ValueError, TypeError) as exc:
                 log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
                 return set()
