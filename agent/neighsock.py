@@ -7,9 +7,12 @@ reacts to bridge entries and to neighbour *deletions*), so a classic BPF socket 
 in the kernel: they are never queued for us, never wake the watcher, never fill its buffer.
 
 The filter keeps (everything else is dropped):
-- AF_BRIDGE messages without NTF_SELF (the bridge's own entries: learned, static, extern_learn);
+- AF_BRIDGE messages without NTF_SELF (the bridge's own entries: learned, static, extern_learn),
+  except the deletion of an extern_learn entry (what the agent withdraws);
 - RTM_DELNEIGH of any other family (neighbour entries deleted under the agent).
-The kernel never sends a vxlan `self` entry with NDA_MASTER, so no bridge entry is lost by it.
+The kernel never sends a vxlan `self` entry with NDA_MASTER, so no bridge entry is lost by it; an
+extern_learn entry never sits on a VM's port, and a local MAC taken over by one is reported by the
+takeover (a new entry on the vxlan port), never by the extern_learn entry's later deletion.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import struct
 
 from .netlink_bulk import (
     AF_BRIDGE,
+    NTF_EXT_LEARNED,
     NTF_SELF,
     RTM_DELNEIGH,
     SO_RCVBUFFORCE,
@@ -55,15 +59,19 @@ def _host_u16_as_loaded(value: int) -> int:
 
 def neigh_filter_program() -> list[tuple[int, int, int, int]]:
     """The filter as (code, jt, jf, k) instructions (see the module docstring)."""
+    deletion = _host_u16_as_loaded(RTM_DELNEIGH)
     return [
         (_LD_B_ABS, 0, 0, _OFF_FAMILY),  # 0
-        (_JEQ_K, 0, 2, AF_BRIDGE),  # 1: bridge -> 2, else -> 4
+        (_JEQ_K, 0, 5, AF_BRIDGE),  # 1: bridge -> 2, else -> 7
         (_LD_B_ABS, 0, 0, _OFF_FLAGS),  # 2
-        (_JSET_K, 3, 2, NTF_SELF),  # 3: self -> 7 (drop), else -> 6 (accept)
-        (_LD_H_ABS, 0, 0, _OFF_TYPE),  # 4
-        (_JEQ_K, 0, 1, _host_u16_as_loaded(RTM_DELNEIGH)),  # 5: deletion -> 6, else -> 7
-        (_RET_K, 0, 0, _ACCEPT),  # 6
-        (_RET_K, 0, 0, 0),  # 7
+        (_JSET_K, 6, 0, NTF_SELF),  # 3: self -> 10 (drop), else -> 4
+        (_JSET_K, 0, 4, NTF_EXT_LEARNED),  # 4: extern_learn -> 5, else -> 9 (accept)
+        (_LD_H_ABS, 0, 0, _OFF_TYPE),  # 5
+        (_JEQ_K, 3, 2, deletion),  # 6: an extern_learn entry deleted -> 10 (drop), else -> 9 (accept)
+        (_LD_H_ABS, 0, 0, _OFF_TYPE),  # 7
+        (_JEQ_K, 0, 1, deletion),  # 8: deletion -> 9 (accept), else -> 10 (drop)
+        (_RET_K, 0, 0, _ACCEPT),  # 9
+        (_RET_K, 0, 0, 0),  # 10
     ]
 
 

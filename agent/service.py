@@ -267,7 +267,9 @@ class Agent:
         reader.start()
         if not subscribed.wait(WATCH_SETUP_TIMEOUT):
             log.warning("event=watch-unconfirmed waited=%.0fs (gobgpd sends no confirmation without neighbors)", WATCH_SETUP_TIMEOUT)
+        started = time.monotonic()
         events, errors = client.list_routes()  # changes after the watch started follow on the queue
+        read = time.monotonic()
         table = RoutesChanged(session, events, errors)
         self.health.connected = True
         backoff.reset()
@@ -277,12 +279,15 @@ class Agent:
         self.advertiser.sync(client, self.table, table.events)
         self.stale_pending_since = self.clock()
         settled = self._peers_settled(client)
+        selected = time.monotonic()
         plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = self.clock()
         self.health.last_full_sync = time.time()
-        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s",
+        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
+                 "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
                  len(table.events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.table),
-                 "done" if settled else "deferred until BGP sessions are up")
+                 "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
+                 time.monotonic() - selected)
         if settled:
             self.stale_pending_since = None
         self.health.ready = True

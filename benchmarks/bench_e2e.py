@@ -133,6 +133,15 @@ class Side:
         return u.cpu_seconds, u.peak_rss_kib
 
 
+def vm_rss(pid: int) -> int:
+    """Resident set size of `pid` now, KiB (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
 def wait_kernel(sides: list[Side], monitors: dict[str, NeighMonitor], want: int, since: float,
                 timeout: float) -> dict[str, tuple[float | None, KernelCount]]:
     """Per side: seconds from `since` until its kernel holds `want` vxlan entries and `want` neighbour
@@ -174,6 +183,7 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         return {"agent": agent.usage(roles["agent"])[0], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[0],
                 "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[0]}
 
+    result["rss_before_kib"] = {"agent": vm_rss(agent.pids["agent"]), "zebra+bgpd": sum(vm_rss(frr.pids[r]) for r in ("zebra", "bgpd"))}
     before = cpu()
     time.sleep(IDLE_SAMPLE)  # what the daemons spend doing nothing, for comparison
     after = cpu()
@@ -190,6 +200,7 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
     result["rss_kib"] = {"agent": agent.usage(("agent",))[1], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[1],
                          "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[1],
                          "controller gobgpd": proc_usage([daemon_pids(lab.plan.controller_ns)["gobgpd"]]).peak_rss_kib}
+    result["rss_after_kib"] = {"agent": vm_rss(agent.pids["agent"]), "zebra+bgpd": sum(vm_rss(frr.pids[r]) for r in ("zebra", "bgpd"))}
     for name, (seconds, count) in result["add"].items():  # type: ignore[attr-defined]
         out(f"  N={size}: {name} kernel {'complete' if seconds is not None else f'INCOMPLETE after {timeout:.0f}s'}: "
             f"{count.vxlan} vxlan, {count.bridge} bridge, {count.neigh} neighbour entries")
@@ -277,7 +288,8 @@ def scratch_namespace(name: str) -> None:
 
 
 def kernel_rates(size: int) -> dict[str, float]:
-    """Seconds to add N MAC entries (vxlan self + bridge master + neighbour) with Kernel.add_many and with iproute2."""
+    """Seconds to add, then to remove, N MAC entries (vxlan self + bridge master + neighbour) with
+    Kernel.add_many / delete_many and with iproute2's `bridge -batch` + `ip -batch`."""
     routes = FakeVtep(FAKE_VTEP, VNI, "65000:100", FIRST_IP, size)
     entries: list[KernelEntry] = []
     for i in range(size):
@@ -293,26 +305,42 @@ def kernel_rates(size: int) -> dict[str, float]:
                     start = time.perf_counter()
                     outcomes = kernel.add_many(entries)
                     seconds[method] = time.perf_counter() - start
+                    check_count(name, method, size)
+                    start = time.perf_counter()
+                    outcomes += kernel.delete_many(entries)
+                    seconds[method + " del"] = time.perf_counter() - start
                 failed = [o for o in outcomes if o is not True]
                 if failed:
-                    raise RuntimeError(f"Kernel.add_many: {len(failed)} entries not added, first: {failed[0]}")
+                    raise RuntimeError(f"Kernel.add_many/delete_many: {len(failed)} entries not done, first: {failed[0]}")
             else:
                 with tempfile.TemporaryDirectory() as tmp:
-                    fdb, neigh = Path(tmp) / "fdb", Path(tmp) / "neigh"
-                    fdb.write_text("".join(f"fdb replace {routes.mac(i)} dev vxlan100 dst {FAKE_VTEP} self permanent\n"
-                                           f"fdb replace {routes.mac(i)} dev vxlan100 master extern_learn\n" for i in range(size)))
-                    neigh.write_text("".join(f"neigh replace {routes.ip(i)} lladdr {routes.mac(i)} dev br0 nud noarp extern_learn\n"
-                                             for i in range(size)))
-                    start = time.perf_counter()
-                    subprocess.run(["ip", "netns", "exec", name, "bridge", "-batch", str(fdb)], check=True, capture_output=True)
-                    subprocess.run(["ip", "netns", "exec", name, "ip", "-batch", str(neigh)], check=True, capture_output=True)
-                    seconds[method] = time.perf_counter() - start
+                    for verb, key in (("replace", method), ("del", method + " del")):
+                        fdb, neigh = Path(tmp) / f"fdb-{verb}", Path(tmp) / f"neigh-{verb}"
+                        extra = " permanent" if verb == "replace" else ""
+                        fdb.write_text("".join(f"fdb {verb} {routes.mac(i)} dev vxlan100 dst {FAKE_VTEP} self{extra}\n"
+                                               f"fdb {verb} {routes.mac(i)} dev vxlan100 master"
+                                               f"{' extern_learn' if verb == 'replace' else ''}\n" for i in range(size)))
+                        neigh.write_text("".join(f"neigh replace {routes.ip(i)} lladdr {routes.mac(i)} dev br0 nud noarp extern_learn\n"
+                                                 if verb == "replace" else f"neigh del {routes.ip(i)} dev br0\n"
+                                                 for i in range(size)))
+                        start = time.perf_counter()
+                        subprocess.run(["ip", "netns", "exec", name, "bridge", "-batch", str(fdb)], check=True, capture_output=True)
+                        subprocess.run(["ip", "netns", "exec", name, "ip", "-batch", str(neigh)], check=True, capture_output=True)
+                        seconds[key] = time.perf_counter() - start
+                        if verb == "replace":
+                            check_count(name, method, size)
             count = count_kernel(name, VXLAN, BRIDGE, str(FAKE_VTEP))
-            if (count.vxlan, count.bridge, count.neigh) != (size, size, size):
-                raise RuntimeError(f"{method}: kernel holds {count}, expected {size} of each")
+            if (count.vxlan, count.bridge, count.neigh) != (0, 0, 0):
+                raise RuntimeError(f"{method}: kernel holds {count} after removal, expected none")
         finally:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     return seconds
+
+
+def check_count(namespace: str, method: str, size: int) -> None:
+    count = count_kernel(namespace, VXLAN, BRIDGE, str(FAKE_VTEP))
+    if (count.vxlan, count.bridge, count.neigh) != (size, size, size):
+        raise RuntimeError(f"{method}: kernel holds {count}, expected {size} of each")
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -351,6 +379,10 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
             f"{ratio(rss['agent'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
         out(f"{n:7d} {'peak':9} {'rss +gobgpd MiB':18} {rss['agent+gobgpd'] / 1024:9.1f}M {rss['zebra+bgpd'] / 1024:9.1f}M "  # type: ignore[index]
             f"{ratio(rss['agent+gobgpd'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
+        before, after = r["rss_before_kib"], r["rss_after_kib"]  # type: ignore[index]
+        out(f"{n:7d} {'rss':9} {'before -> holding N':18} agent {before['agent'] / 1024:.1f} -> {after['agent'] / 1024:.1f} MiB "  # type: ignore[index]
+            f"({(after['agent'] - before['agent']) * 1024 / n:.0f} B/route), zebra+bgpd {before['zebra+bgpd'] / 1024:.1f} -> "  # type: ignore[index]
+            f"{after['zebra+bgpd'] / 1024:.1f} MiB ({(after['zebra+bgpd'] - before['zebra+bgpd']) * 1024 / n:.0f} B/route)")  # type: ignore[index]
         out(f"{n:7d} {'inject':9} {'controller':18} {r['inject_s']:9.2f}s (AddPathStream; withdraw {r['withdraw_s']:.2f}s; "
             f"controller gobgpd peak RSS {rss['controller gobgpd'] / 1024:.0f} MiB)")  # type: ignore[index]
     out()
@@ -368,10 +400,11 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
     if kernel:
         out()
         out("kernel programming, N MACs = 3N netlink requests (vxlan self + bridge master + neighbour), scratch namespace")
-        out(f"{'N':>7} {'add_many':>9} {'iproute2':>9} {'add_many MAC/s':>15} {'iproute2 MAC/s':>15} {'speed vs iproute2':>18}")
+        out(f"{'N':>7} {'op':>4} {'Kernel':>9} {'iproute2':>9} {'Kernel MAC/s':>13} {'iproute2 MAC/s':>15} {'speed vs iproute2':>18}")
         for n, s in kernel.items():
-            out(f"{n:7d} {s['add_many']:8.2f}s {s['iproute2']:8.2f}s {n / s['add_many']:15.0f} {n / s['iproute2']:15.0f} "
-                f"{s['iproute2'] / s['add_many']:17.2f}x")
+            for op, suffix in (("add", ""), ("del", " del")):
+                ours, ref = s["add_many" + suffix], s["iproute2" + suffix]
+                out(f"{n:7d} {op:>4} {ours:8.2f}s {ref:8.2f}s {n / ours:13.0f} {n / ref:15.0f} {ref / ours:17.2f}x")
 
 
 def main() -> int:

@@ -143,7 +143,7 @@ def legal(msg: ndmsg) -> bool:
 @given(st.lists(messages, max_size=12))
 def test_same_outcome_as_the_pyroute2_rule(batch: list[ndmsg]) -> None:
     """Everything classify_fdb / classify_neigh report, except "behind the vxlan port" for a MAC never
-    seen local (which changes nothing in the agent)."""
+    seen local (which changes nothing in the agent) and the deletion of extern_learn entries."""
     batch = [m for m in batch if legal(m)]
     f = FdbEventFilter(SCOPES)
     changes, lost = f.feed(b"".join(raw(m) for m in batch))
@@ -152,6 +152,8 @@ def test_same_outcome_as_the_pyroute2_rule(batch: list[ndmsg]) -> None:
     local: set[LocalMac] = set()
     for msg in batch:
         seen = decoded(msg)
+        if seen["family"] == AF_BRIDGE and seen["flags"] & NTF_EXT_LEARNED and msg["header"]["type"] == RTM_DELNEIGH:
+            continue  # an extern_learn entry withdrawn: never about a local MAC
         if (event := classify_fdb(seen, SCOPES)) is not None:
             if event.present:
                 local.add(event.mac)
@@ -219,4 +221,6 @@ def test_the_kernel_filter_drops_the_agents_own_writes() -> None:
     assert run_bpf(program, raw(new_neigh)) == 0
     assert run_bpf(program, raw(message())) != 0
     assert run_bpf(program, raw(message(ifindex=VX, flags=NTF_EXT_LEARNED))) != 0
+    assert run_bpf(program, raw(message(RTM_DELNEIGH, ifindex=VX, flags=NTF_EXT_LEARNED))) == 0  # withdrawn
+    assert run_bpf(program, raw(message(RTM_DELNEIGH))) != 0  # a VM's MAC aged out
     assert run_bpf(program, raw(message(RTM_DELNEIGH, AF_INET, BR, NUD_NOARP, 0, None, None, "192.168.1.5"))) != 0
