@@ -10,7 +10,8 @@ in the label / PMSI label, next hop = VTEP.
 from __future__ import annotations
 
 import ipaddress
-from typing import Iterable
+import re
+from collections.abc import Iterable
 
 from google.protobuf import any_pb2
 from google.protobuf.message import DecodeError
@@ -33,55 +34,68 @@ from .routes import (
     RouteEvent,
     RouteTarget,
     is_number,
+    parse_ip,
 )
 
 EVPN_FAMILY = gobgp.Family(afi=gobgp.Family.AFI_L2VPN, safi=gobgp.Family.SAFI_EVPN)
 _RT_SUBTYPE = 0x02  # route target sub-type of the AS/IPv4-specific extended communities
 _NO_NEIGHBOR = ("", "<nil>", "0.0.0.0", "::")
 _NO_IP = ("", "<nil>", "0.0.0.0", "::")  # gobgp renders a MAC-only route's absent IP as "<nil>"
-_USED_NLRI = (attr.EVPNInclusiveMulticastEthernetTagRoute, attr.EVPNMACIPAdvertisementRoute, attr.EVPNIPPrefixRoute)
+_USED_NLRI = frozenset((attr.EVPNInclusiveMulticastEthernetTagRoute, attr.EVPNMACIPAdvertisementRoute, attr.EVPNIPPrefixRoute))
 
 
 class MalformedRoute(ValueError):
     """A path from gobgpd that is not a valid EVPN route; the message names the field."""
 
 
-def _unpack(any_msg: any_pb2.Any, message_type: type) -> object | None:
-    if not any_msg.Is(message_type.DESCRIPTOR):
-        return None
-    msg = message_type()
+# Every Any the decoder reads is dispatched on its type URL (the part after the last "/", as Any.Is
+# compares it) with one dict lookup, and parsed with the message class's FromString (upb, in C).
+_KNOWN = (
+    attr.EVPNInclusiveMulticastEthernetTagRoute, attr.EVPNMACIPAdvertisementRoute, attr.EVPNIPPrefixRoute,
+    attr.RouteDistinguisherIPAddress, attr.RouteDistinguisherTwoOctetASN, attr.RouteDistinguisherFourOctetASN,
+    attr.MpReachNLRIAttribute, attr.NextHopAttribute, attr.ExtendedCommunitiesAttribute, attr.PmsiTunnelAttribute,
+    attr.TwoOctetAsSpecificExtended, attr.FourOctetAsSpecificExtended, attr.IPv4AddressSpecificExtended,
+    attr.EncapExtended, attr.MacMobilityExtended,
+)
+_BY_NAME: dict[str, type] = {cls.DESCRIPTOR.full_name: cls for cls in _KNOWN}
+_BY_URL: dict[str, type] = {"type.googleapis.com/" + name: cls for name, cls in _BY_NAME.items()}
+_RD_TYPES = (attr.RouteDistinguisherIPAddress, attr.RouteDistinguisherTwoOctetASN, attr.RouteDistinguisherFourOctetASN)
+_RT_TYPES = (attr.TwoOctetAsSpecificExtended, attr.FourOctetAsSpecificExtended, attr.IPv4AddressSpecificExtended)
+_NEXT_HOP_TYPES = (attr.MpReachNLRIAttribute, attr.NextHopAttribute)
+_MAC_TEXT = re.compile(r"[0-9a-f]{2}(?::[0-9a-f]{2}){5}")
+CACHE_MAX = 4096  # distinct RDs / community sets / VTEP addresses remembered (bounded: hostile paths cannot grow it)
+
+
+def _kind(any_msg: any_pb2.Any) -> type | None:
+    url = any_msg.type_url
+    return _BY_URL.get(url) or _BY_NAME.get(url.rpartition("/")[2])
+
+
+def _parse(cls: type, value: bytes) -> object:
     try:
-        any_msg.Unpack(msg)
+        return cls.FromString(value)  # type: ignore[attr-defined]
     except DecodeError as exc:
-        raise MalformedRoute(f"{message_type.__name__}: undecodable bytes") from exc
-    return msg
+        raise MalformedRoute(f"{cls.__name__}: undecodable bytes") from exc
+
+
+def _unpack(any_msg: any_pb2.Any, message_type: type) -> object | None:
+    if _kind(any_msg) is not message_type:
+        return None
+    return _parse(message_type, any_msg.value)
 
 
 def _ip(text: str, field: str) -> IPAddress:
     try:
-        return ipaddress.ip_address(text)
+        return parse_ip(text)
     except ValueError as exc:
         raise MalformedRoute(f"{field}: {text!r} is not an IP address") from exc
 
 
 def _mac(text: str, field: str) -> str:
-    parts = text.lower().split(":")
-    if len(parts) != 6 or not all(len(p) == 2 and all(c in "0123456789abcdef" for c in p) for p in parts):
+    lower = text.lower()
+    if _MAC_TEXT.fullmatch(lower) is None:
         raise MalformedRoute(f"{field}: {text!r} is not a MAC address")
-    return ":".join(parts)
-
-
-def _rd(any_msg: any_pb2.Any) -> RouteDistinguisher:
-    if not any_msg.type_url:
-        raise MalformedRoute("rd: missing")
-    try:
-        for kind in (attr.RouteDistinguisherIPAddress, attr.RouteDistinguisherTwoOctetASN, attr.RouteDistinguisherFourOctetASN):
-            msg = _unpack(any_msg, kind)
-            if msg is not None:
-                return RouteDistinguisher.parse(f"{msg.admin}:{msg.assigned}")  # type: ignore[attr-defined]
-    except RouteError as exc:
-        raise MalformedRoute(f"rd: {exc}") from exc
-    raise MalformedRoute(f"rd: unsupported type {any_msg.type_url}")
+    return lower
 
 
 def _vni(value: int, field: str) -> int:
@@ -90,66 +104,120 @@ def _vni(value: int, field: str) -> int:
     return value
 
 
-def _route_targets_and_extras(ext: attr.ExtendedCommunitiesAttribute) -> tuple[set[RouteTarget], int | None, int | None, bool]:
+class _Caches:
+    """Decoded values that repeat across paths (RDs, community sets, VTEP addresses), keyed by their
+    wire bytes or text; each cache is emptied when it reaches CACHE_MAX entries. The values are
+    immutable, so a route shares them with every other route of the same VTEP and VNI."""
+
+    def __init__(self) -> None:
+        self.rd: dict[tuple[str, bytes], RouteDistinguisher] = {}
+        self.ext: dict[bytes, tuple[frozenset[RouteTarget], int | None, int | None, bool]] = {}
+        self.vtep: dict[str, IPAddress] = {}
+        self.attrs: dict[tuple[object, ...], PathAttrs] = {}
+
+    @staticmethod
+    def put(cache: dict, key: object, value: object) -> None:  # type: ignore[type-arg]
+        if len(cache) >= CACHE_MAX:
+            cache.clear()
+        cache[key] = value
+
+
+_CACHES = _Caches()
+
+
+def _rd(any_msg: any_pb2.Any) -> RouteDistinguisher:
+    url = any_msg.type_url
+    if not url:
+        raise MalformedRoute("rd: missing")
+    key = (url, any_msg.value)
+    found = _CACHES.rd.get(key)
+    if found is not None:
+        return found
+    kind = _kind(any_msg)
+    if kind not in _RD_TYPES:
+        raise MalformedRoute(f"rd: unsupported type {url}")
+    msg = _parse(kind, key[1])  # type: ignore[arg-type]
+    try:
+        rd = RouteDistinguisher.parse(f"{msg.admin}:{msg.assigned}")  # type: ignore[attr-defined]
+    except RouteError as exc:
+        raise MalformedRoute(f"rd: {exc}") from exc
+    _CACHES.put(_CACHES.rd, key, rd)
+    return rd
+
+
+def _route_targets_and_extras(ext: attr.ExtendedCommunitiesAttribute) -> tuple[frozenset[RouteTarget], int | None, int | None, bool]:
     rts: set[RouteTarget] = set()
     encap: int | None = None
     seq: int | None = None
     sticky = False
     for community in ext.communities:
-        try:
-            two = _unpack(community, attr.TwoOctetAsSpecificExtended)
-            if two is not None and two.sub_type == _RT_SUBTYPE:  # type: ignore[attr-defined]
-                rts.add(RouteTarget(str(two.asn), two.local_admin))  # type: ignore[attr-defined]
-                continue
-            four = _unpack(community, attr.FourOctetAsSpecificExtended)
-            if four is not None and four.sub_type == _RT_SUBTYPE:  # type: ignore[attr-defined]
-                rts.add(RouteTarget(str(four.asn), four.local_admin))  # type: ignore[attr-defined]
-                continue
-            v4 = _unpack(community, attr.IPv4AddressSpecificExtended)
-            if v4 is not None and v4.sub_type == _RT_SUBTYPE:  # type: ignore[attr-defined]
-                rts.add(RouteTarget(v4.address, v4.local_admin))  # type: ignore[attr-defined]
-                continue
-        except RouteError as exc:
-            raise MalformedRoute(f"extended communities: {exc}") from exc
-        enc = _unpack(community, attr.EncapExtended)
-        if enc is not None:
-            encap = enc.tunnel_type  # type: ignore[attr-defined]
+        kind = _kind(community)
+        if kind is None:
             continue
-        mob = _unpack(community, attr.MacMobilityExtended)
-        if mob is not None:
+        if kind in _RT_TYPES:
+            rt = _parse(kind, community.value)
+            if rt.sub_type != _RT_SUBTYPE:  # type: ignore[attr-defined]
+                continue
+            admin = rt.address if kind is attr.IPv4AddressSpecificExtended else str(rt.asn)  # type: ignore[attr-defined]
+            try:
+                rts.add(RouteTarget(admin, rt.local_admin))  # type: ignore[attr-defined]
+            except RouteError as exc:
+                raise MalformedRoute(f"extended communities: {exc}") from exc
+        elif kind is attr.EncapExtended:
+            encap = _parse(kind, community.value).tunnel_type  # type: ignore[attr-defined]
+        elif kind is attr.MacMobilityExtended:
+            mob = _parse(kind, community.value)
             seq = mob.sequence_num  # type: ignore[attr-defined]
             sticky = mob.is_sticky  # type: ignore[attr-defined]
-    return rts, encap, seq, sticky
+    return frozenset(rts), encap, seq, sticky
+
+
+def _ext(value: bytes) -> tuple[frozenset[RouteTarget], int | None, int | None, bool]:
+    found = _CACHES.ext.get(value)
+    if found is None:
+        found = _route_targets_and_extras(_parse(attr.ExtendedCommunitiesAttribute, value))  # type: ignore[arg-type]
+        _CACHES.put(_CACHES.ext, value, found)
+    return found
+
+
+def _vtep(text: str) -> IPAddress:
+    found = _CACHES.vtep.get(text)
+    if found is None:
+        found = _ip(text, "next hop")
+        _CACHES.put(_CACHES.vtep, text, found)
+    return found
 
 
 def _attrs(path: gobgp.Path) -> tuple[PathAttrs, attr.PmsiTunnelAttribute | None]:
     next_hop: IPAddress | None = None
-    rts: set[RouteTarget] = set()
-    encap = seq = None
-    sticky = False
+    ext: tuple[frozenset[RouteTarget], int | None, int | None, bool] = (frozenset(), None, None, False)
     pmsi: attr.PmsiTunnelAttribute | None = None
     for pattr in path.pattrs:
-        mp = _unpack(pattr, attr.MpReachNLRIAttribute)
-        if mp is not None:
-            if mp.next_hops:  # type: ignore[attr-defined]
-                next_hop = _ip(mp.next_hops[0], "next hop")  # type: ignore[attr-defined]
-            continue
-        nh = _unpack(pattr, attr.NextHopAttribute)
-        if nh is not None:
-            next_hop = _ip(nh.next_hop, "next hop")  # type: ignore[attr-defined]
-            continue
-        ext = _unpack(pattr, attr.ExtendedCommunitiesAttribute)
-        if ext is not None:
-            rts, encap, seq, sticky = _route_targets_and_extras(ext)  # type: ignore[arg-type]
-            continue
-        tunnel = _unpack(pattr, attr.PmsiTunnelAttribute)
-        if tunnel is not None:
-            pmsi = tunnel  # type: ignore[assignment]
+        kind = _kind(pattr)
+        if kind is attr.MpReachNLRIAttribute:
+            hops = _parse(kind, pattr.value).next_hops  # type: ignore[attr-defined]
+            if hops:
+                next_hop = _vtep(hops[0])
+        elif kind is attr.NextHopAttribute:
+            next_hop = _vtep(_parse(kind, pattr.value).next_hop)  # type: ignore[attr-defined]
+        elif kind is attr.ExtendedCommunitiesAttribute:
+            ext = _ext(pattr.value)
+        elif kind is attr.PmsiTunnelAttribute:
+            pmsi = _parse(kind, pattr.value)  # type: ignore[assignment]
     if next_hop is None:
         if not path.is_withdraw:
             raise MalformedRoute("next hop: missing")
-        next_hop = ipaddress.IPv4Address(0)
-    return PathAttrs(next_hop, frozenset(rts), encap, seq, sticky), pmsi
+        next_hop = _NO_NEXT_HOP
+    key = (next_hop, *ext)
+    shared = _CACHES.attrs.get(key)
+    if shared is None:
+        shared = PathAttrs(next_hop, *ext)
+        _CACHES.put(_CACHES.attrs, key, shared)
+    return shared, pmsi
+
+
+_NO_NEXT_HOP = ipaddress.IPv4Address(0)
+_EVPN = (gobgp.Family.AFI_L2VPN, gobgp.Family.SAFI_EVPN)
 
 
 def decode_path(path: gobgp.Path) -> RouteEvent | None:
@@ -157,46 +225,50 @@ def decode_path(path: gobgp.Path) -> RouteEvent | None:
 
     Raises MalformedRoute for a path that claims to be a route we use but is invalid.
     """
-    if (path.family.afi, path.family.safi) != (EVPN_FAMILY.afi, EVPN_FAMILY.safi):
+    family = path.family
+    if (family.afi, family.safi) != _EVPN:
         return None
-    if not any(path.nlri.Is(kind.DESCRIPTOR) for kind in _USED_NLRI):
+    kind = _kind(path.nlri)
+    if kind not in _USED_NLRI:
         return None  # EVPN types 1 and 4 (multihoming) and others: not used here
     attrs, pmsi = _attrs(path)
+    nlri = _parse(kind, path.nlri.value)  # type: ignore[arg-type]
     route: EvpnRoute
-    imet = _unpack(path.nlri, attr.EVPNInclusiveMulticastEthernetTagRoute)
-    if imet is not None:
+    if kind is attr.EVPNMACIPAdvertisementRoute:
+        labels = nlri.labels  # type: ignore[attr-defined]
+        ip_text = nlri.ip_address  # type: ignore[attr-defined]
+        ip = _ip(ip_text, "IP address") if ip_text not in _NO_IP else None
+        route = MacIpRoute(
+            rd=_rd(nlri.rd),  # type: ignore[attr-defined]
+            ethernet_tag=nlri.ethernet_tag,  # type: ignore[attr-defined]
+            mac=_mac(nlri.mac_address, "MAC address"),  # type: ignore[attr-defined]
+            ip=ip,
+            label_vni=_vni(labels[0], "label") if labels and labels[0] else None,
+            attrs=attrs,
+            # dotted-quad text that inet_pton took is str(ip) already (one spelling per address)
+            ip_text=ip_text if ip is not None and ip.version == 4 else "",
+        )
+    elif kind is attr.EVPNInclusiveMulticastEthernetTagRoute:
         route = ImetRoute(
-            rd=_rd(imet.rd),  # type: ignore[attr-defined]
-            ethernet_tag=imet.ethernet_tag,  # type: ignore[attr-defined]
-            originator=_ip(imet.ip_address, "originator IP"),  # type: ignore[attr-defined]
+            rd=_rd(nlri.rd),  # type: ignore[attr-defined]
+            ethernet_tag=nlri.ethernet_tag,  # type: ignore[attr-defined]
+            originator=_ip(nlri.ip_address, "originator IP"),  # type: ignore[attr-defined]
             attrs=attrs,
             pmsi_vni=_vni(pmsi.label, "PMSI tunnel label") if pmsi is not None and pmsi.label else None,
             pmsi_type=pmsi.type if pmsi is not None else None,
         )
-    elif (macip := _unpack(path.nlri, attr.EVPNMACIPAdvertisementRoute)) is not None:
-        labels = list(macip.labels)  # type: ignore[attr-defined]
-        route = MacIpRoute(
-            rd=_rd(macip.rd),  # type: ignore[attr-defined]
-            ethernet_tag=macip.ethernet_tag,  # type: ignore[attr-defined]
-            mac=_mac(macip.mac_address, "MAC address"),  # type: ignore[attr-defined]
-            ip=_ip(macip.ip_address, "IP address") if macip.ip_address not in _NO_IP else None,  # type: ignore[attr-defined]
-            label_vni=_vni(labels[0], "label") if labels and labels[0] else None,
-            attrs=attrs,
-        )
-    elif (prefix := _unpack(path.nlri, attr.EVPNIPPrefixRoute)) is not None:
+    else:
         try:
-            network = ipaddress.ip_network(f"{prefix.ip_prefix}/{prefix.ip_prefix_len}", strict=False)  # type: ignore[attr-defined]
+            network = ipaddress.ip_network(f"{nlri.ip_prefix}/{nlri.ip_prefix_len}", strict=False)  # type: ignore[attr-defined]
         except ValueError as exc:
             raise MalformedRoute(f"IP prefix: {exc}") from exc
         route = PrefixRoute(
-            rd=_rd(prefix.rd),  # type: ignore[attr-defined]
-            ethernet_tag=prefix.ethernet_tag,  # type: ignore[attr-defined]
+            rd=_rd(nlri.rd),  # type: ignore[attr-defined]
+            ethernet_tag=nlri.ethernet_tag,  # type: ignore[attr-defined]
             prefix=network,
-            label=prefix.label,  # type: ignore[attr-defined]
+            label=nlri.label,  # type: ignore[attr-defined]
             attrs=attrs,
         )
-    else:
-        return None
     return RouteEvent(route=route, withdrawn=path.is_withdraw, local=path.neighbor_ip in _NO_NEIGHBOR)
 
 

@@ -21,13 +21,31 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable, NamedTuple, Union
+from typing import NamedTuple, Union
 
 from .addresses import host_ip_problem, vtep_problem
 from .config import AgentConfig, VniConfig
-from .entries import ZERO_MAC, FdbEntry, KernelEntry, NeighEntry, entry_sort_key, flood_entry
-from .routes import ENCAP_VXLAN, PMSI_INGRESS_REPLICATION, EvpnRoute, ImetRoute, IPAddress, MacIpRoute, PrefixRoute, RouteEvent, describe_route
+from .entries import (
+    ZERO_MAC,
+    FdbEntry,
+    KernelEntry,
+    NeighEntry,
+    entry_sort_key,
+    flood_entry,
+)
+from .routes import (
+    ENCAP_VXLAN,
+    PMSI_INGRESS_REPLICATION,
+    EvpnRoute,
+    ImetRoute,
+    IPAddress,
+    MacIpRoute,
+    PrefixRoute,
+    RouteEvent,
+    describe_route,
+)
 
 log = logging.getLogger("evpn.agent.desired")
 LOG_EACH_UP_TO = 50  # routes in a batch logged one line each at INFO; a bigger batch: one summary line
@@ -157,6 +175,11 @@ class LocalIpKey(NamedTuple):
     kind: str = "local-ip"
 
 
+def _by_rank(claim: Claim) -> Rank:
+    return claim.rank
+
+
+RANKS_MAX = 4096  # shared Rank objects kept at most (one per VTEP and sequence in use)
 LOCAL_IP_RANK = Rank(-(1 << 40), -1)  # beats every remote claim: sequences are 32-bit, VTEPs >= 0
 IGNORED_REASONS_MAX = 64
 
@@ -176,8 +199,10 @@ class RibView:
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self._route_slots: dict[RouteKey, list[Slot]] = {}
-        self._slots: dict[Slot, dict[RouteKey, Claim]] = {}
+        self._route_slots: dict[RouteKey, tuple[Slot, ...]] = {}
+        # per slot its claims: one claim (nearly every slot) as a (key, claim) tuple, several as a dict
+        self._slots: dict[Slot, tuple[RouteKey, Claim] | dict[RouteKey, Claim]] = {}
+        self._ranks: dict[tuple[int, int], Rank] = {}  # (minus sequence, VTEP) -> one shared Rank
         self._winner: dict[Slot, KernelEntry | None] = {}
         self._desired: set[KernelEntry] = set()
         self._flood: set[FdbEntry] = set()  # the flood entries among them (status reads these often)
@@ -190,7 +215,16 @@ class RibView:
 
     # -- mapping a route to a slot and a candidate --------------------------------
 
-    def _claims(self, route: EvpnRoute) -> list[tuple[Slot, Claim]]:
+    def _rank(self, minus_sequence: int, vtep: int) -> Rank:
+        """The Rank of a MAC claim, shared by every claim of that VTEP and sequence (bounded)."""
+        rank = self._ranks.get((minus_sequence, vtep))
+        if rank is None:
+            if len(self._ranks) >= RANKS_MAX:
+                self._ranks.clear()
+            rank = self._ranks[(minus_sequence, vtep)] = Rank(minus_sequence, vtep)
+        return rank
+
+    def _claims(self, route: EvpnRoute, key: RouteKey) -> list[tuple[Slot, Claim]]:
         verdict = classify(route, self.cfg)
         if verdict.vni is None:
             if verdict.reason != "own route":
@@ -204,24 +238,35 @@ class RibView:
                 self.ignored["type-2 with a non-unicast MAC"] += 1
                 return []
             seq, vtep = -(route.attrs.mac_mobility_seq or 0), int(verdict.vtep)
-            found: list[tuple[Slot, Claim]] = [(MacSlot(device, route.mac), Claim(Rank(seq, vtep), FdbEntry(device, route.mac, verdict.vtep)))]
+            found: list[tuple[Slot, Claim]] = [(MacSlot(device, route.mac), Claim(self._rank(seq, vtep), FdbEntry(device, route.mac, verdict.vtep)))]
             if route.ip is not None:
                 bridge = verdict.vni.bridge
-                found.append((NeighSlot(bridge, str(route.ip)), Claim(Rank(seq, vtep, route.mac), NeighEntry(bridge, route.ip, route.mac))))
+                ip_text = key[4]  # str(route.ip), the string the route key holds already
+                found.append((NeighSlot(bridge, ip_text), Claim(Rank(seq, vtep, route.mac), NeighEntry(bridge, route.ip, route.mac))))
             return found
         return [(FloodSlot(device, str(verdict.vtep)), Claim(Rank(0, 0), flood_entry(device, verdict.vtep)))]
 
     # -- applying changes ------------------------------------------------------------
 
+    def _claims_in(self, slot: Slot) -> Iterable[Claim]:
+        held = self._slots.get(slot)
+        if held is None:
+            return ()
+        return (held[1],) if type(held) is tuple else held.values()  # type: ignore[union-attr]
+
+    def _claim_of(self, slot: Slot, key: RouteKey) -> Claim:
+        held = self._slots[slot]
+        return held[1] if type(held) is tuple else held[key]  # type: ignore[call-overload,return-value]
+
     def _rechoose(self, slot: Slot, touched: set[KernelEntry]) -> None:
-        candidates = self._slots.get(slot)
-        new = min(candidates.values(), key=lambda c: c.rank).entry if candidates else None
-        old = self._winner.get(slot)
-        if candidates:
-            self._winner[slot] = new
+        held = self._slots.get(slot)
+        if held is None:
+            new = None
+            old = self._winner.pop(slot, None)
         else:
-            self._winner.pop(slot, None)
-            self._slots.pop(slot, None)
+            new = held[1].entry if type(held) is tuple else min(held.values(), key=_by_rank).entry  # type: ignore[union-attr]
+            old = self._winner.get(slot)
+            self._winner[slot] = new
         if old != new:
             if old is not None:
                 self._desired.discard(old)
@@ -240,15 +285,31 @@ class RibView:
         if slots and not isinstance(key, (LocalKey, LocalIpKey)):
             self._route_counts[(key[0], slots[0][0])] -= 1
         for slot in self._route_slots.pop(key, ()):
-            self._slots[slot].pop(key, None)
+            held = self._slots.get(slot)
+            if type(held) is tuple:
+                if held[0] == key:  # type: ignore[index]
+                    del self._slots[slot]
+            elif held is not None:
+                held.pop(key, None)  # type: ignore[union-attr]
+                if len(held) <= 1:
+                    if held:
+                        self._slots[slot] = next(iter(held.items()))  # type: ignore[union-attr]
+                    else:
+                        del self._slots[slot]
             self._rechoose(slot, touched)
 
     def _insert(self, key: RouteKey, found: list[tuple[Slot, Claim]], touched: set[KernelEntry]) -> None:
-        self._route_slots[key] = [slot for slot, _ in found]
+        self._route_slots[key] = tuple(slot for slot, _ in found)
         if not isinstance(key, (LocalKey, LocalIpKey)):
             self._route_counts[(key[0], found[0][0][0])] += 1
         for slot, candidate in found:
-            self._slots.setdefault(slot, {})[key] = candidate
+            held = self._slots.get(slot)
+            if held is None or (type(held) is tuple and held[0] == key):  # type: ignore[index]
+                self._slots[slot] = (key, candidate)
+            elif type(held) is tuple:
+                self._slots[slot] = {held[0]: held[1], key: candidate}  # type: ignore[index]
+            else:
+                held[key] = candidate  # type: ignore[index]
             self._rechoose(slot, touched)
 
     def apply(self, events: Iterable[RouteEvent]) -> set[KernelEntry]:
@@ -256,19 +317,22 @@ class RibView:
         touched: set[KernelEntry] = set()
         events = list(events)
         level = logging.INFO if len(events) <= LOG_EACH_UP_TO else logging.DEBUG  # 100k lines cost seconds of CPU
+        verbose = log.isEnabledFor(level)  # describe a route only for a line that is written
         seen = withdrawn = 0
         for event in events:
             key = event.route.key
             self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 withdrawn += 1
-                log.log(level, "event=route-withdrawn %s", describe_route(event.route))
+                if verbose:
+                    log.log(level, "event=route-withdrawn %s", describe_route(event.route))
                 continue
-            found = self._claims(event.route)
+            found = self._claims(event.route, key)
             if not found:
                 continue
             seen += 1
-            log.log(level, "event=route-seen %s device=%s", describe_route(event.route), found[0][0][0])
+            if verbose:
+                log.log(level, "event=route-seen %s device=%s", describe_route(event.route), found[0][0][0])
             self._insert(key, found, touched)
         if level == logging.DEBUG:
             log.info("event=routes-applied seen=%d withdrawn=%d (one line per route at DEBUG)", seen, withdrawn)
@@ -301,7 +365,7 @@ class RibView:
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
-        local = {k: [(s, self._slots[s][k]) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, (LocalKey, LocalIpKey))}
+        local = {k: [(s, self._claim_of(s, k)) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, (LocalKey, LocalIpKey))}
         self._route_slots.clear()
         self._slots.clear()
         self._winner.clear()
@@ -325,6 +389,11 @@ class RibView:
         """(route type: imet|macip|prefix, vxlan device) -> remote routes in use; kept as changes happen."""
         return {k: v for k, v in self._route_counts.items() if v}
 
+    def wanted_neighbour(self, bridge: str, ip: str) -> NeighEntry | None:
+        """The neighbour entry wanted for `ip` (ipaddress's text form) on `bridge`, if any."""
+        entry = self._winner.get(NeighSlot(bridge, ip))
+        return entry if isinstance(entry, NeighEntry) else None
+
     def wants(self, entry: KernelEntry) -> bool:
         return entry in self._desired
 
@@ -336,14 +405,14 @@ class RibView:
 
     def highest_remote_sequence(self, device: str, mac: str) -> int | None:
         """The highest sequence number among remote routes for `mac` (None: nobody else has it)."""
-        seqs = [-claim.rank.minus_sequence for claim in self._slots.get(MacSlot(device, mac), {}).values() if claim.entry is not None]
+        seqs = [-claim.rank.minus_sequence for claim in self._claims_in(MacSlot(device, mac)) if claim.entry is not None]
         return max(seqs) if seqs else None
 
     def mac_owner(self, device: str, mac: str) -> MacOwner | None:
-        claims = self._slots.get(MacSlot(device, mac))
+        claims = list(self._claims_in(MacSlot(device, mac)))
         if not claims:
             return None
-        best = min(claims.values(), key=lambda c: c.rank)
+        best = min(claims, key=_by_rank)
         entry = best.entry
         return MacOwner(str(entry.vtep) if isinstance(entry, FdbEntry) else "local", -best.rank.minus_sequence)
 

@@ -6,6 +6,7 @@ import logging
 from typing import Any, Callable, Iterator
 
 import grpc
+from grpc.experimental import ChannelOptions
 
 from protos.gobgpapi import gobgp_pb2 as gobgp
 from protos.gobgpapi import gobgp_pb2_grpc as gobgp_grpc
@@ -27,7 +28,10 @@ class GobgpClient:
     def __init__(self, address: str, timeout: float = 5.0) -> None:
         self.address = address
         self.timeout = timeout
-        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE)])
+        # server-streaming calls (the watch, the table read: one message per destination, 100k for a big
+        # table) are read in the calling thread, without grpc's extra thread hop per message
+        self._channel = grpc.insecure_channel(address, options=[("grpc.max_receive_message_length", MAX_MESSAGE),
+                                                                (ChannelOptions.SingleThreadedUnaryStream, 1)])
         self._stub = gobgp_grpc.GobgpApiStub(self._channel)
 
     def close(self) -> None:

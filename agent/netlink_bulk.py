@@ -68,36 +68,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
-from pyroute2.netlink import (
-    NETLINK_EXT_ACK,
-    NETLINK_GET_STRICT_CHK,
-    NETLINK_ROUTE,
-    NLM_F_ACK,
-    NLM_F_ACK_TLVS,
-    NLM_F_APPEND,
-    NLM_F_CAPPED,
-    NLM_F_CREATE,
-    NLM_F_DUMP,
-    NLM_F_DUMP_INTR,
-    NLM_F_EXCL,
-    NLM_F_REPLACE,
-    NLM_F_REQUEST,
-    NLMSG_DONE,
-    NLMSG_ERROR,
-    NLMSG_NOOP,
-    NLMSG_OVERRUN,
-    SOL_NETLINK,
-)
-from pyroute2.netlink.rtnl import RTM_DELNEIGH, RTM_GETNEIGH, RTM_NEWNEIGH
-from pyroute2.netlink.rtnl.ndmsg import (
-    NTF_EXT_LEARNED,
-    NTF_MASTER,
-    NTF_SELF,
-    NUD_NOARP,
-    NUD_PERMANENT,
-    ndmsg,
-)
-
 from .nsenter import NoSuchNamespace, made_in
 
 log = logging.getLogger("evpn.agent.netlink_bulk")
@@ -106,15 +76,46 @@ AF_BRIDGE: int = socket.AF_BRIDGE
 AF_INET: int = socket.AF_INET
 AF_INET6: int = socket.AF_INET6
 
-# Attribute numbers, taken from pyroute2's ndmsg NLA map (index = attribute type).
-_NDA: dict[str, int] = {name: index for index, (name, *_rest) in enumerate(ndmsg.nla_map)}
-NDA_DST: int = _NDA["NDA_DST"]
-NDA_LLADDR: int = _NDA["NDA_LLADDR"]
-NDA_PORT: int = _NDA["NDA_PORT"]
-NDA_VNI: int = _NDA["NDA_VNI"]
-NDA_IFINDEX: int = _NDA["NDA_IFINDEX"]
-NDA_MASTER: int = _NDA["NDA_MASTER"]
-NDA_SRC_VNI: int = _NDA["NDA_SRC_VNI"]
+# Netlink and rtnetlink numbers (linux/netlink.h, linux/rtnetlink.h, linux/neighbour.h), written out so
+# the agent needs no netlink library at run time; tests/unit/test_netlink_bulk.py checks them against
+# pyroute2's.
+NETLINK_ROUTE = 0
+SOL_NETLINK = 270
+NETLINK_EXT_ACK = 11
+NETLINK_GET_STRICT_CHK = 12
+NLM_F_REQUEST = 0x01
+NLM_F_ACK = 0x04
+NLM_F_DUMP_INTR = 0x10
+NLM_F_REPLACE = 0x100
+NLM_F_CAPPED = 0x100
+NLM_F_EXCL = 0x200
+NLM_F_ACK_TLVS = 0x200
+NLM_F_DUMP = 0x300
+NLM_F_CREATE = 0x400
+NLM_F_APPEND = 0x800
+NLMSG_NOOP = 1
+NLMSG_ERROR = 2
+NLMSG_DONE = 3
+NLMSG_OVERRUN = 4
+RTM_NEWNEIGH = 28
+RTM_DELNEIGH = 29
+RTM_GETNEIGH = 30
+RTM_SETLINK = 19
+NTF_SELF = 0x02
+NTF_MASTER = 0x04
+NTF_EXT_LEARNED = 0x10
+NUD_NOARP = 0x40
+NUD_PERMANENT = 0x80
+NDA_DST = 1
+NDA_LLADDR = 2
+NDA_PORT = 6
+NDA_VNI = 7
+NDA_IFINDEX = 8
+NDA_MASTER = 9
+NDA_SRC_VNI = 11
+IFLA_PROTINFO = 12
+IFLA_BRPORT_NEIGH_SUPPRESS = 32
+NLA_F_NESTED = 0x8000
 
 # Neither pyroute2 nor the socket module define these (linux/netlink.h, asm-generic/socket.h).
 NETLINK_CAP_ACK: int = 10  # error ACKs carry only the failed request's header, not the whole request
@@ -350,6 +351,18 @@ def encode(request: Request, seq: int = 0, ack: bool = True) -> bytes:
     if request.ip is None:
         raise ValueError(f"neighbour entry without an IP: {request}")
     return encode_neigh(request.op, request.ifindex, request.ip, request.mac, seq, ack)
+
+
+_IFINFO = struct.Struct("=IHHIIBxHiII")  # nlmsghdr + ifinfomsg (family, pad, type, index, flags, change)
+
+
+def encode_neigh_suppress(ifindex: int, on: bool, seq: int) -> bytes:
+    """RTM_SETLINK, AF_BRIDGE, IFLA_PROTINFO (nested) { IFLA_BRPORT_NEIGH_SUPPRESS u8 }: what pyroute2's
+    brport("set", neigh_suppress=...) and `bridge link set ... neigh_suppress` send."""
+    inner = _NLA.pack(5, IFLA_BRPORT_NEIGH_SUPPRESS) + bytes([1 if on else 0]) + b"\0\0\0"
+    body = _NLA.pack(4 + len(inner), IFLA_PROTINFO | NLA_F_NESTED) + inner
+    size = _IFINFO.size + len(body)
+    return _IFINFO.pack(size, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0, AF_BRIDGE, 0, ifindex, 0, 0) + body
 
 
 def encode_dump_request(family: int, seq: int, ifindex: int = 0, master: int = 0) -> bytes:
@@ -766,6 +779,29 @@ class NetlinkBulk:
         for offset, index in enumerate(sent_index):
             code = answer[offset]
             results[position + index] = Result(chunk[index], 0 if code is None else code, messages.get(offset))
+
+    # -- one request
+
+    def call(self, message: bytes, seq: int) -> tuple[int, str | None]:
+        """Send one request (carrying NLM_F_ACK and sequence `seq`) and wait for its answer: (errno, the
+        kernel's message). Anything else read meanwhile (other sequence numbers) is skipped."""
+        self.sock.send(message)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            size = self._recv(deadline)
+            if size is None:
+                raise NetlinkBulkError(f"netlink: no answer within {self.timeout} s")
+            parsed = parse_messages(self._view[:size], seq)
+            if parsed.acks:
+                return parsed.acks[0].error, parsed.acks[0].message
+
+    def set_neigh_suppress(self, ifindex: int, on: bool) -> None:
+        """`bridge link set dev IFINDEX neigh_suppress on|off` (a bridge port's ARP/ND suppression)."""
+        seq = self._next_seq(1)
+        code, message = self.call(encode_neigh_suppress(ifindex, on, seq), seq)
+        if code:
+            text = f"neigh_suppress on ifindex {ifindex}: {os.strerror(code)}"
+            raise NetlinkBulkError(f"{text}: {message}" if message else text)
 
     # -- dumps
 

@@ -119,6 +119,7 @@ class Reconciler:
                      self.added - added, self.removed - removed)
 
     def _apply_logged(self, plan: Plan, level: int) -> None:
+        each = log.isEnabledFor(level)  # a line per entry (describe() costs more than the bookkeeping)
         if plan.remove:
             for entry, outcome in zip(plan.remove, self.kernel.delete_many(plan.remove)):
                 if isinstance(outcome, KernelError):
@@ -128,7 +129,8 @@ class Reconciler:
                 self.owned.discard(entry)
                 self._note(entry, owned=False)
                 self.removed += 1
-                log.log(level, "event=entry-removed %s", describe(entry))
+                if each:
+                    log.log(level, "event=entry-removed %s", describe(entry))
         if plan.add:
             for entry, outcome in zip(plan.add, self.kernel.add_many(plan.add)):
                 if isinstance(outcome, KernelError):
@@ -138,8 +140,9 @@ class Reconciler:
                     self.owned.add(entry)
                     self._note(entry, owned=True)
                     self.added += 1
-                    log.log(level, "event=entry-added %s", describe(entry))
-                else:
+                    if each:
+                        log.log(level, "event=entry-added %s", describe(entry))
+                elif each:
                     log.log(level, "event=entry-present-foreign %s (made by someone else; left alone)", describe(entry))
 
     def forget_or_remove(self, entry: KernelEntry) -> None:

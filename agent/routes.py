@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from dataclasses import dataclass, field
 from typing import Union
 
@@ -16,6 +17,15 @@ MAX_VNI = 0xFFFFFF
 _DIGITS = re.compile(r"[0-9]+")
 
 
+def parse_ip(text: str) -> IPAddress:
+    """ipaddress.ip_address(text), about 3x faster for dotted-quad IPv4 (inet_pton takes exactly the
+    spellings ipaddress takes: four decimal parts, no leading zeros). ValueError if it is no address."""
+    try:
+        return ipaddress.IPv4Address(socket.inet_pton(socket.AF_INET, text))
+    except (OSError, ValueError, TypeError):
+        return ipaddress.ip_address(text)
+
+
 def is_number(text: str) -> bool:
     """ASCII digits only (str.isdigit() also accepts '²', which int() refuses)."""
     return _DIGITS.fullmatch(text) is not None
@@ -25,7 +35,7 @@ class RouteError(ValueError):
     """A value that cannot be part of a valid EVPN route; the message names the field."""
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RouteTarget:
     """A route target ``admin:value`` (RFC 4360 / RFC 5668): admin is an AS number or an IPv4 address.
 
@@ -52,7 +62,7 @@ class RouteTarget:
             raise RouteError(f"{where}: value must be 0..{limit} for this kind of route target")
 
     @classmethod
-    def parse(cls, text: str) -> "RouteTarget":
+    def parse(cls, text: str) -> RouteTarget:
         admin, sep, value = str(text).rpartition(":")
         if not sep or not admin or not is_number(value):
             raise RouteError(f"route target {text!r}: expected ASN:NUMBER or IPv4:NUMBER, e.g. 65000:100")
@@ -68,20 +78,20 @@ class RouteTarget:
         return f"{self.admin}:{self.value}"
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True, order=True, slots=True)
 class RouteDistinguisher:
     """A route distinguisher, kept as its canonical text (``10.0.0.101:100`` or ``65001:100``)."""
 
     text: str
 
     @classmethod
-    def ip_based(cls, ip: IPv4, assigned: int) -> "RouteDistinguisher":
+    def ip_based(cls, ip: IPv4, assigned: int) -> RouteDistinguisher:
         if not 0 <= assigned <= 0xFFFF:
             raise RouteError(f"route distinguisher {ip}:{assigned}: assigned number must be 0..65535 for type 1")
         return cls(f"{ip}:{assigned}")
 
     @classmethod
-    def parse(cls, text: str) -> "RouteDistinguisher":
+    def parse(cls, text: str) -> RouteDistinguisher:
         admin, sep, assigned = str(text).rpartition(":")
         if not sep or not is_number(assigned):
             raise RouteError(f"route distinguisher {text!r}: expected IP:NUMBER or ASN:NUMBER")
@@ -103,7 +113,7 @@ class RouteDistinguisher:
         return self.text
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PathAttrs:
     """The attributes the agent acts on, shared by every route type."""
 
@@ -114,7 +124,7 @@ class PathAttrs:
     sticky: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ImetRoute:
     """EVPN Type-3, Inclusive Multicast Ethernet Tag: "VTEP `originator` wants BUM traffic of this VNI"."""
 
@@ -134,7 +144,7 @@ class ImetRoute:
         return self.originator
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class MacIpRoute:
     """EVPN Type-2, MAC/IP Advertisement: "MAC (and IP) lives behind VTEP next_hop"."""
 
@@ -144,17 +154,18 @@ class MacIpRoute:
     ip: IPAddress | None
     label_vni: int | None  # first label = VNI (RFC 8365 5.1.3)
     attrs: PathAttrs
+    ip_text: str = field(default="", compare=False, repr=False)  # str(ip), when the decoder had it already
 
     @property
     def key(self) -> tuple[str, str, int, str, str]:
-        return ("macip", self.rd.text, self.ethernet_tag, self.mac, str(self.ip or ""))
+        return ("macip", self.rd.text, self.ethernet_tag, self.mac, self.ip_text or str(self.ip or ""))
 
     @property
     def vtep(self) -> IPAddress:
         return self.attrs.next_hop
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PrefixRoute:
     """EVPN Type-5, IP Prefix. Only used for the seed's ``add prefix <vtep>/32`` VTEP form (opt-in)."""
 
@@ -187,7 +198,7 @@ def describe_route(route: EvpnRoute) -> str:
     return f"type=prefix rd={route.rd.text} prefix={route.prefix}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RouteEvent:
     """One change seen in gobgpd's best-path table."""
 

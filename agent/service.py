@@ -19,13 +19,13 @@ import itertools
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
 
 from .advertiser import Advertiser
 from .config import AgentConfig, ConfigError, VniConfig
 from .desired import RibView
-from .entries import KernelEntry, NeighEntry, entry_sort_key
+from .entries import KernelEntry, entry_sort_key
 from .errors import AgentFailure, GobgpUnavailable
 from .events import (
     AgentEvent,
@@ -43,7 +43,13 @@ from .ipsnoop import IpSeen, IpSnooper
 from .kernel import Kernel
 from .learning import LocalLearning
 from .ledger import Ledger
-from .localmacs import BridgeScope, LocalMacEvent, LocalMacWatcher, NeighLost, dump_local
+from .localmacs import (
+    BridgeScope,
+    LocalMacEvent,
+    LocalMacWatcher,
+    NeighLost,
+    dump_local,
+)
 from .mactable import LocalMacTable
 from .metrics import AgentMetrics, snapshot_of
 from .reconcile import Reconciler
@@ -93,7 +99,7 @@ class Batch:
     received: float | None = None  # when the oldest route change of the batch reached the agent
 
     @classmethod
-    def of(cls, items: Iterable[AgentEvent], session: int) -> "Batch":
+    def of(cls, items: Iterable[AgentEvent], session: int) -> Batch:
         batch = cls()
         for item in items:
             if isinstance(item, RoutesChanged):
@@ -175,7 +181,7 @@ class Agent:
         self.kernel.forget_devices()
         scopes = self._scopes()
         wanted = {v.vni for v in vnis}
-        self.learning.adopt(dump_local(self.kernel.ipr, [s for s in scopes if s.vni in wanted]))
+        self.learning.adopt(dump_local(self.kernel.bulk, [s for s in scopes if s.vni in wanted]))
         for vni in vnis:
             if self.kernel.ifindex(vni.device) is not None:
                 self.kernel.set_neigh_suppress(vni.device, True)
@@ -261,7 +267,9 @@ class Agent:
         reader.start()
         if not subscribed.wait(WATCH_SETUP_TIMEOUT):
             log.warning("event=watch-unconfirmed waited=%.0fs (gobgpd sends no confirmation without neighbors)", WATCH_SETUP_TIMEOUT)
+        started = time.monotonic()
         events, errors = client.list_routes()  # changes after the watch started follow on the queue
+        read = time.monotonic()
         table = RoutesChanged(session, events, errors)
         self.health.connected = True
         backoff.reset()
@@ -271,12 +279,15 @@ class Agent:
         self.advertiser.sync(client, self.table, table.events)
         self.stale_pending_since = self.clock()
         settled = self._peers_settled(client)
+        selected = time.monotonic()
         plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = self.clock()
         self.health.last_full_sync = time.time()
-        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s",
+        log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
+                 "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
                  len(table.events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.table),
-                 "done" if settled else "deferred until BGP sessions are up")
+                 "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
+                 time.monotonic() - selected)
         if settled:
             self.stale_pending_since = None
         self.health.ready = True
@@ -317,13 +328,26 @@ class Agent:
             raise batch.ended
 
     def _kernel_lost(self, lost: list[NeighLost]) -> set[KernelEntry]:
-        """Owned neighbour entries the kernel dropped by itself: forget them, so they are made again if wanted."""
+        """Owned neighbour entries the kernel dropped by itself: forget them, so they are made again if wanted.
+
+        Looked up per lost address (the wanted entry of that bridge and IP), so the agent's own deletions,
+        which arrive here too, cost a lookup each and never a walk over the owned entries."""
         if not lost:
             return set()
         bridges = {self.kernel.ifindex(v.bridge): v.bridge for v in self.cfg.vnis}
         touched: set[KernelEntry] = set()
-        gone = {(bridges.get(item.bridge_index), ipaddress.ip_address(item.ip)) for item in lost}
-        for entry in [e for e in self.reconciler.owned if isinstance(e, NeighEntry) and (e.device, e.ip) in gone]:
+        owned = self.reconciler.owned
+        for item in lost:
+            bridge = bridges.get(item.bridge_index)
+            if bridge is None:
+                continue
+            try:
+                ip = str(ipaddress.ip_address(item.ip))
+            except ValueError:
+                continue
+            entry = self.rib.wanted_neighbour(bridge, ip)
+            if entry is None or entry not in owned or entry in touched:
+                continue
             self.reconciler.forget(entry)
             touched.add(entry)
             log.warning("event=kernel-dropped-entry kind=neigh device=%s ip=%s mac=%s (re-adding if still wanted)",

@@ -13,7 +13,11 @@ bench-3 runs FRR; network blue widened to 172.16.0.0/14 so 100k VM addresses fit
              the kernel (a netlink monitor in each namespace says when changes stop, a dump of the
              tables confirms), CPU seconds spent meanwhile (/proc/<pid>/stat: agent, agent + its
              gobgpd, zebra + bgpd), peak RSS (VmHWM).
-2. restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
+2. cold      the agent on bench-1 is stopped (SIGSTOP), every entry it made and its ledger are removed,
+             then it is killed and its supervisor starts it afresh with the N routes already in its
+             gobgpd: seconds from the kill until the kernel holds all N again (Python start-up, table
+             read and decode, programming), CPU of the new agent meanwhile.
+   restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
              status file says ready, and until stale removal is settled; RTM_NEWNEIGH / RTM_DELNEIGH
              notifications in bench-1 meanwhile (a restart that rewrites nothing shows 0).
 3. withdraw  the N routes withdrawn at the controller: seconds until none is left in either kernel, CPU.
@@ -61,13 +65,13 @@ from tests.integration.scalekit import (
     withdraw,
 )
 
-LAB = "bench"
+DEFAULT_LAB = "bench"
 LABCTL = str(Path(sys.executable).parent / "labctl")
 SUBNET = "172.16.0.0/14"
+SUBNET_NET = ipaddress.ip_network(SUBNET)
 FAKE_VTEP = ipaddress.IPv4Address("10.0.0.200")
 FIRST_IP = ipaddress.IPv4Address("172.17.0.0")
 VNI, VXLAN, BRIDGE = 100, "vxlan100", "br0"
-AGENT_HOST, FRR_HOST = f"{LAB}-1", f"{LAB}-3"
 MAX_SIZE = 200_000
 IDLE_SAMPLE = 3.0  # seconds of idle CPU measured before each size
 
@@ -84,14 +88,19 @@ def machine() -> str:
     return f"{os.cpu_count()} cores ({model}), {mem // 1024} GiB, Linux {platform.release()}"
 
 
-def topology_document() -> dict[str, object]:
-    """topologies/mixed.yaml as lab `bench`, network blue widened to SUBNET (VM addresses moved into it)."""
+def hosts(lab: str) -> tuple[str, str]:
+    """The agent host and the FRR host of lab `lab`."""
+    return f"{lab}-1", f"{lab}-3"
+
+
+def topology_document(lab: str) -> dict[str, object]:
+    """topologies/mixed.yaml as lab `lab`, network blue widened to SUBNET (VM addresses moved into it)."""
     doc = yaml.safe_load((REPO / "topologies" / "mixed.yaml").read_text())
     old = doc["lab"]
-    doc["lab"] = LAB
+    doc["lab"] = lab
     doc["networks"][0]["subnet"] = SUBNET
     for host in doc["hosts"]:
-        host["name"] = host["name"].replace(f"{old}-", f"{LAB}-", 1)
+        host["name"] = host["name"].replace(f"{old}-", f"{lab}-", 1)
         for vm in host["vms"]:
             vm["ip"] = "172.16.0." + vm["ip"].rsplit(".", 1)[1]
     return doc
@@ -124,6 +133,15 @@ class Side:
         return u.cpu_seconds, u.peak_rss_kib
 
 
+def vm_rss(pid: int) -> int:
+    """Resident set size of `pid` now, KiB (0 if it is gone)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    return next((int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+
+
 def wait_kernel(sides: list[Side], monitors: dict[str, NeighMonitor], want: int, since: float,
                 timeout: float) -> dict[str, tuple[float | None, KernelCount]]:
     """Per side: seconds from `since` until its kernel holds `want` vxlan entries and `want` neighbour
@@ -152,10 +170,11 @@ def wait_kernel(sides: list[Side], monitors: dict[str, NeighMonitor], want: int,
 
 
 def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
+    agent_host, frr_host = hosts(lab.topo.lab)
     routes = FakeVtep(FAKE_VTEP, VNI, f"{lab.topo.controller.asn}:{VNI}", FIRST_IP, size)
     address = f"unix://{lab.plan.files(lab.plan.controller_ns).gobgpd_socket}"
-    agent = Side("agent", AGENT_HOST)
-    frr = Side("frr", FRR_HOST)
+    agent = Side("agent", agent_host)
+    frr = Side("frr", frr_host)
     sides = [agent, frr]
     roles = {"agent": ("agent",), "agent+gobgpd": ("agent", "gobgpd"), "zebra+bgpd": ("zebra", "bgpd")}
     result: dict[str, object] = {"size": size}
@@ -164,11 +183,12 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         return {"agent": agent.usage(roles["agent"])[0], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[0],
                 "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[0]}
 
+    result["rss_before_kib"] = {"agent": vm_rss(agent.pids["agent"]), "zebra+bgpd": sum(vm_rss(frr.pids[r]) for r in ("zebra", "bgpd"))}
     before = cpu()
     time.sleep(IDLE_SAMPLE)  # what the daemons spend doing nothing, for comparison
     after = cpu()
     result["idle_cpu"] = {k: (after[k] - before[k]) / IDLE_SAMPLE for k in before}
-    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+    with NeighMonitor(agent_host) as m1, NeighMonitor(frr_host) as m3:
         monitors = {"agent": m1, "frr": m3}
         before = cpu()
         start = time.monotonic()
@@ -180,17 +200,20 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
     result["rss_kib"] = {"agent": agent.usage(("agent",))[1], "agent+gobgpd": agent.usage(roles["agent+gobgpd"])[1],
                          "zebra+bgpd": frr.usage(roles["zebra+bgpd"])[1],
                          "controller gobgpd": proc_usage([daemon_pids(lab.plan.controller_ns)["gobgpd"]]).peak_rss_kib}
+    result["rss_after_kib"] = {"agent": vm_rss(agent.pids["agent"]), "zebra+bgpd": sum(vm_rss(frr.pids[r]) for r in ("zebra", "bgpd"))}
     for name, (seconds, count) in result["add"].items():  # type: ignore[attr-defined]
         out(f"  N={size}: {name} kernel {'complete' if seconds is not None else f'INCOMPLETE after {timeout:.0f}s'}: "
             f"{count.vxlan} vxlan, {count.bridge} bridge, {count.neigh} neighbour entries")
 
-    out(f"  N={size}: restarting the agent on {AGENT_HOST}")
-    restart = restart_agent(lab, AGENT_HOST)
+    out(f"  N={size}: cold start of the agent on {agent_host}")
+    result["cold"] = cold_start(lab, agent_host, size, timeout)
+    out(f"  N={size}: restarting the agent on {agent_host}")
+    restart = restart_agent(lab, agent_host)
     result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
                          "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned}
     agent.refresh()  # the restarted agent
 
-    with NeighMonitor(AGENT_HOST) as m1, NeighMonitor(FRR_HOST) as m3:
+    with NeighMonitor(agent_host) as m1, NeighMonitor(frr_host) as m3:
         monitors = {"agent": m1, "frr": m3}
         before = cpu()
         start = time.monotonic()
@@ -200,6 +223,54 @@ def run_size(lab: Lab, size: int, timeout: float) -> dict[str, object]:
         after = cpu()
     result["remove_cpu"] = {k: after[k] - before[k] for k in before}
     return result
+
+
+def cold_start(lab: Lab, host: str, size: int, timeout: float) -> dict[str, float | None]:
+    """Kill the agent of `host` after removing its entries and its ledger; seconds until its replacement
+    (started by the supervisor) has all `size` MACs in the kernel again, and that agent's CPU seconds."""
+    old = daemon_pids(host)["agent"]
+    files = lab.plan.files(host)
+    os.kill(old, signal.SIGSTOP)
+    try:
+        with Kernel(netns=host) as kernel:
+            ours = [e for e in kernel.entries([VXLAN], [BRIDGE]) if str(getattr(e, "vtep", "")) == str(FAKE_VTEP)
+                    or (isinstance(e, NeighEntry) and e.ip in SUBNET_NET)]
+            failed = [o for o in kernel.delete_many(ours) if o is not True]
+        if failed:
+            raise RuntimeError(f"cold start: {len(failed)} entries not removed, first: {failed[0]}")
+        for path in (files.agent_state, files.agent_state.with_name(files.agent_state.name + ".journal")):
+            path.unlink(missing_ok=True)
+        if count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP)) != KernelCount(0, 0, 0):
+            raise RuntimeError("cold start: entries left in the kernel after removal")
+    finally:
+        os.kill(old, signal.SIGKILL)
+        os.kill(old, signal.SIGCONT)
+    start = time.monotonic()
+    complete: float | None = None
+    new = 0
+    while time.monotonic() - start < timeout:
+        time.sleep(0.1)
+        if not new and (pid := daemon_pids(host).get("agent", 0)) != old:
+            new = pid
+        count = count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP))
+        if count.vxlan == size and count.neigh == size:
+            complete = time.monotonic() - start
+            break
+    if not new:
+        raise RuntimeError(f"cold start: no agent running on {host} after the kill")
+    wait_ready(lab, host, old, timeout)
+    return {"complete": complete, "cpu": proc_usage([new]).cpu_seconds}
+
+
+def wait_ready(lab: Lab, host: str, old: int, timeout: float) -> None:
+    node = lab.node(host)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = node.agent_status()  # type: ignore[attr-defined]
+        if status.get("pid") not in (None, old) and status.get("ready") and status.get("stale_pending") is False:
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"agent on {host} not ready {timeout:.0f}s after a cold start")
 
 
 # -- Kernel.add_many against iproute2 -------------------------------------------------------------------
@@ -217,7 +288,8 @@ def scratch_namespace(name: str) -> None:
 
 
 def kernel_rates(size: int) -> dict[str, float]:
-    """Seconds to add N MAC entries (vxlan self + bridge master + neighbour) with Kernel.add_many and with iproute2."""
+    """Seconds to add, then to remove, N MAC entries (vxlan self + bridge master + neighbour) with
+    Kernel.add_many / delete_many and with iproute2's `bridge -batch` + `ip -batch`."""
     routes = FakeVtep(FAKE_VTEP, VNI, "65000:100", FIRST_IP, size)
     entries: list[KernelEntry] = []
     for i in range(size):
@@ -233,26 +305,42 @@ def kernel_rates(size: int) -> dict[str, float]:
                     start = time.perf_counter()
                     outcomes = kernel.add_many(entries)
                     seconds[method] = time.perf_counter() - start
+                    check_count(name, method, size)
+                    start = time.perf_counter()
+                    outcomes += kernel.delete_many(entries)
+                    seconds[method + " del"] = time.perf_counter() - start
                 failed = [o for o in outcomes if o is not True]
                 if failed:
-                    raise RuntimeError(f"Kernel.add_many: {len(failed)} entries not added, first: {failed[0]}")
+                    raise RuntimeError(f"Kernel.add_many/delete_many: {len(failed)} entries not done, first: {failed[0]}")
             else:
                 with tempfile.TemporaryDirectory() as tmp:
-                    fdb, neigh = Path(tmp) / "fdb", Path(tmp) / "neigh"
-                    fdb.write_text("".join(f"fdb replace {routes.mac(i)} dev vxlan100 dst {FAKE_VTEP} self permanent\n"
-                                           f"fdb replace {routes.mac(i)} dev vxlan100 master extern_learn\n" for i in range(size)))
-                    neigh.write_text("".join(f"neigh replace {routes.ip(i)} lladdr {routes.mac(i)} dev br0 nud noarp extern_learn\n"
-                                             for i in range(size)))
-                    start = time.perf_counter()
-                    subprocess.run(["ip", "netns", "exec", name, "bridge", "-batch", str(fdb)], check=True, capture_output=True)
-                    subprocess.run(["ip", "netns", "exec", name, "ip", "-batch", str(neigh)], check=True, capture_output=True)
-                    seconds[method] = time.perf_counter() - start
+                    for verb, key in (("replace", method), ("del", method + " del")):
+                        fdb, neigh = Path(tmp) / f"fdb-{verb}", Path(tmp) / f"neigh-{verb}"
+                        extra = " permanent" if verb == "replace" else ""
+                        fdb.write_text("".join(f"fdb {verb} {routes.mac(i)} dev vxlan100 dst {FAKE_VTEP} self{extra}\n"
+                                               f"fdb {verb} {routes.mac(i)} dev vxlan100 master"
+                                               f"{' extern_learn' if verb == 'replace' else ''}\n" for i in range(size)))
+                        neigh.write_text("".join(f"neigh replace {routes.ip(i)} lladdr {routes.mac(i)} dev br0 nud noarp extern_learn\n"
+                                                 if verb == "replace" else f"neigh del {routes.ip(i)} dev br0\n"
+                                                 for i in range(size)))
+                        start = time.perf_counter()
+                        subprocess.run(["ip", "netns", "exec", name, "bridge", "-batch", str(fdb)], check=True, capture_output=True)
+                        subprocess.run(["ip", "netns", "exec", name, "ip", "-batch", str(neigh)], check=True, capture_output=True)
+                        seconds[key] = time.perf_counter() - start
+                        if verb == "replace":
+                            check_count(name, method, size)
             count = count_kernel(name, VXLAN, BRIDGE, str(FAKE_VTEP))
-            if (count.vxlan, count.bridge, count.neigh) != (size, size, size):
-                raise RuntimeError(f"{method}: kernel holds {count}, expected {size} of each")
+            if (count.vxlan, count.bridge, count.neigh) != (0, 0, 0):
+                raise RuntimeError(f"{method}: kernel holds {count} after removal, expected none")
         finally:
             subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
     return seconds
+
+
+def check_count(namespace: str, method: str, size: int) -> None:
+    count = count_kernel(namespace, VXLAN, BRIDGE, str(FAKE_VTEP))
+    if (count.vxlan, count.bridge, count.neigh) != (size, size, size):
+        raise RuntimeError(f"{method}: kernel holds {count}, expected {size} of each")
 
 
 # -- report -----------------------------------------------------------------------------------------
@@ -291,8 +379,18 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
             f"{ratio(rss['agent'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
         out(f"{n:7d} {'peak':9} {'rss +gobgpd MiB':18} {rss['agent+gobgpd'] / 1024:9.1f}M {rss['zebra+bgpd'] / 1024:9.1f}M "  # type: ignore[index]
             f"{ratio(rss['agent+gobgpd'], rss['zebra+bgpd']):>10}")  # type: ignore[index]
+        before, after = r["rss_before_kib"], r["rss_after_kib"]  # type: ignore[index]
+        out(f"{n:7d} {'rss':9} {'before -> holding N':18} agent {before['agent'] / 1024:.1f} -> {after['agent'] / 1024:.1f} MiB "  # type: ignore[index]
+            f"({(after['agent'] - before['agent']) * 1024 / n:.0f} B/route), zebra+bgpd {before['zebra+bgpd'] / 1024:.1f} -> "  # type: ignore[index]
+            f"{after['zebra+bgpd'] / 1024:.1f} MiB ({(after['zebra+bgpd'] - before['zebra+bgpd']) * 1024 / n:.0f} B/route)")  # type: ignore[index]
         out(f"{n:7d} {'inject':9} {'controller':18} {r['inject_s']:9.2f}s (AddPathStream; withdraw {r['withdraw_s']:.2f}s; "
             f"controller gobgpd peak RSS {rss['controller gobgpd'] / 1024:.0f} MiB)")  # type: ignore[index]
+    out()
+    out("agent cold start with N routes in its gobgpd (bench-1: kernel entries and ledger removed, agent killed)")
+    out(f"{'N':>7} {'kernel complete':>16} {'cpu of the new agent':>21}")
+    for r in results:
+        c = r["cold"]  # type: ignore[index]
+        out(f"{r['size']:7d} {fmt(c['complete']):>16} {fmt(c['cpu']):>21}")  # type: ignore[index]
     out()
     out("agent restart with N programmed (bench-1)")
     out(f"{'N':>7} {'ready':>8} {'settled':>8} {'NEWNEIGH':>9} {'DELNEIGH':>9} {'on injected':>12} {'overruns':>9} {'owned':>8}")
@@ -302,16 +400,18 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
     if kernel:
         out()
         out("kernel programming, N MACs = 3N netlink requests (vxlan self + bridge master + neighbour), scratch namespace")
-        out(f"{'N':>7} {'add_many':>9} {'iproute2':>9} {'add_many MAC/s':>15} {'iproute2 MAC/s':>15} {'speed vs iproute2':>18}")
+        out(f"{'N':>7} {'op':>4} {'Kernel':>9} {'iproute2':>9} {'Kernel MAC/s':>13} {'iproute2 MAC/s':>15} {'speed vs iproute2':>18}")
         for n, s in kernel.items():
-            out(f"{n:7d} {s['add_many']:8.2f}s {s['iproute2']:8.2f}s {n / s['add_many']:15.0f} {n / s['iproute2']:15.0f} "
-                f"{s['iproute2'] / s['add_many']:17.2f}x")
+            for op, suffix in (("add", ""), ("del", " del")):
+                ours, ref = s["add_many" + suffix], s["iproute2" + suffix]
+                out(f"{n:7d} {op:>4} {ours:8.2f}s {ref:8.2f}s {n / ours:13.0f} {n / ref:15.0f} {ref / ours:17.2f}x")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="1000,10000", help="comma-separated N (at most 200000)")
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for a kernel to follow")
+    parser.add_argument("--lab", default=DEFAULT_LAB, help="name of the lab to bring up (and remove)")
     parser.add_argument("--skip-kernel", action="store_true", help="leave out Kernel.add_many vs iproute2")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
@@ -333,14 +433,15 @@ def main() -> int:
     kernel: dict[int, dict[str, float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         topo = Path(tmp) / "bench.yaml"
-        topo.write_text(yaml.safe_dump(topology_document(), sort_keys=False))
+        topo.write_text(yaml.safe_dump(topology_document(args.lab), sort_keys=False))
         try:
             started = time.monotonic()
             up = labctl("up", str(topo))
             if up.returncode != 0:
                 raise RuntimeError(f"labctl up failed: {(up.stderr or up.stdout).strip()[-2000:]}")
-            out(f"lab {LAB} up in {time.monotonic() - started:.1f}s ({AGENT_HOST}: gobgpd + evpn-agent, {FRR_HOST}: FRR)")
-            lab = Lab.open(LAB)
+            agent_host, frr_host = hosts(args.lab)
+            out(f"lab {args.lab} up in {time.monotonic() - started:.1f}s ({agent_host}: gobgpd + evpn-agent, {frr_host}: FRR)")
+            lab = Lab.open(args.lab)
             for size in sizes:
                 out(f"  N={size}: injecting")
                 try:
@@ -350,9 +451,9 @@ def main() -> int:
                     break
                 report(results[-1:], {})
         finally:
-            down = labctl("down", LAB)
+            down = labctl("down", args.lab)
             if down.returncode != 0:
-                out(f"labctl down {LAB} failed: {down.stderr.strip()}")
+                out(f"labctl down {args.lab} failed: {down.stderr.strip()}")
             signal.signal(signal.SIGTERM, previous)
     if not args.skip_kernel:
         for size in sizes:

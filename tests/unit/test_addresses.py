@@ -5,7 +5,7 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.addresses import host_ip_problem, vtep_problem
@@ -85,3 +85,18 @@ def test_host_in_subnet_iff_inside_and_not_network_or_broadcast(n: int) -> None:
     addr = ipaddress.IPv4Address(n)
     ok = host_ip_problem(addr, [NET]) is None
     assert ok == (addr in NET and addr not in (NET.network_address, NET.broadcast_address))
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.one_of(st.integers(0, 0xFFFFFFFF), st.sampled_from([0, 0x7F000001, 0xE0000001, 0xFFFFFFFF, 0x00000001, 0xA9FE0101,
+                                                                0xF0000001, 0xEFFFFFFF, 0xDFFFFFFF, 0x0A000001])))
+def test_the_ipv4_integer_checks_are_ipaddress_s(n: int) -> None:
+    """_v4_problem (the fast path) says what the ipaddress properties say, in the same order."""
+    from agent.addresses import _v4_problem
+
+    addr = ipaddress.IPv4Address(n)
+    expected = next((why for test, why in (
+        (addr.is_unspecified, "unspecified"), (addr.is_loopback, "loopback"), (addr.is_multicast, "multicast"),
+        (addr == ipaddress.IPv4Address("255.255.255.255"), "broadcast"), (addr in ipaddress.ip_network("0.0.0.0/8"), "in 0.0.0.0/8 (this network)"),
+        (addr.is_link_local, "link-local"), (addr.is_reserved, "reserved (240.0.0.0/4)")) if test), None)
+    assert _v4_problem(n) == expected

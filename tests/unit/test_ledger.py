@@ -8,11 +8,12 @@ import os
 import stat
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from agent.entries import NeighEntry
+from agent.entries import FdbEntry, NeighEntry
 from agent.ledger import COMPACT_MIN_LINES, Ledger
 from agent.reconcile import Plan, Reconciler
-
 from tests.unit.builders import E, FakeKernel, N, U
 
 A = E("vx100", "10.0.0.2")
@@ -226,3 +227,12 @@ def test_ledger_files_are_for_root_only_whatever_the_umask(tmp_path) -> None:
         os.umask(old)
     for file in (path, tmp_path / "owned.json.journal"):
         assert stat.S_IMODE(file.stat().st_mode) == 0o600
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(min_size=1, max_size=15), st.text(min_size=1, max_size=17), st.ip_addresses(), st.booleans(), st.sampled_from("+-"))
+def test_journal_lines_are_what_json_dumps_writes(device: str, mac: str, ip: object, fdb: bool, op: str) -> None:
+    from agent.ledger import _line, _row
+
+    entry = FdbEntry(device, mac, ip) if fdb else NeighEntry(device, ip, mac)  # type: ignore[arg-type]
+    assert _line(op, entry) == json.dumps([op, *_row(entry)])

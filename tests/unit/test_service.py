@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -19,7 +19,6 @@ from agent.events import LocalMacsChanged, WorkerFailed
 from agent.localmacs import LocalMac, LocalMacEvent
 from agent.routes import EvpnRoute, MacIpRoute, RouteEvent
 from agent.service import Agent
-
 from tests.unit.builders import CFG, E, FakeKernel, U, add, imet, macip, withdraw
 
 VM = LocalMac(100, "02:00:00:00:00:01")
@@ -63,15 +62,15 @@ class FakeGobgp:
         raise GobgpUnavailable("closed")
 
 
-class FakeIpr:
-    def fdb(self, *_: object, **__: object) -> list[object]:
+class FakeBulk:
+    def dump_fdb(self, *_: object, **__: object) -> list[object]:
         return []
 
 
 class Kernel(FakeKernel):
     """FakeKernel plus the device queries the agent makes at start-up."""
 
-    ipr = FakeIpr()
+    bulk = FakeBulk()
 
     def ifindex(self, device: str) -> int | None:
         return {"vx100": 11, "br100": 10, "vx200": 21, "br200": 20}.get(device)
@@ -104,7 +103,7 @@ class Running:
         except BaseException as exc:  # noqa: BLE001 - handed to the test
             self.error = exc
 
-    def __enter__(self) -> "Running":
+    def __enter__(self) -> Running:
         self.thread.start()
         return self
 
