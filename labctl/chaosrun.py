@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from itertools import combinations
 
 from agent.errors import GobgpUnavailable
+from agent.routes import MacIpRoute
 
 from . import faults, migrate, netns, observe, portsec, probes
 from .capture import send_frames
@@ -50,6 +51,7 @@ log = logging.getLogger("evpn.labctl.chaos")
 
 Progress = Callable[[str], None]
 BURST_GAP = 0.3  # seconds a VM keeps each MAC of a burst (the agent learns and advertises it meanwhile)
+LEARN_TIMEOUT = 5.0  # seconds the MACs of a burst may take to reach the controller
 ROLE = {AGENT_KILL: "agent", GOBGPD_KILL: "gobgpd", CONTROLLER_KILL: "gobgpd"}
 
 
@@ -135,10 +137,15 @@ def judge(lab: Lab) -> tuple[list[str], float]:
 # -- faults ------------------------------------------------------------------------------------------
 
 
+def _controller_macs(lab: Lab) -> set[str]:
+    return {e.route.mac for e in observe.read_rib(lab, lab.plan.controller_ns) if isinstance(e.route, MacIpRoute)}
+
+
 def mac_burst(lab: Lab, vm_name: str, macs: tuple[str, ...], gap: float = BURST_GAP) -> None:
     """The VM takes each of `macs` in turn (its port admitting them meanwhile, as a cloud updates a port)
-    and says something with each, so its bridge learns it; then its own MAC comes back, the port forgets
-    the others (as a hypervisor flushes a port whose MAC changed) and the VM announces itself."""
+    and says something with each, so its bridge learns it; once the controller holds a route for each, its
+    own MAC comes back, the port forgets the others (as a hypervisor flushes a port whose MAC changed) and
+    the VM announces itself. The invariants then want every route of the burst withdrawn everywhere."""
     host, vm = lab.vm(vm_name)
     port, vm_ns = lab.plan.vm_port(vm), lab.plan.vm_ns(vm)
     broadcast = str(lab.topo.network(vm.network).subnet.broadcast_address)
@@ -150,6 +157,8 @@ def mac_burst(lab: Lab, vm_name: str, macs: tuple[str, ...], gap: float = BURST_
             netns.set_mac(vm_ns, VM_IFNAME, mac)
             send_frames(vm_ns, probes.udp_broadcast(mac, str(vm.ip), broadcast), count=1)
             time.sleep(gap)
+        # the burst counts only if it was learned: every MAC of it advertised and at the controller
+        observe.wait_until(f"the controller to learn {vm.name}'s burst MACs", lambda: set(macs) <= _controller_macs(lab), LEARN_TIMEOUT, 0.05)
     finally:
         netns.set_mac(vm_ns, VM_IFNAME, vm.mac)
         portsec.load(host.name, portsec.port_rules(port, own))
