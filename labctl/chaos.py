@@ -77,7 +77,12 @@ class Layout:
         return [h for h in self.hosts if role in self.roles.get(h, frozenset())]
 
     def move_targets(self, vm: str) -> list[str]:
-        return [h for h in self.hosts if h != self.placement[vm] and self.vm_network[vm] in self.host_networks.get(h, frozenset())]
+        """Where `vm` may go: another host with its network, and only from a host it does not leave empty
+        (every host keeps a VM, so a fault on it always has traffic across it to measure)."""
+        source = self.placement[vm]
+        if sum(1 for h in self.placement.values() if h == source) < 2:
+            return []
+        return [h for h in self.hosts if h != source and self.vm_network[vm] in self.host_networks.get(h, frozenset())]
 
 
 @dataclass(frozen=True)
@@ -102,7 +107,7 @@ class Fault:
 
 class Scheduler:
     """The faults of one seed, in order. A VM move always takes one of the VMs moved least so far, so no
-    MAC moves often enough to trip duplicate detection (5 moves in 180 s)."""
+    MAC moves often enough to trip duplicate detection (5 moves in 180 s), and never empties a host."""
 
     def __init__(self, seed: int, layout: Layout, kinds: Sequence[str] = KINDS) -> None:
         self.rng = random.Random(seed)

@@ -45,7 +45,7 @@ from .errors import LabError
 from .interrupts import INTERRUPT
 from .lab import Lab
 from .plan import VM_IFNAME
-from .topology import Vm
+from .topology import Host, Vm
 
 log = logging.getLogger("evpn.labctl.chaos")
 
@@ -185,18 +185,23 @@ def _pair_behind(lab: Lab, host_name: str, avoid: str) -> tuple[Vm, Vm]:
     return faults.pair_across(lab, None)
 
 
+def _pair_across(lab: Lab, host: Host | None) -> tuple[Vm, Vm]:
+    """A ping across `host` (any two hosts' VMs if it has none plugged, or for the controller)."""
+    return faults.pair_across(lab, host if host is not None and host.attached else None)
+
+
 def injection(lab: Lab, fault: Fault) -> Injection:
     if fault.kind in ROLE:
         role, node = ROLE[fault.kind], fault.target
         ns_name = faults.node_ns(lab, node)
         host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
         old: list[int] = []
-        return Injection(faults.pair_across(lab, host), lambda: old.append(faults.kill_daemon(lab, node, role)) and None,
+        return Injection(_pair_across(lab, host), lambda: old.append(faults.kill_daemon(lab, node, role)) and None,
                          lambda: faults.restarted(lab, ns_name, role, old[0]))
     if fault.kind == LINK_FLAP:
         ns_name = faults.node_ns(lab, fault.target)
         host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
-        return Injection(faults.pair_across(lab, host), lambda: faults.flap(lab, fault.target, fault.down_for), lambda: True)
+        return Injection(_pair_across(lab, host), lambda: faults.flap(lab, fault.target, fault.down_for), lambda: True)
     if fault.kind == VM_MOVE:
         source, vm = lab.vm(fault.target)
         try:
@@ -212,7 +217,10 @@ def injection(lab: Lab, fault: Fault) -> Injection:
 
 def run_step(lab: Lab, fault: Fault, timeout: float) -> StepResult:
     """Do one fault under a 10 ms ping and wait until every invariant holds again (at most `timeout` s)."""
-    inj = injection(lab, fault)
+    try:
+        inj = injection(lab, fault)
+    except LabError as exc:
+        return StepResult(fault, None, None, "", (f"cannot set the fault up: {exc}",))
     ended: list[float] = []
     converged: list[float] = []
     last: list[str] = []
