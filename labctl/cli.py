@@ -364,6 +364,68 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None, as
         sys.exit(1)
 
 
+def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> float:
+    from .chaos import parse_duration
+
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _kinds(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[str, ...]:
+    from .chaos import KINDS, parse_kinds
+
+    try:
+        return parse_kinds(value) if value else KINDS
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command(epilog=example("labctl chaos --duration 10m", "labctl chaos --seed 456 --duration 90s --faults agent-kill,link-flap"))
+@lab_option
+@click.option("--duration", default="10m", show_default=True, callback=_duration, help="how long to keep injecting faults: 600, 90s, 10m, 1h")
+@click.option("--seed", type=click.IntRange(0), help="replay the faults of an earlier run (default: a random seed, printed first)")
+@click.option("--faults", "kinds", callback=_kinds, help="comma-separated kinds to draw from (default: all): "
+              "agent-kill, gobgpd-kill, controller-kill, link-flap, vm-move, mac-burst")
+@click.option("--timeout", type=click.FloatRange(1), default=45.0, show_default=True, help="seconds a fault may take until every invariant holds again")
+@clean_errors
+def chaos(lab_name: str | None, duration: float, seed: int | None, kinds: tuple[str, ...], timeout: float) -> None:
+    """Random faults for --duration, each followed by a wait until every invariant holds again (FDB = RIB,
+    controller RIB = union of the hosts', no orphan route, every VM pair pings). Exit 1 on the first that
+    does not hold within --timeout; the seed replays the run."""
+    import random
+
+    from .chaosrun import run
+    from .lab import Lab
+
+    seed = seed if seed is not None else random.SystemRandom().randrange(2**32)
+    console.print(f"chaos seed [bold]{seed}[/bold] (replay: labctl chaos --seed {seed})", highlight=False)
+    lab = Lab.open(resolve_lab(lab_name))
+    start = time.monotonic()
+    summary = run(lab, seed, duration, kinds, timeout,
+                  lambda m: console.print(f"  [dim]{time.monotonic() - start:6.1f}s[/dim] {m}", highlight=False))
+    render_chaos(summary, lab.topo.lab)
+    if not summary.ok:
+        sys.exit(1)
+
+
+def render_chaos(summary: Any, lab_name: str) -> None:
+    table = Table(title=f"labctl chaos: lab {lab_name}, seed {summary.seed}, {summary.elapsed:.0f}s")
+    for column in ("fault", "survived", "failed", "worst convergence", "worst loss"):
+        table.add_column(column)
+    for kind, (good, bad) in summary.by_kind().items():
+        conv, loss = summary.worst_convergence(kind), summary.worst_loss(kind)
+        table.add_row(kind, str(good), f"[red]{bad}[/red]" if bad else "0",
+                      f"{conv.convergence:.2f}s (step {conv.fault.step})" if conv else "-",
+                      f"{loss.lost_ms} ms (step {loss.fault.step})" if loss else "-")
+    console.print(table)
+    console.print(summary.headline(), highlight=False, soft_wrap=True)
+    for failed in summary.failures:
+        console.print(f"[red]FAILED[/red] step {failed.fault.step} ({failed.fault.describe()}), seed {summary.seed}: "
+                      f"{'; '.join(failed.problems)}. Replay: labctl chaos --seed {summary.seed}", highlight=False, soft_wrap=True)
+
+
 @main.command(epilog=example("labctl logs evpn-1 -n 100", "labctl logs controller -f"))
 @click.argument("node", required=False)
 @lab_option

@@ -169,3 +169,17 @@ def sysctl(ns_name: str, key: str, value: str) -> None:
     """Write /proc/sys/<key> inside a namespace."""
     with inside(ns_name), open(f"/proc/sys/{key.replace('.', '/')}", "w") as handle:
         handle.write(value)
+
+
+def set_mac(ns_name: str, ifname: str, mac: str) -> None:
+    """Give `ifname` in `ns_name` another MAC address (live: veth allows it while up)."""
+    with ns(ns_name) as ip:
+        ip.link("set", index=_index(ip, ifname, ns_name), address=mac)
+
+
+def forget_fdb(ns_name: str, port: str, mac: str) -> bool:
+    """Remove what the bridge learned of `mac` on `port` (`bridge fdb del MAC dev PORT master`), as a
+    hypervisor does when it gives a port another MAC. False if there was no such entry."""
+    result = subprocess.run(["ip", "netns", "exec", ns_name, "bridge", "fdb", "del", mac, "dev", port, "master"],
+                            capture_output=True, text=True, timeout=10, check=False)
+    return result.returncode == 0

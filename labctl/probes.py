@@ -58,3 +58,9 @@ def send_ip(ns_name: str, packet: IP, count: int = 3) -> None:
         raw = bytes(packet)
         for _ in range(count):
             sock.sendto(raw, (packet[IP].dst, 0))
+
+
+def udp_broadcast(mac: str, ip: str, broadcast: str) -> bytes:
+    """A harmless frame that makes a bridge learn `mac`: UDP to the discard port of the subnet's broadcast
+    address, from a VM's own address (no ARP: nobody learns an IP address from it)."""
+    return bytes(Ether(src=mac, dst="ff:ff:ff:ff:ff:ff") / IP(src=ip, dst=broadcast, ttl=1) / UDP(sport=9, dport=9) / Raw(b"evpn-lab chaos"))

@@ -5,6 +5,7 @@ this module reads nothing itself."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from itertools import combinations
 from typing import Callable
@@ -73,6 +74,22 @@ def host_pairs(alive: list[Host]) -> tuple[list[tuple[Host, Host]], str]:
 # -- control plane ---------------------------------------------------------------------
 
 
+def flood_diff(rib: Iterable[RouteEvent], fdb: Iterable[FdbEntry], vtep: str, vni: int, device: str) -> tuple[set[str], set[str]]:
+    """(VTEPs a vxlan device floods to, remote VTEPs the RIB's Type-3 routes of `vni` name)."""
+    kernel = {str(e.vtep) for e in fdb if e.device == device and e.is_flood}
+    return kernel, set(imet_vteps(rib, vni)) - {vtep}
+
+
+def unicast_diff(rib: list[RouteEvent], fdb: Iterable[FdbEntry], local: frozenset[str], vtep: str, vni: int,
+                 device: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(MAC -> VTEP of a vxlan device's unicast entries, MAC -> VTEP the RIB's winning remote Type-2
+    routes of `vni` say, leaving out MACs this host holds itself: a local winner has no entry)."""
+    have = {e.mac: str(e.vtep) for e in fdb if e.device == device and not e.is_flood}
+    want = {m: v for m, v in expected_macs(rib, vtep, vni).items() if f"{vni}/{m}" not in local}
+    return have, want
+
+
+
 def check_own_vtep(lab: Lab, snap: Snapshot) -> CheckResult:
     bad, good = [], []
     for host in lab.hosts_alive():
@@ -116,9 +133,8 @@ def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:
     alive = lab.hosts_alive()
     for host in alive:
         for net in lab.plan.host_networks(host):
-            kernel = {str(e.vtep) for e in snap.fdb.get(host.name, set()) if e.device == net.vxlan_device and e.is_flood}
+            kernel, rib = flood_diff(snap.ribs.get(host.name, []), snap.fdb.get(host.name, set()), str(host.vtep), net.vni, net.vxlan_device)
             expected = {str(o.vtep) for o in alive if o is not host and net in lab.plan.host_networks(o)}
-            rib = set(imet_vteps(snap.ribs.get(host.name, []), net.vni)) - {str(host.vtep)}
             if kernel != expected:
                 problems.append(f"{host.name} {net.vxlan_device}: flood list {sorted(kernel)} != live VTEPs {sorted(expected)}")
             if kernel != rib:
@@ -201,11 +217,9 @@ def check_mac_tables(lab: Lab) -> CheckResult:
     for host in lab.hosts_alive():
         rib = read_rib(lab, host.name)
         fdb = read_fdb(lab, host)
-        local = {m.key for m in lab.node(host).local_macs(rib)}
+        local = frozenset(m.key for m in lab.node(host).local_macs(rib))
         for net in lab.plan.host_networks(host):
-            want = expected_macs(rib, str(host.vtep), net.vni)
-            have = {e.mac: str(e.vtep) for e in fdb if e.device == net.vxlan_device and not e.is_flood}
-            want = {m: v for m, v in want.items() if f"{net.vni}/{m}" not in local}  # a local winner has no entry
+            have, want = unicast_diff(rib, fdb, local, str(host.vtep), net.vni, net.vxlan_device)
             if have != want:
                 diff = sorted(set(have.items()) ^ set(want.items()))
                 problems.append(f"{host.name} vni {net.vni}: kernel and RIB differ on {diff[:4]}")
