@@ -165,8 +165,9 @@ def arp_frame(mac: str, ip: str, target: str) -> bytes:
 
 
 @contextlib.contextmanager
-def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only) -> Iterator[dict[str, Capture]]:
-    """Capture on several (namespace, interface) points at once; stops them all on exit."""
+def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only, settle: float = 0.2) -> Iterator[dict[str, Capture]]:
+    """Capture on several (namespace, interface) points at once; stops them all on exit, `settle` seconds
+    after the block (packets in flight; longer on impaired links)."""
     caps: dict[str, Capture] = {}
     try:
         for ns_name, ifname in points:
@@ -174,7 +175,7 @@ def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only) -> It
         time.sleep(0.1)
         yield caps
     finally:
-        time.sleep(0.2)  # the last packets in flight: waited for once, not once per point (50 uplinks: 10 s)
+        time.sleep(settle)  # the last packets in flight: waited for once, not once per point (50 uplinks: 10 s)
         for cap in caps.values():
             cap.request_stop()
         for cap in caps.values():
