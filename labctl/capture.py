@@ -10,7 +10,8 @@ import time
 from dataclasses import dataclass
 from typing import Callable, Iterator
 
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Packet
@@ -50,6 +51,50 @@ def decode_vxlan(pkt: Packet) -> VxlanFrame | None:
         src_ip, dst_ip = inner[ARP].psrc, inner[ARP].pdst
         kind = "arp"
     return VxlanFrame(pkt[IP].src, pkt[IP].dst, int(pkt[VXLAN].vni), inner.src.lower(), inner.dst.lower(), src_ip, dst_ip, kind)
+
+
+# -- one line per packet (labctl capture's live view), pure -------------------------------------
+
+ARP_OPS = {1: "who-has", 2: "is-at"}
+
+
+def _l3(pkt: Packet) -> str:
+    """The network-layer part of a line: ARP, IPv4/IPv6 with ICMP, TCP or UDP details, else scapy's summary."""
+    if ARP in pkt:
+        arp = pkt[ARP]
+        if arp.op == 1:
+            return f"ARP who-has {arp.pdst} tell {arp.psrc}"
+        if arp.op == 2:
+            return f"ARP {arp.psrc} is-at {arp.hwsrc}"
+        return f"ARP op {arp.op} {arp.psrc} > {arp.pdst}"
+    ip = pkt[IP] if IP in pkt else pkt[IPv6] if IPv6 in pkt else None
+    if ip is None:
+        return f"ethertype 0x{pkt.type:04x}, length {len(pkt)}" if isinstance(pkt, Ether) else pkt.summary()
+    family = "IP" if isinstance(ip, IP) else "IP6"
+    if ICMP in pkt:
+        icmp = pkt[ICMP]
+        kind = {0: "echo-reply", 8: "echo-request"}.get(int(icmp.type), f"type {icmp.type} code {icmp.code}")
+        extra = f" id {icmp.id} seq {icmp.seq}" if icmp.type in (0, 8) else ""
+        return f"{family} {ip.src} > {ip.dst} ICMP {kind}{extra}"
+    for proto, name in ((TCP, "TCP"), (UDP, "UDP")):
+        if proto in pkt:
+            seg = pkt[proto]
+            flags = f" [{seg.flags}]" if proto is TCP else ""
+            return f"{family} {ip.src}.{seg.sport} > {ip.dst}.{seg.dport} {name}{flags} len {len(seg.payload)}"
+    return f"{family} {ip.src} > {ip.dst} proto {ip.proto if isinstance(ip, IP) else ip.nh}"
+
+
+def _frame(pkt: Packet) -> str:
+    macs = f"{pkt.src} > {pkt.dst}, " if isinstance(pkt, Ether) else ""
+    return macs + _l3(pkt)
+
+
+def summary_line(pkt: Packet) -> str:
+    """One line for a captured frame; a VXLAN packet as `outer src > dst VNI n: inner frame`."""
+    if IP in pkt and UDP in pkt and VXLAN in pkt and VXLAN_PORT in (pkt[UDP].dport, pkt[UDP].sport):
+        inner = pkt[VXLAN].payload
+        return f"{pkt[IP].src} > {pkt[IP].dst} VNI {int(pkt[VXLAN].vni)}: " + (_frame(inner) if inner else "(no inner frame)")
+    return _frame(pkt)
 
 
 Predicate = Callable[[Packet], bool]
@@ -120,8 +165,9 @@ def arp_frame(mac: str, ip: str, target: str) -> bytes:
 
 
 @contextlib.contextmanager
-def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only) -> Iterator[dict[str, Capture]]:
-    """Capture on several (namespace, interface) points at once; stops them all on exit."""
+def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only, settle: float = 0.2) -> Iterator[dict[str, Capture]]:
+    """Capture on several (namespace, interface) points at once; stops them all on exit, `settle` seconds
+    after the block (packets in flight; longer on impaired links)."""
     caps: dict[str, Capture] = {}
     try:
         for ns_name, ifname in points:
@@ -129,7 +175,7 @@ def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only) -> It
         time.sleep(0.1)
         yield caps
     finally:
-        time.sleep(0.2)  # the last packets in flight: waited for once, not once per point (50 uplinks: 10 s)
+        time.sleep(settle)  # the last packets in flight: waited for once, not once per point (50 uplinks: 10 s)
         for cap in caps.values():
             cap.request_stop()
         for cap in caps.values():

@@ -561,5 +561,93 @@ def events(lab_name: str | None, follow: bool, as_json: bool, nodes: tuple[str, 
             sys.stdout.flush()
 
 
+@main.command()
+@click.argument("target", metavar="NODE[:INTERFACE]")
+@click.option("-w", "--write", "out", type=click.Path(dir_okay=False, path_type=Path), help="write a pcap file (Wireshark) instead of printing")
+@click.option("-c", "--count", type=click.IntRange(min=1), help="stop after this many packets")
+@click.option("--filter", "bpf", help="BPF capture filter, as tcpdump's (e.g. 'udp port 4789')")
+@lab_option
+@clean_errors
+def capture(target: str, out: Path | None, count: int | None, bpf: str | None, lab_name: str | None) -> None:
+    """Capture packets on a node's interface: a pcap file (-w) or one line per packet, VXLAN shown with its
+    VNI and inner frame. NODE: a hypervisor (default interface: uplink), 'controller' (uplink), 'underlay'
+    (all its interfaces) or a VM (eth0); NODE:INTERFACE picks one. Ctrl-C stops.
+
+    \b
+    Examples:
+      labctl capture evpn-1 --count 4 --filter 'udp port 4789'
+      10:41:02.113207 10.0.0.101 > 10.0.0.102 VNI 100: 02:00:00:00:01:01 > 02:00:00:00:02:04, IP 192.168.100.11 > 192.168.100.24 ICMP echo-request id 7 seq 1
+      labctl capture evpn-1 -w vxlan.pcap --count 100     # then: wireshark vxlan.pcap
+      labctl capture vm1 --filter arp                     # inside a VM, on its eth0
+      labctl capture evpn-2:br0                           # another interface of a node
+    """
+    from . import sniff
+    from .lab import Lab
+
+    lab = Lab.open(resolve_lab(lab_name))
+    point = sniff.resolve(lab.plan, target)
+    if bpf:
+        sniff.check_filter(point, bpf)
+    where = f"{point.label}" + (f" (filter {bpf!r})" if bpf else "")
+    if out is None:
+        err_console.print(f"[dim]capturing on {where}; Ctrl-C stops[/dim]", highlight=False)
+        shown = sniff.live(point, count, bpf, lambda line: click.echo(line))
+        err_console.print(f"[dim]{shown} packets[/dim]", highlight=False)
+        return
+    err_console.print(f"[dim]capturing on {where} into {out}; Ctrl-C stops[/dim]", highlight=False)
+    sniff.to_file(point, out.resolve(), count, bpf)
+    total, vnis = sniff.pcap_summary(out)
+    per_vni = ", ".join(f"VNI {vni}: {n}" for vni, n in sorted(vnis.items()))
+    console.print(f"wrote {total} packets to {out}" + (f" ({sum(vnis.values())} VXLAN: {per_vni})" if vnis else ""), highlight=False)
+
+
+@main.command()
+@click.argument("host")
+@click.option("--delay", "delay_ms", type=click.FloatRange(0, 10_000), help="milliseconds added to every packet HOST sends")
+@click.option("--jitter", "jitter_ms", type=click.FloatRange(0, 10_000), help="± milliseconds around the delay (uniform)")
+@click.option("--loss", "loss_pct", type=click.FloatRange(0, 100), help="percent of HOST's packets dropped")
+@click.option("--clear", is_flag=True, help="remove every impairment of HOST's uplink")
+@lab_option
+@clean_errors
+def netem(host: str, delay_ms: float | None, jitter_ms: float | None, loss_pct: float | None, clear: bool, lab_name: str | None) -> None:
+    """Impair hypervisor HOST's uplink: delay, jitter and loss of what HOST sends (one-way: a ping to an
+    equally impaired host sees twice the delay). Options not given keep their value; no option shows the
+    current setting. Also settable per host in the topology: netem: {delay_ms: 50, jitter_ms: 5, loss_pct: 1}.
+
+    \b
+    Examples:
+      labctl netem evpn-1 --delay 50 --jitter 5 --loss 1
+      evpn-1: uplink impaired: delay 50 ms, jitter 5 ms, loss 1% (userspace delay line)
+      labctl netem evpn-1            # show
+      labctl netem evpn-1 --clear
+    """
+    from . import netem as impair
+    from .lab import Lab
+    from .topology import Netem
+
+    lab = Lab.open(resolve_lab(lab_name))
+    current = lab.host(host).netem
+    if clear and any(v is not None for v in (delay_ms, jitter_ms, loss_pct)):
+        raise LabError("--clear takes no --delay, --jitter or --loss")
+    if not clear and all(v is None for v in (delay_ms, jitter_ms, loss_pct)):
+        state = impair.read(lab.plan, host) if host not in lab.state.down_hosts else None
+        shown = state.describe() if state else "clean"
+        console.print(f"{host}: uplink {shown}" + (f" (topology: {current.describe()}; host down)" if current and not state else ""), highlight=False)
+        return
+    base = current or Netem()
+    wanted = None if clear else Netem(base.delay_ms if delay_ms is None else delay_ms,
+                                      base.jitter_ms if jitter_ms is None else jitter_ms,
+                                      base.loss_pct if loss_pct is None else loss_pct)
+    if wanted == Netem():
+        wanted = None
+    mechanism = lab.set_netem(host, wanted)
+    if wanted is None:
+        console.print(f"{host}: uplink clean", highlight=False)
+    elif mechanism is None:
+        console.print(f"{host}: down; uplink impairment {wanted.describe()} applies when revived", highlight=False)
+    else:
+        console.print(f"{host}: uplink impaired: {wanted.describe()} ({mechanism})", highlight=False)
+
+
 if __name__ == "__main__":
     main()

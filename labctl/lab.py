@@ -16,7 +16,7 @@ from typing import Callable
 
 from protos import dist
 
-from . import actionlog, build, daemons, keeper, netns, observe
+from . import actionlog, build, daemons, keeper, netem, netns, observe
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
@@ -26,7 +26,7 @@ from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, LabPlan, NodeFiles, 
 from .rundir import write_private
 from .state import LabState, load
 from .errors import TopologyError
-from .topology import Host, Topology, Vm, check_lab_name, parse_topology
+from .topology import Host, Netem, Topology, Vm, check_lab_name, parse_topology
 
 log = logging.getLogger("evpn.labctl.lab")
 
@@ -122,6 +122,10 @@ class Lab:
             for host in topo.hosts:
                 progress(f"hypervisor {host.name}: namespace, uplink, bridge, vxlan, VMs")
                 build.host(lab.plan, host)
+            for host in topo.hosts:
+                if host.netem is not None:
+                    progress(f"hypervisor {host.name}: uplink impairment {host.netem.describe()}")
+                    lab.impair(host)
             progress("starting the underlay's route keeper")
             lab.start_keeper()
             progress("starting gobgpd on the controller")
@@ -163,6 +167,7 @@ class Lab:
         self.record("revive", host=name, vtep=host.vtep)
         netns.set_link(name, UPLINK, up=True)
         build.uplink_routes(self.plan, name, host.vtep)  # an interface going down took its routes with it
+        self.impair(host)  # the kill stopped the delay line with the other daemons
         self.state.down_hosts.remove(name)
         self.state.save()
         self.node(host).start()
@@ -173,6 +178,10 @@ class Lab:
     def apply(self, topo: Topology, progress: Progress = _quiet) -> list[Host]:
         """Add the hosts that `topo` has and the running lab lacks; nothing else may change."""
         new_hosts = list(self.topo.hosts_added_by(topo))
+        for old_host, new_host in zip(self.topo.hosts, topo.hosts):
+            if old_host.netem != new_host.netem:  # the one change apply makes to a running host
+                progress(f"{new_host.name}: uplink impairment {new_host.netem.describe() if new_host.netem else 'none'}")
+                self.set_netem(new_host.name, new_host.netem)
         if not new_hosts:
             return []
         for kind in sorted({h.kind for h in new_hosts}):
@@ -186,6 +195,7 @@ class Lab:
             for host in new_hosts:
                 build.host(self.plan, host)
                 created.append(host)
+                self.impair(host)
                 self.write_keeper_routes()
                 progress(f"controller: adding neighbor {host.vtep} (AS {host.asn})")
                 self.controller().add_peer(self.plan.controller_neighbor(host))
@@ -201,6 +211,22 @@ class Lab:
             self.persist_controller_config()
             raise
         return new_hosts
+
+    def impair(self, host: Host) -> str | None:
+        """Give `host`'s uplink the impairment its topology entry says (labctl/netem.py); the mechanism used."""
+        if host.netem is None and netem.read(self.plan, host.name) is None:
+            return None
+        return netem.apply(self.plan, self.state, host.name, host.netem)
+
+    def set_netem(self, name: str, impairment: Netem | None) -> str | None:
+        """Impair host `name`'s uplink (None: clean it) from now on: the topology records it, so `revive`
+        and `status` know it. A down host gets it when revived. The mechanism used (None: cleared or deferred)."""
+        self.host(name)
+        self.record("netem", host=name, impairment=impairment.describe() if impairment else "clear")
+        self.adopt(self.topo.with_netem(name, impairment))
+        if name in self.state.down_hosts:
+            return None
+        return self.impair(self.host(name))
 
     def keeper_routes_file(self) -> Path:
         return self.plan.node_dir(self.plan.router_ns) / "keeper.routes.json"

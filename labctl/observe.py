@@ -153,11 +153,14 @@ def names_vtep(events: Iterable[RouteEvent], vtep: str) -> bool:
 # -- VMs ------------------------------------------------------------------------------------------
 
 
-def ping(lab: Lab, src: Vm, dst: Vm, count: int = 3) -> tuple[int, int]:
-    """(sent, received) of a real ping from one VM namespace to another VM's IP."""
+def ping(lab: Lab, src: Vm, dst: Vm, count: int = 3, deadline: float | None = None) -> tuple[int, int]:
+    """(sent, received) of a real ping from one VM namespace to another VM's IP. With a `deadline` (seconds)
+    ping keeps sending until `count` replies came back or the deadline passed (a lossy link: the probe
+    proves reachability; the lost ones show as sent > received)."""
+    wait = ["-w", f"{deadline:g}"] if deadline is not None else []
     out = subprocess.run(
-        ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", str(dst.ip)],
-        capture_output=True, text=True, timeout=count + 5,
+        ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", *wait, str(dst.ip)],
+        capture_output=True, text=True, timeout=(deadline or count) + 5,
     ).stdout
     for line in out.splitlines():
         if "packets transmitted" in line:
@@ -193,7 +196,7 @@ def warm_up(lab: Lab, end_a: tuple[Host, Vm], end_b: tuple[Host, Vm]) -> float:
     (ha, a), (hb, b) = end_a, end_b
     device = lab.topo.network(a.network).vxlan_device
     start = time.monotonic()
-    ping(lab, a, b, count=1)
+    ping(lab, a, b, count=1, deadline=5)  # until one reply: both VMs have spoken, even over a lossy underlay
     want = {ha.name: FdbEntry(device, b.mac, hb.vtep), hb.name: FdbEntry(device, a.mac, ha.vtep)}
     host_of = {ha.name: ha, hb.name: hb}
     wait_until(f"Type-2 entries for {a.name} and {b.name}", lambda: all(entry in read_fdb(lab, host_of[h]) for h, entry in want.items()), 10, 0.02)

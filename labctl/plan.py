@@ -13,7 +13,8 @@ The naming scheme, stated once (nothing else in labctl builds one of these names
                  /run/evpn-lab/<lab>/actions.jsonl: labctl's actions on the lab (actionlog.py; labctl events)
                  /run/evpn-lab/<lab>/<node>/: gobgpd.toml, gobgpd.sock, gobgpd.log, agent.yaml,
                  agent.log, agent.status.json, agent.owned.json, <role>.supervisor.json (restarts),
-                 frr/ (FRR's configs, sockets, logs)
+                 frr/ (FRR's configs, sockets, logs), netem.json and netem.log (the uplink's userspace
+                 delay line, labctl/netem.py)
                  /run/evpn-lab/<lab>.failed/: the logs of an `up` that rolled back
 
 The topology module asks this one for its default bridge names and for the names a topology may not
@@ -123,6 +124,14 @@ class NodeFiles:
     @property
     def frr_dir(self) -> Path:
         return self.dir / "frr"
+
+    @property
+    def netem_config(self) -> Path:
+        return self.dir / "netem.json"
+
+    @property
+    def netem_log(self) -> Path:
+        return self.dir / "netem.log"
 
     def supervisor_status(self, role: str) -> Path:
         """The JSON status of the supervisor running daemon `role` (gobgpd, agent, zebra, bgpd, keeper)."""

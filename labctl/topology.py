@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -70,12 +71,33 @@ class Vm:
 
 
 @dataclass(frozen=True)
+class Netem:
+    """Link impairment on a hypervisor's uplink, outgoing (tc netem): one-way, so a ping between two hosts
+    impaired alike sees twice the delay."""
+
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss_pct: float = 0.0
+
+    def describe(self) -> str:
+        parts = [f"delay {self.delay_ms:g} ms"] + ([f"jitter {self.jitter_ms:g} ms"] if self.jitter_ms else [])
+        return ", ".join(parts + [f"loss {self.loss_pct:g}%"])
+
+    def to_document(self) -> dict[str, float]:
+        return {"delay_ms": self.delay_ms, "jitter_ms": self.jitter_ms, "loss_pct": self.loss_pct}
+
+
+MAX_NETEM_DELAY_MS = 10_000.0
+
+
+@dataclass(frozen=True)
 class Host:
     name: str
     asn: int
     vtep: ipaddress.IPv4Address
     vms: tuple[Vm, ...]
     kind: str = DEFAULT_KIND  # a module of labctl.nodes: "gobgp" (gobgpd + evpn-agent), "frr" (zebra + bgpd)
+    netem: Netem | None = None  # impairment of its uplink (labctl netem); None: a clean link
 
     @property
     def attached(self) -> tuple[Vm, ...]:
@@ -144,13 +166,21 @@ class Topology:
             hosts.append(replace(h, vms=vms + (moving,) if h.name == target else vms))
         return replace(self, hosts=tuple(hosts)).validated()
 
+    def with_netem(self, host: str, netem: Netem | None) -> "Topology":
+        """This topology with host `host`'s uplink impaired by `netem` (None: clean)."""
+        if self.host(host) is None:
+            raise TopologyError(f"{host!r} is not a hypervisor of lab {self.lab} ({', '.join(h.name for h in self.hosts)})")
+        hosts = tuple(replace(h, netem=netem) if h.name == host else h for h in self.hosts)
+        return replace(self, hosts=hosts).validated()
+
     def hosts_added_by(self, new: "Topology") -> tuple[Host, ...]:
         """The hosts `new` adds to this topology; TopologyError if it changes anything else."""
         if new.lab != self.lab:
             raise TopologyError(f"topology is for lab {new.lab!r}, the running lab is {self.lab!r}")
         if (new.controller, new.networks, new.timers, new.links) != (self.controller, self.networks, self.timers, self.links):
             raise TopologyError("apply can only add hosts: controller, networks, bgp and underlay must stay the same")
-        if new.hosts[: len(self.hosts)] != self.hosts:
+        unimpaired = [replace(h, netem=None) for h in new.hosts[: len(self.hosts)]]  # apply may change a host's netem
+        if unimpaired != [replace(h, netem=None) for h in self.hosts]:
             raise TopologyError("apply can only add hosts: the existing hosts must be listed first, unchanged")
         return new.hosts[len(self.hosts):]
 
@@ -174,7 +204,8 @@ class Topology:
                        "vms": [{"name": vm.name, "mac": vm.mac, "ip": str(vm.ip), "network": vm.network, "detached": vm.detached,
                                 "port_security": vm.port_security,
                                 "allowed_address_pairs": [{"ip": str(p.ip), **({"mac": p.mac} if p.mac else {})}
-                                                          for p in vm.allowed_address_pairs]} for vm in h.vms]}
+                                                          for p in vm.allowed_address_pairs]} for vm in h.vms],
+                       **({"netem": h.netem.to_document()} if h.netem else {})}
                       for h in self.hosts],
         }
 
@@ -200,6 +231,20 @@ def _address_pairs(r: Any, raw: Any, vw: str) -> tuple[AddressPair, ...]:
             raise r.fail(f"{pw}.mac", f"{_show(mac)} is not a unicast MAC address (aa:bb:cc:dd:ee:ff)")
         pairs.append(AddressPair(net, mac.lower() if mac else None))
     return tuple(pairs)
+
+
+def _netem(r: Any, raw: Any, where: str) -> Netem | None:
+    """A host's `netem: {delay_ms, jitter_ms, loss_pct}` (all optional, numbers); all zero is a clean link."""
+    if raw is None:
+        return None
+    m = r.mapping(raw, where, set(), {"delay_ms", "jitter_ms", "loss_pct"})
+    delay = r.number(m.get("delay_ms", 0), f"{where}.delay_ms", 0, MAX_NETEM_DELAY_MS, "ms")
+    jitter = r.number(m.get("jitter_ms", 0), f"{where}.jitter_ms", 0, MAX_NETEM_DELAY_MS, "ms")
+    loss = r.number(m.get("loss_pct", 0), f"{where}.loss_pct", 0, 100, "%")
+    if jitter > delay:
+        raise r.fail(f"{where}.jitter_ms", f"{jitter:g} ms is more than delay_ms {delay:g} ms (a packet cannot leave before it was sent)")
+    netem = Netem(float(delay), float(jitter), float(loss))
+    return netem if netem != Netem() else None
 
 
 def _show(value: Any, limit: int = 40) -> str:
@@ -246,6 +291,11 @@ class _Reader:
         if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
             raise self.fail(where, f"{_show(value)} must be an integer in {low}..{high}")
         return value
+
+    def number(self, value: Any, where: str, low: float, high: float, unit: str) -> float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value) or not low <= value <= high:
+            raise self.fail(where, f"{_show(value)} must be a number in {low:g}..{high:g} ({unit})")
+        return float(value)
 
     def name(self, value: Any, where: str, pattern: re.Pattern[str], hint: str) -> str:
         if not isinstance(value, str) or not pattern.match(value):
@@ -353,7 +403,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     vm_count = 0
     for i, raw in enumerate(r.items(top["hosts"], "hosts", MAX_HOSTS)):
         where = f"hosts[{i}]"
-        h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms", "kind"})
+        h = r.mapping(raw, where, {"name", "asn", "vtep"}, {"vms", "kind", "netem"})
         kind = h.get("kind", DEFAULT_KIND)
         if not isinstance(kind, str) or kind not in HOST_KINDS:
             raise r.fail(f"{where}.kind", f"{_show(kind)} must be one of {', '.join(HOST_KINDS)}")
@@ -426,7 +476,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             if not isinstance(port_security, bool):
                 raise r.fail(f"{vw}.port_security", f"{_show(port_security)} must be true or false")
             vms.append(Vm(vm_name, mac, ip, net.name, detached, port_security, _address_pairs(r, v.get("allowed_address_pairs"), vw)))
-        hosts.append(Host(name, asn, vtep, tuple(vms), kind))
+        hosts.append(Host(name, asn, vtep, tuple(vms), kind, _netem(r, h.get("netem"), f"{where}.netem")))
     host_names = {h.name: i for i, h in enumerate(hosts)}
     for i, host in enumerate(hosts):
         for j, vm in enumerate(host.vms):

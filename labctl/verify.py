@@ -71,6 +71,34 @@ def host_pairs(alive: list[Host]) -> tuple[list[tuple[Host, Host]], str]:
     return chosen, f"sampled {len(chosen)} of {len(every)} host pairs (ring over {len(alive)} hosts); "
 
 
+# -- probing over an impaired underlay (labctl netem) -----------------------------------------
+
+PINGS = 3  # replies a ping probe must get back
+
+
+def ping_deadline(lab: Lab) -> float:
+    """Seconds a ping probe may take to get PINGS replies: longer when hosts' uplinks are delayed."""
+    return 5.0 + 4 * _worst_delay(lab)
+
+
+def _worst_delay(lab: Lab) -> float:
+    """The largest one-way delay (+ jitter) of any live host's uplink, in seconds."""
+    return max(((h.netem.delay_ms + h.netem.jitter_ms) / 1000 for h in lab.hosts_alive() if h.netem), default=0.0)
+
+
+def settle_time(lab: Lab) -> float:
+    """How long a capture keeps listening after its probe: packets cross up to two impaired uplinks."""
+    return 0.2 + 2 * _worst_delay(lab)
+
+
+def probe_ping(lab: Lab, src: Vm, dst: Vm, count: int = PINGS) -> tuple[int, int, bool]:
+    """(sent, received, ok): ping until `count` replies or the deadline; ok = all `count` replies came.
+    Over a lossy underlay (netem) a lost echo is sent again instead of failing the check; a clean
+    underlay loses none, so there sent == received."""
+    sent, got = ping(lab, src, dst, count=count, deadline=ping_deadline(lab))
+    return sent, got, got >= count
+
+
 # -- control plane ---------------------------------------------------------------------
 
 
@@ -165,10 +193,10 @@ def check_same_host(lab: Lab) -> CheckResult | None:
         for vm in host.attached:
             by_net.setdefault(vm.network, []).append(vm)
         for a, b in (vms[:2] for vms in by_net.values() if len(vms) >= 2):  # one pair per network
-            with capturing([(host.name, UPLINK)]) as caps:
-                sent, got = ping(lab, a, b)
+            with capturing([(host.name, UPLINK)], settle=settle_time(lab)) as caps:
+                sent, got, replied = probe_ping(lab, a, b)
             leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
-            good = got == sent and not leaked
+            good = replied and not leaked
             ok &= good
             evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
     if not evidence:
@@ -188,15 +216,15 @@ def check_cross_host(lab: Lab) -> CheckResult | None:
                 pairs.append((ha, hb, pair))
     for ha, hb, (a, b) in pairs:
         learned_in = warm_up(lab, (ha, a), (hb, b))
-        with capturing([(h.name, UPLINK) for h in alive]) as caps:
-            sent, got = ping(lab, a, b)
+        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+            sent, got, replied = probe_ping(lab, a, b)
         frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
         ends = {str(ha.vtep), str(hb.vtep)}
         wrong_vteps = [f for name in (ha.name, hb.name) for f in frames[name] if {f.outer_src, f.outer_dst} != ends]
         bystanders = {name: len(fs) for name, fs in frames.items() if name not in (ha.name, hb.name) and fs}
         vni = lab.topo.network(a.network).vni
         wrong_vni = [f for fs in frames.values() for f in fs if f.vni != vni]
-        good = got == sent and bool(frames[ha.name]) and bool(frames[hb.name]) and not wrong_vteps and not bystanders and not wrong_vni
+        good = replied and bool(frames[ha.name]) and bool(frames[hb.name]) and not wrong_vteps and not bystanders and not wrong_vni
         ok &= good
         note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: MACs learned in {learned_in:.2f}s, {got}/{sent} replies, " \
                f"VXLAN {ha.vtep}↔{hb.vtep} vni {vni}: {len(frames[ha.name])}+{len(frames[hb.name])} pkts"
@@ -249,8 +277,8 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
-        ping(lab, a, b, count=1)
-        ping(lab, b, a, count=1)
+        probe_ping(lab, a, b, count=1)
+        probe_ping(lab, b, a, count=1)
         try:
             wait_until(f"{ha.name} knows {b.name}'s IP", lambda: read_neighbours(lab, ha, bridge).get(str(b.ip)) == b.mac
                        and read_neighbours(lab, hb, bridge).get(str(a.ip)) == a.mac, 10, 0.05)
@@ -260,13 +288,13 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             continue
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
-        with capturing([(h.name, UPLINK) for h in alive]) as caps:
-            sent, got = ping(lab, a, b, count=1)
+        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+            sent, got, replied = probe_ping(lab, a, b, count=1)
         ips = {str(a.ip), str(b.ip)}
         crossed = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets)
                    if f is not None and f.inner_kind == "arp" and {f.inner_src_ip, f.inner_dst_ip} == ips]
         learned = vm_arp(lab, a, str(b.ip))
-        good = got == sent and learned == b.mac and not crossed
+        good = replied and learned == b.mac and not crossed
         ok &= good
         evidence.append(f"{a.name}@{ha.name} ARP for {b.name}: answered {learned or 'never'} "
                         f"({'right' if learned == b.mac else 'WRONG'} MAC), {len(crossed)} ARP packets on the underlay, ping {got}/{sent}")
@@ -347,7 +375,7 @@ def check_bum_scope(lab: Lab) -> CheckResult | None:
         if not lacking or sender is None or len(having) < 2:
             continue
         src_host, vm = sender
-        with capturing([(h.name, UPLINK) for h in alive]) as caps:
+        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
             broadcast_from(lab, vm)
         got = {name: sum(1 for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_src_mac == vm.mac and f.inner_dst_mac == "ff:ff:ff:ff:ff:ff")
                for name, cap in caps.items()}
@@ -386,7 +414,7 @@ def check_isolation(lab: Lab) -> CheckResult | None:
             continue
         tested.add((a.network, b.network))
         points = [(lab.plan.vm_ns(b), VM_IFNAME), (lab.plan.vm_ns(control), VM_IFNAME)]
-        with capturing(points, from_mac(a.mac)) as caps:
+        with capturing(points, from_mac(a.mac), settle=settle_time(lab)) as caps:
             send_frames(lab.plan.vm_ns(a), arp_frame(a.mac, str(a.ip), str(b.ip)), count=2)
             send_frames(lab.plan.vm_ns(a), bytes(Ether(src=a.mac, dst=b.mac) / IP(src=str(a.ip), dst=str(b.ip)) / ICMP()), count=2)
         leaked = len(caps[lab.plan.vm_ns(b)].packets)
@@ -420,14 +448,14 @@ def check_vxlan_injection(lab: Lab) -> CheckResult | None:
             continue
         next_hop = link_mac(host.name, lab.topo.network(a.network).bridge)
         before = nft_drops(host.name, "inet", portsec.HOST_TABLE)
-        with capturing([(lab.plan.vm_ns(v), VM_IFNAME) for v in victims], probes.injected()) as caps:
+        with capturing([(lab.plan.vm_ns(v), VM_IFNAME) for v in victims], probes.injected(), settle=settle_time(lab)) as caps:
             for vtep in (host.vtep, others[0].vtep):
                 frame = probes.vxlan_from_vm(a.mac, next_hop, str(a.ip), str(vtep), victim_net.vni)
                 send_frames(lab.plan.vm_ns(a), frame, count=3)
         arrived = {name: len(cap.packets) for name, cap in caps.items() if cap.packets}
         dropped = nft_drops(host.name, "inet", portsec.HOST_TABLE) - before
-        sent, got = ping(lab, a, peer)
-        ok = not arrived and got == sent and dropped >= 6
+        sent, got, replied = probe_ping(lab, a, peer)
+        ok = not arrived and replied and dropped >= 6
         evidence = (f"{a.name}@{host.name} → VNI {victim_net.vni} via {host.vtep} and {others[0].vtep}: "
                     f"{sum(arrived.values())} inner frames arrived at {len(victims)} VMs of {victim_net.name}"
                     f"{' (' + ', '.join(arrived) + ')' if arrived else ''}, {dropped} packets dropped at {host.name}'s stack; "
@@ -455,7 +483,7 @@ def check_arp_spoof(lab: Lab) -> CheckResult | None:
             return CheckResult("arp-spoof", "a spoofed gratuitous ARP changes no host's view", False, f"before the spoof: {exc}")
         before = nft_drops(host.name, "bridge", portsec.PORTS_TABLE)
         send_frames(lab.plan.vm_ns(a), probes.spoofed_garp(a.mac, str(b.ip)), count=3)
-        time.sleep(1.5)  # what a learned spoof would take to reach the other hosts (Type-2 route)
+        time.sleep(1.5 + 4 * _worst_delay(lab))  # what a learned spoof would take to reach the other hosts (Type-2 route)
         views = {h.name: read_neighbours(lab, h, bridge).get(str(b.ip)) for h in observers}
         dropped = nft_drops(host.name, "bridge", portsec.PORTS_TABLE) - before
         claimed = [e for e in read_rib(lab, lab.plan.controller_ns) if isinstance(e.route, MacIpRoute)
@@ -466,9 +494,9 @@ def check_arp_spoof(lab: Lab) -> CheckResult | None:
                     + f", {len(claimed)} routes bind it to {a.mac}")
         if asker is not None:
             vm_forget(lab, asker, str(b.ip))
-            sent, got = ping(lab, asker, b, count=1)
+            sent, got, replied = probe_ping(lab, asker, b, count=1)
             answered = vm_arp(lab, asker, str(b.ip))
-            ok &= answered == b.mac and got == sent
+            ok &= answered == b.mac and replied
             evidence += f"; control: {asker.name}'s ARP for {b.ip} answered {answered or 'never'}, ping {got}/{sent}"
         return CheckResult("arp-spoof", "a spoofed gratuitous ARP changes no host's view", ok, evidence)
     return None
