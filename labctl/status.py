@@ -9,8 +9,9 @@ from agent.errors import GobgpUnavailable
 from agent.routes import MacIpRoute
 
 from .daemons import supervisor_info
+from .errors import LabError
 from .lab import Lab
-from .observe import control_view, expected_macs, read_fdb, read_rib, sessions
+from .observe import control_view, expected_macs, read_fdb, read_rib
 
 STATE_MARKUP = {
     "ready": "[green]ready[/green]",
@@ -34,23 +35,31 @@ def restarts_text(lab: Lab, node: str) -> str:
 
 def render_status(console: Console, lab_name: str) -> None:
     lab = Lab.open(lab_name)
-    try:
-        peers = sessions(lab)
-    except GobgpUnavailable as exc:
-        peers = {}
-        console.print(f"[red]controller unreachable:[/red] {exc}")
+    peers: dict[str, dict[str, str]] = {}
+    for ctl in lab.controllers():
+        down = ctl.ns in lab.state.down_controllers
+        console.print(f"controller {ctl.name} ({ctl.kind}, AS {ctl.ctl.asn}, {ctl.ctl.address}): "
+                      + ("[red]down (killed)[/red]" if down else f"restarts {restarts_text(lab, ctl.ns)}"), highlight=False)
+        if down:
+            continue
+        try:
+            peers[ctl.name] = ctl.sessions()
+        except (GobgpUnavailable, LabError) as exc:
+            peers[ctl.name] = {}
+            console.print(f"[red]controller {ctl.name} unreachable:[/red] {exc}")
     table = Table(title=f"lab {lab.topo.lab}: hypervisors")
-    console.print(f"controller {lab.plan.controller_ns}: restarts {restarts_text(lab, lab.plan.controller_ns)}", highlight=False)
-    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
+    bgp_columns = [f"BGP at {name}" for name in peers] if len(peers) > 1 else ["BGP (at controller)"]
+    for column in ("host", "AS", "VTEP", *bgp_columns, "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
         table.add_column(column)
     for host in lab.topo.hosts:
         if host.name in lab.state.down_hosts:
-            table.add_row(host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "-"), "[red]down (killed)[/red]", "", "", "")
+            states = [p.get(str(host.vtep), "-") for p in peers.values()]
+            table.add_row(host.name, str(host.asn), str(host.vtep), *states, "[red]down (killed)[/red]", "", "", "")
             continue
         view = control_view(lab, host)
         flood = {e for e in read_fdb(lab, host) if e.is_flood}
         table.add_row(
-            host.name, str(host.asn), str(host.vtep), peers.get(str(host.vtep), "?"),
+            host.name, str(host.asn), str(host.vtep), *[p.get(str(host.vtep), "?") for p in peers.values()],
             STATE_MARKUP.get(view.state, f"[cyan]{view.state}[/cyan]"), restarts_text(lab, host.name),
             "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in view.remote_vteps.items()),
             ", ".join(f"{e.device}→{e.vtep}" for e in sorted(flood)) or "-",
