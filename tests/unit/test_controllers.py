@@ -11,7 +11,13 @@ import pytest
 from labctl.errors import TopologyError
 from labctl.keeper import router_routes
 from labctl.lab import owned_namespaces
-from labctl.nodes.frr import bgpd_config, controller_bgpd_config, controller_peer_commands, count_paths_from, parse_sessions
+from labctl.nodes.frr import (
+    bgpd_config,
+    controller_bgpd_config,
+    controller_peer_commands,
+    count_paths_from,
+    parse_sessions,
+)
 from labctl.plan import LabPlan
 from labctl.topology import parse_topology
 from tests.unit.labctl_builders import make_topology, repo_document
