@@ -103,3 +103,8 @@ class Neighbor:
     def frr_evpn_lines(self) -> str:
         """The `address-family l2vpn evpn` line of this neighbour."""
         return f"  neighbor {self.address} activate\n"
+
+    def frr_unchanged_lines(self) -> str:
+        """A hub's `address-family l2vpn evpn` line that passes the next hop (the VTEP) on unchanged to this
+        neighbour (eBGP would otherwise put its own address there)."""
+        return f"  neighbor {self.address} attribute-unchanged next-hop\n"

@@ -15,11 +15,13 @@ from .topology import Host, Network, Vm
 
 
 def underlay(plan: LabPlan) -> None:
-    """The router's namespace (forwarding on) and the controller's, linked to it."""
+    """The router's namespace (forwarding on) and the controllers', linked to it."""
     netns.create(plan.router_ns)
     netns.sysctl(plan.router_ns, "net.ipv4.ip_forward", "1")
-    netns.create(plan.controller_ns)
-    uplink(plan, plan.controller_ns, plan.topo.controller.address)
+    for ctl in plan.topo.controllers:
+        ns_name = plan.controller_namespace(ctl)
+        netns.create(ns_name)
+        uplink(plan, ns_name, ctl.address)
 
 
 def uplink(plan: LabPlan, node_ns: str, loopback: ipaddress.IPv4Address) -> None:

@@ -179,12 +179,16 @@ def apply(topology: Path, lab_name: str | None) -> None:
 @click.option("--no-wait", is_flag=True, help="do not wait for the survivors to forget it")
 @clean_errors
 def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
-    """A hypervisor dies: daemons killed, uplink down. Waits until the survivors' RIB and FDB forget it."""
+    """A hypervisor (or a controller) dies: daemons killed, uplink down. Waits until the survivors' RIB and
+    FDB forget it (a controller: until no host holds a path from it), measuring the ping loss meanwhile."""
     from .bgp import GR_RESTART_TIME
-    from .faults import kill_measured
+    from .faults import controller_kill_measured, kill_measured
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))
+    if lab.plan.controller_of(host) is not None and not no_wait:
+        console.print(controller_kill_measured(lab, host).line(), highlight=False, soft_wrap=True)
+        return
     if no_wait:
         lab.kill(host)
         console.print(f"{host}: uplink down, its daemons killed")
@@ -205,7 +209,7 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
 @lab_option
 @clean_errors
 def restart(node: str, daemon: str, sig: str, lab_name: str | None) -> None:
-    """Kill DAEMON on NODE (a hypervisor or 'controller'); its supervisor restarts it. Prints the recovery
+    """Kill DAEMON on NODE (a hypervisor or a controller's name); its supervisor restarts it. Prints the recovery
     time and the loss a 10 ms ping across NODE saw, and routes other hosts lost meanwhile."""
     from .faults import restart_measured
     from .lab import Lab
@@ -236,7 +240,7 @@ def flap(node: str, down_for: float, lab_name: str | None) -> None:
 @lab_option
 @clean_errors
 def revive(host: str, lab_name: str | None) -> None:
-    """Bring a killed hypervisor back: uplink up, gobgpd and agent started, converged."""
+    """Bring a killed hypervisor (or controller) back: uplink up, its daemons started, converged."""
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))
@@ -437,7 +441,7 @@ def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> No
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))
-    nodes = [lab.plan.controller_ns] + [h.name for h in lab.topo.hosts]
+    nodes = lab.plan.controller_nses + [h.name for h in lab.topo.hosts]
     if node is not None:
         ns_name = next((n for n in nodes if node in (n, n.removeprefix(lab.plan.prefix))), None)
         if ns_name is None:
@@ -457,10 +461,17 @@ def logs(node: str | None, lab_name: str | None, follow: bool, lines: int) -> No
 @lab_option
 @clean_errors
 def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
-    """Run a vtysh command on an FRR hypervisor, e.g. labctl vtysh evpn-3 show evpn mac vni all."""
+    """Run a vtysh command on an FRR hypervisor or FRR controller, e.g. labctl vtysh evpn-3 show evpn mac vni all."""
     from .lab import Lab
+    from .nodes import frr
 
     lab = Lab.open(resolve_lab(lab_name))
+    ctl = lab.plan.controller_of(host)
+    if ctl is not None:
+        if ctl.kind != "frr":
+            raise LabError(f"controller {ctl.name} runs {ctl.kind}, not FRR")
+        console.print(frr.vtysh(lab.plan, lab.plan.controller_namespace(ctl), " ".join(command)), highlight=False, soft_wrap=True)
+        return
     console.print(lab.node(host).vtysh(" ".join(command)), highlight=False, soft_wrap=True)
 
 
@@ -471,7 +482,7 @@ def vtysh(host: str, command: tuple[str, ...], lab_name: str | None) -> None:
 @lab_option
 @clean_errors
 def exec_(node: str, command: tuple[str, ...], lab_name: str | None) -> None:
-    """Run COMMAND inside NODE's namespace (a hypervisor, 'controller', 'underlay' or a VM name)."""
+    """Run COMMAND inside NODE's namespace (a hypervisor, a controller's name, 'underlay' or a VM name)."""
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))

@@ -25,6 +25,7 @@ from agent.errors import GobgpUnavailable
 from agent.routes import RouteEvent
 
 from . import daemons, netns, observe
+from .bgp import GR_RESTART_TIME
 from .errors import LabError
 from .lab import Lab
 from .nodes.base import daemon_pid
@@ -36,7 +37,6 @@ PING_INTERVAL = 0.01
 SAMPLE_INTERVAL = 0.1
 _REPLY_RE = re.compile(r"^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)")
 _SENT_RE = re.compile(r"(\d+) packets transmitted, (\d+) received")
-CONTROLLER = "controller"
 
 
 # -- pure ---------------------------------------------------------------------------------------
@@ -195,10 +195,16 @@ def measured(lab: Lab, fault: str, pair: tuple[Vm, Vm], action: Callable[[], flo
 
 
 def node_ns(lab: Lab, node: str) -> str:
-    """`controller` or a hypervisor's name -> its namespace."""
-    if node in (CONTROLLER, lab.plan.controller_ns):
-        return lab.plan.controller_ns
+    """A controller's name (`controller`, `controller2`, ...) or a hypervisor's name -> its namespace."""
+    ctl = lab.plan.controller_of(node)
+    if ctl is not None:
+        return lab.plan.controller_namespace(ctl)
     return lab.host(node).name
+
+
+def host_of(lab: Lab, ns_name: str) -> Host | None:
+    """The hypervisor of namespace `ns_name`, None for a controller."""
+    return None if lab.plan.controller_of(ns_name) is not None else lab.host(ns_name)
 
 
 def kill_daemon(lab: Lab, node: str, role: str, sig: int = signal.SIGKILL) -> int:
@@ -225,7 +231,7 @@ def restarted(lab: Lab, ns_name: str, role: str, old_pid: int) -> bool:
 def restart_measured(lab: Lab, node: str, role: str, sig: int = signal.SIGKILL, timeout: float = 60.0) -> FaultResult:
     """Kill a daemon; recovered = its supervisor restarted it and the whole fabric converged again."""
     ns_name = node_ns(lab, node)
-    host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+    host = host_of(lab, ns_name)
     pair = pair_across(lab, host)
     watch = [h.name for h in lab.hosts_alive() if host is None or h.name != host.name]
     old: list[int] = []
@@ -258,11 +264,27 @@ def flap(lab: Lab, node: str, down_for: float) -> float:
 def flap_measured(lab: Lab, node: str, down_for: float, timeout: float = 60.0) -> FaultResult:
     """Flap a node's link; recovered = the fabric converged again (the keeper restored the route)."""
     ns_name = node_ns(lab, node)
-    host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+    host = host_of(lab, ns_name)
     pair = pair_across(lab, host)
     watch = [h.name for h in lab.hosts_alive() if host is None or h.name != host.name]
     return measured(lab, f"link of {ns_name} down {down_for:.1f}s", pair, lambda: flap(lab, node, down_for),
                     lambda: observe.converged(lab, lab.hosts_alive()), timeout, watch)
+
+
+def controller_kill_measured(lab: Lab, name: str) -> FaultResult:
+    """`labctl kill` of a controller (uplink down, daemons SIGKILLed) with a ping across two hosts and every
+    host's RIB sampled; recovered = no host holds a path from it any more (its hold timer expired, then
+    the graceful-restart time: the hosts kept its paths as stale until then)."""
+    ctl = lab.controller(name)
+    address = str(ctl.ctl.address)
+    hosts = lab.hosts_alive()
+
+    def forgotten() -> bool:
+        return all(lab.node(h).paths_from(address) == 0 for h in hosts)
+
+    limit = lab.topo.timers.hold_time * 3 + GR_RESTART_TIME + 15
+    return measured(lab, f"controller {ctl.name} killed", pair_across(lab, None), lambda: lab.kill(ctl.ns), forgotten, limit,
+                    [h.name for h in hosts], settle=0.5)
 
 
 def kill_measured(lab: Lab, name: str) -> tuple[FaultResult | None, float]:

@@ -35,7 +35,7 @@ INTERVAL = 0.2  # seconds between two looks at the routing table
 
 def router_routes(plan: LabPlan) -> list[tuple[str, str]]:
     """(destination, gateway) of every static route the router needs: each node's loopback /32."""
-    nodes = [(plan.controller_ns, plan.topo.controller.address)] + [(h.name, h.vtep) for h in plan.topo.hosts]
+    nodes = [(plan.controller_namespace(c), c.address) for c in plan.topo.controllers] + [(h.name, h.vtep) for h in plan.topo.hosts]
     return [(f"{loopback}/32", str(plan.uplink(ns).node_ip)) for ns, loopback in nodes]
 
 

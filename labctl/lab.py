@@ -21,12 +21,11 @@ from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
 from .nodes.base import HostNode, Speaker, start_daemon
-from .nodes.gobgpd import Gobgpd
+from .nodes.controller import ControllerNode, controller_node
 from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, LabPlan, NodeFiles, failed_dir, lab_dir, namespace_name, state_file
-from .rundir import write_private
 from .state import LabState, load
 from .errors import TopologyError
-from .topology import Host, Netem, Topology, Vm, check_lab_name, parse_topology
+from .topology import CONTROLLER_NAME_RE, Host, Netem, Topology, Vm, check_lab_name, parse_topology
 
 log = logging.getLogger("evpn.labctl.lab")
 
@@ -75,12 +74,23 @@ class Lab:
         host = self.host(host) if isinstance(host, str) else host
         return node_class(host.kind)(host, self.plan, self.state)
 
-    def controller(self) -> Gobgpd:
-        return Gobgpd(self.plan, self.state, self.plan.controller_ns)
+    def controllers(self) -> list[ControllerNode]:
+        """Every controller of the lab, as its kind (gobgpd, FRR)."""
+        return [controller_node(c, self.plan, self.state) for c in self.topo.controllers]
+
+    def controllers_alive(self) -> list[ControllerNode]:
+        return [c for c in self.controllers() if c.ns not in self.state.down_controllers]
+
+    def controller(self, name: str | None = None) -> ControllerNode:
+        """The controller called `name` (its name or namespace; default: the first)."""
+        ctl = self.plan.controller_of(name) if name is not None else self.topo.controller
+        if ctl is None:
+            raise LabError(f"{name!r} is not a controller of lab {self.topo.lab} ({', '.join(c.name for c in self.topo.controllers)})")
+        return controller_node(ctl, self.plan, self.state)
 
     def speaker(self, name: str) -> Speaker:
-        """Whatever holds a RIB under that name: the controller or a hypervisor."""
-        return self.controller() if name == self.plan.controller_ns else self.node(name)
+        """Whatever holds a RIB under that name: a controller or a hypervisor."""
+        return self.controller(name) if self.plan.controller_of(name) is not None else self.node(name)
 
     def wait_converged(self, hosts: list[Host], timeout: float = 60.0) -> float:
         return observe.wait_converged(self, hosts, timeout)
@@ -128,10 +138,9 @@ class Lab:
                     lab.impair(host)
             progress("starting the underlay's route keeper")
             lab.start_keeper()
-            progress("starting gobgpd on the controller")
-            controller = lab.controller()
-            controller.start(lab.plan.gobgpd_controller_config())
-            controller.wait_api()
+            for controller in lab.controllers():
+                progress(f"starting {controller.kind} on controller {controller.name}")
+                controller.start()
             for host in topo.hosts:
                 progress(f"starting gobgpd and evpn-agent on {host.name}")
                 lab.node(host).start()
@@ -149,7 +158,10 @@ class Lab:
         return lab
 
     def kill(self, name: str) -> None:
-        """The hypervisor dies: its daemons are killed (SIGKILL) and its uplink goes down."""
+        """The hypervisor (or controller) dies: its daemons are killed (SIGKILL) and its uplink goes down."""
+        if self.plan.controller_of(name) is not None:
+            self.kill_controller(name)
+            return
         host = self.host(name)
         if name in self.state.down_hosts:
             raise LabError(f"{name} is already down (labctl revive {name})")
@@ -160,7 +172,20 @@ class Lab:
         self.state.save()
         log.info("event=host-killed host=%s vtep=%s", name, host.vtep)
 
+    def kill_controller(self, name: str) -> None:
+        ctl = self.controller(name)
+        if ctl.ns in self.state.down_controllers:
+            raise LabError(f"controller {ctl.name} is already down (labctl revive {ctl.name})")
+        self.record("kill", controller=ctl.name, address=ctl.ctl.address)
+        netns.set_link(ctl.ns, UPLINK, up=False)  # no FIN or NOTIFICATION gets out: the hosts' hold timers notice
+        ctl.stop(hard=True)
+        self.state.down_controllers.append(ctl.ns)
+        self.state.save()
+        log.info("event=controller-killed controller=%s address=%s", ctl.name, ctl.ctl.address)
+
     def revive(self, name: str) -> float:
+        if self.plan.controller_of(name) is not None:
+            return self.revive_controller(name)
         host = self.host(name)
         if name not in self.state.down_hosts:
             raise LabError(f"{name} is not down")
@@ -173,6 +198,20 @@ class Lab:
         self.node(host).start()
         took = self.wait_converged([host])
         self.record("revive-done", host=name, converged_s=f"{took:.2f}")
+        return took
+
+    def revive_controller(self, name: str) -> float:
+        ctl = self.controller(name)
+        if ctl.ns not in self.state.down_controllers:
+            raise LabError(f"controller {ctl.name} is not down")
+        self.record("revive", controller=ctl.name, address=ctl.ctl.address)
+        netns.set_link(ctl.ns, UPLINK, up=True)
+        build.uplink_routes(self.plan, ctl.ns, ctl.ctl.address)
+        self.state.down_controllers.remove(ctl.ns)
+        self.state.save()
+        ctl.start()
+        took = self.wait_converged(self.hosts_alive())
+        self.record("revive-done", controller=ctl.name, converged_s=f"{took:.2f}")
         return took
 
     def apply(self, topo: Topology, progress: Progress = _quiet) -> list[Host]:
@@ -197,8 +236,9 @@ class Lab:
                 created.append(host)
                 self.impair(host)
                 self.write_keeper_routes()
-                progress(f"controller: adding neighbor {host.vtep} (AS {host.asn})")
-                self.controller().add_peer(self.plan.controller_neighbor(host))
+                for ctl in self.controllers_alive():
+                    progress(f"controller {ctl.name}: adding neighbor {host.vtep} (AS {host.asn})")
+                    ctl.add_peer(self.plan.controller_neighbor(host, ctl.ctl))
                 progress(f"starting gobgpd and evpn-agent on {host.name}")
                 self.node(host).start()
             self.wait_converged(new_hosts)
@@ -241,9 +281,10 @@ class Lab:
         start_daemon(self.plan, self.state, self.plan.router_ns, "keeper", argv, self.plan.node_dir(self.plan.router_ns) / "keeper.log")
 
     def persist_controller_config(self) -> None:
-        """Rewrite the controller's gobgpd config from the current plan (every host a neighbour): peers
-        added over gRPC then survive a restart of gobgpd, which reads only this file."""
-        write_private(self.plan.files(self.plan.controller_ns).gobgpd_config, self.plan.gobgpd_controller_config())
+        """Rewrite each controller's config from the current plan (every host a neighbour): peers added at
+        run time then survive a restart of its daemon, which reads only this file."""
+        for ctl in self.controllers():
+            ctl.persist_config()
 
 
 def preflight() -> None:
@@ -269,6 +310,9 @@ def owned_namespaces(lab: str, document: object) -> list[str]:
     except TopologyError:
         pass
     names = [namespace_name(lab, ROUTER_SUFFIX), namespace_name(lab, CONTROLLER_SUFFIX)]
+    controllers = document.get("controllers") if isinstance(document, dict) else None
+    names += [namespace_name(lab, c["name"]) for c in (controllers if isinstance(controllers, list) else [])
+              if isinstance(c, dict) and isinstance(c.get("name"), str) and CONTROLLER_NAME_RE.match(c["name"])]
     hosts = document.get("hosts") if isinstance(document, dict) else None
     for host in hosts if isinstance(hosts, list) else []:
         if not isinstance(host, dict):

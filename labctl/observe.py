@@ -92,8 +92,13 @@ def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
 
 
 def sessions(lab: Lab) -> dict[str, str]:
-    """The controller's view: host VTEP -> BGP session state."""
+    """The first controller's view: host VTEP -> BGP session state."""
     return lab.controller().sessions()
+
+
+def controller_sessions(lab: Lab) -> dict[str, dict[str, str]]:
+    """Each live controller's view (its name -> host VTEP -> BGP session state)."""
+    return {c.name: c.sessions() for c in lab.controllers_alive()}
 
 
 def control_view(lab: Lab, host: Host) -> ControlView:
@@ -114,7 +119,7 @@ def snapshot(lab: Lab) -> Snapshot:
     ribs: dict[str, list[RouteEvent]] = {}
     fdb: dict[str, set[FdbEntry]] = {}
     errors: dict[str, str] = {}
-    for node in [lab.plan.controller_ns] + [h.name for h in lab.hosts_alive()]:
+    for node in [c.ns for c in lab.controllers_alive()] + [h.name for h in lab.hosts_alive()]:
         try:
             ribs[node] = read_rib(lab, node)
         except (GobgpUnavailable, LabError) as exc:
@@ -207,13 +212,13 @@ def warm_up(lab: Lab, end_a: tuple[Host, Vm], end_b: tuple[Host, Vm]) -> float:
 
 
 def converged(lab: Lab, hosts: list[Host]) -> bool:
-    """Every given host's session is up, and every live host's control plane is ready and knows
-    exactly the other live VTEPs of each of its networks."""
+    """Every given host's session is up at every live controller, and every live host's control plane is
+    ready and knows exactly the other live VTEPs of each of its networks."""
     alive = lab.hosts_alive()
     vteps = {str(h.vtep) for h in alive}
-    states = sessions(lab)
-    if any(states.get(str(h.vtep)) != "ESTABLISHED" for h in hosts):
-        return False
+    for states in controller_sessions(lab).values():
+        if any(states.get(str(h.vtep)) != "ESTABLISHED" for h in hosts):
+            return False
     for h in alive:
         view = control_view(lab, h)
         if not view.ready or not view.settled:

@@ -4,17 +4,19 @@ Pure: no side effects, so what `up` will build can be tested without root.
 
 The naming scheme, stated once (nothing else in labctl builds one of these names):
 
-    namespaces   <lab>-underlay (the router), <lab>-controller, each hypervisor (its topology name,
-                 <lab>-<suffix>), <lab>-<vm> per VM
-    interfaces   uplink: a node's end of its /30 to the router; r-<suffix>: the router's end of it;
+    namespaces   <lab>-underlay (the router), <lab>-<controller name> per controller (<lab>-controller,
+                 and e.g. <lab>-controller2), each hypervisor (its topology name, <lab>-<suffix>),
+                 <lab>-<vm> per VM
+    interfaces   uplink: a node's end of its /30 to the router; r-<suffix>: the router's end of it
+                 (suffixes and controller names are at most 11 characters: r-<suffix> fits IFNAMSIZ);
                  p-<vm>: a VM's port on its hypervisor's bridge; eth0: the VM's end of that port
     devices      br<i>: the bridge of the i-th network (unless the topology names it); vxlan<VNI>
     files        /run/evpn-lab/<lab>/state.json: what the lab is made of (state.py)
                  /run/evpn-lab/<lab>/actions.jsonl: labctl's actions on the lab (actionlog.py; labctl events)
                  /run/evpn-lab/<lab>/<node>/: gobgpd.toml, gobgpd.sock, gobgpd.log, agent.yaml,
                  agent.log, agent.status.json, agent.owned.json, <role>.supervisor.json (restarts),
-                 frr/ (FRR's configs, sockets, logs), netem.json and netem.log (the uplink's userspace
-                 delay line, labctl/netem.py)
+                 frr/ (FRR's configs, sockets, logs; an FRR controller's too), netem.json and netem.log
+                 (the uplink's userspace delay line, labctl/netem.py)
                  /run/evpn-lab/<lab>.failed/: the logs of an `up` that rolled back
 
 The topology module asks this one for its default bridge names and for the names a topology may not
@@ -31,7 +33,7 @@ from typing import TYPE_CHECKING
 from .bgp import Neighbor
 
 if TYPE_CHECKING:
-    from .topology import Host, Network, Topology, Vm
+    from .topology import Controller, Host, Network, Topology, Vm
 
 AGENT_METRICS = "127.0.0.1:9470"  # each agent's Prometheus endpoint, on its own namespace's loopback
 GOBGP_API = "127.0.0.1:50051"  # inside each namespace: its own loopback
@@ -173,16 +175,27 @@ class LabPlan:
         self.lab = topo.lab
         self.prefix = namespace_name(topo.lab, "")
         self.router_ns = namespace_name(topo.lab, ROUTER_SUFFIX)
-        self.controller_ns = namespace_name(topo.lab, CONTROLLER_SUFFIX)
+        self.controller_nses = [namespace_name(topo.lab, c.name) for c in topo.controllers]
+        self.controller_ns = self.controller_nses[0]  # the first controller's
         self.run_dir = lab_dir(topo.lab)
 
     # -- names and addresses ---------------------------------------------------
 
     def uplink(self, node_ns: str) -> Uplink:
-        order = [self.controller_ns] + [h.name for h in self.topo.hosts]
+        order = self.controller_nses + [h.name for h in self.topo.hosts]
         index = order.index(node_ns)
         subnet = ipaddress.IPv4Network((int(self.topo.links.network_address) + 4 * index, 30))
         return Uplink(node_ns, router_if_name(node_ns[len(self.prefix):]), subnet)
+
+    def controller_of(self, node: str) -> Controller | None:
+        """The controller whose namespace (or name) is `node`, None if it is no controller."""
+        for ns_name, ctl in zip(self.controller_nses, self.topo.controllers):
+            if node in (ns_name, ctl.name):
+                return ctl
+        return None
+
+    def controller_namespace(self, ctl: Controller) -> str:
+        return namespace_name(self.lab, ctl.name)
 
     def vm_ns(self, vm: Vm) -> str:
         return namespace_name(self.lab, vm.name)
@@ -215,24 +228,23 @@ class LabPlan:
     def all_namespaces(self, host: Host | None = None) -> list[str]:
         if host is not None:
             return [host.name] + [self.vm_ns(vm) for vm in host.vms]
-        names = [self.router_ns, self.controller_ns]
+        names = [self.router_ns, *self.controller_nses]
         for h in self.topo.hosts:
             names += self.all_namespaces(h)
         return names
 
     # -- BGP ---------------------------------------------------------------------
 
-    def host_neighbor(self, host: Host) -> Neighbor:
-        """The hypervisor's one session: to the controller."""
-        ctl = self.topo.controller
-        return Neighbor(ctl.address, ctl.asn, host.vtep, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET)
+    def host_neighbors(self, host: Host) -> list[Neighbor]:
+        """The hypervisor's sessions: one to each controller."""
+        return [Neighbor(c.address, c.asn, host.vtep, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET) for c in self.topo.controllers]
 
-    def controller_neighbor(self, host: Host) -> Neighbor:
-        """The controller's session to one hypervisor."""
+    def controller_neighbor(self, host: Host, ctl: Controller | None = None) -> Neighbor:
+        """A controller's (default: the first's) session to one hypervisor."""
         # passive: only the hypervisors connect. Two active sides (gobgpd 3.36 retries after 1-2 s) keep
         # closing each other's attempts during their idle-hold time and can lock each other out for minutes.
-        return Neighbor(host.vtep, host.asn, self.topo.controller.address, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET,
-                        passive=True)
+        ctl = ctl or self.topo.controller
+        return Neighbor(host.vtep, host.asn, ctl.address, self.topo.timers, EBGP_TTL, IDLE_HOLD_AFTER_RESET, passive=True)
 
     # -- daemon configs ----------------------------------------------------------
 
@@ -243,12 +255,12 @@ class LabPlan:
   router-id = "{host.vtep}"
   port = 179
   local-address-list = ["{host.vtep}"]
-{self.host_neighbor(host).gobgpd_toml()}"""
+{"".join(n.gobgpd_toml() for n in self.host_neighbors(host))}"""
 
-    def gobgpd_controller_config(self) -> str:
-        ctl = self.topo.controller
-        neighbors = "".join(self.controller_neighbor(h).gobgpd_toml() for h in self.topo.hosts)
-        return f"""# gobgpd on the controller (eBGP hub), generated by labctl.
+    def gobgpd_controller_config(self, ctl: Controller | None = None) -> str:
+        ctl = ctl or self.topo.controller
+        neighbors = "".join(self.controller_neighbor(h, ctl).gobgpd_toml() for h in self.topo.hosts)
+        return f"""# gobgpd on controller {ctl.name} (eBGP hub), generated by labctl.
 # The hub passes EVPN routes on with their next hop (the VTEP) unchanged.
 [global.config]
   as = {ctl.asn}

@@ -39,9 +39,11 @@ def status_document(view: StatusView) -> dict[str, Any]:
     return {
         "schema": SCHEMA,
         "lab": view.lab,
-        "controller": {"namespace": view.controller, "address": view.controller_address, "asn": view.controller_asn,
-                       "reachable": view.controller_error is None, "error": view.controller_error,
-                       "restarts": [asdict(r) for r in view.controller_restarts]},
+        "controllers": [
+            {"name": c.name, "namespace": c.namespace, "kind": c.kind, "address": c.address, "asn": c.asn, "down": c.down,
+             "reachable": not c.down and c.error is None, "error": c.error, "restarts": [asdict(r) for r in c.restarts]}
+            for c in view.controllers
+        ],
         "hosts": [
             {"name": h.name, "asn": h.asn, "vtep": h.vtep, "kind": h.kind, "down": h.down, "bgp": h.bgp, "control": h.control,
              "restarts": [asdict(r) for r in h.restarts], "remote_vteps": h.remote_vteps,

@@ -25,6 +25,7 @@ class LabState:
     source: str
     pids: dict[str, dict[str, int]] = field(default_factory=dict)  # node -> role -> pid
     down_hosts: list[str] = field(default_factory=list)
+    down_controllers: list[str] = field(default_factory=list)  # namespaces of controllers `labctl kill` took down
     complete: bool = False
 
     @property

@@ -15,8 +15,9 @@ from agent.errors import GobgpUnavailable
 from agent.routes import MacIpRoute
 
 from .daemons import supervisor_info
+from .errors import LabError
 from .lab import Lab
-from .observe import control_view, expected_macs, read_fdb, read_rib, sessions
+from .observe import control_view, expected_macs, read_fdb, read_rib
 
 STATE_MARKUP = {
     "ready": "[green]ready[/green]",
@@ -26,6 +27,7 @@ STATE_MARKUP = {
     "not live": "[red]not live (status file stale)[/red]",
     "down": "[red]down (killed)[/red]",
 }
+DOWN_MARKUP = STATE_MARKUP["down"]
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,7 @@ class HostStatus:
     vtep: str
     kind: str
     down: bool  # killed (labctl kill)
-    bgp: str  # the session state at the controller ("-": the controller does not list it, "?": unreadable)
+    bgp: dict[str, str]  # controller name -> session state there ("-": not listed, "?": unreadable, "down": controller killed)
     control: str  # the control plane's state: ready, starting, unreachable, ... or "down"
     restarts: tuple[Restarts, ...]
     remote_vteps: dict[str, list[str]]  # VNI -> remote VTEPs (the agent's view)
@@ -63,13 +65,21 @@ class HostStatus:
 
 
 @dataclass(frozen=True)
+class ControllerStatus:
+    name: str
+    namespace: str
+    kind: str  # gobgpd or frr
+    address: str
+    asn: int
+    down: bool  # killed (labctl kill)
+    error: str | None  # why its sessions could not be read
+    restarts: tuple[Restarts, ...]
+
+
+@dataclass(frozen=True)
 class StatusView:
     lab: str
-    controller: str  # its namespace
-    controller_address: str
-    controller_asn: int
-    controller_error: str | None
-    controller_restarts: tuple[Restarts, ...]
+    controllers: tuple[ControllerStatus, ...]
     hosts: tuple[HostStatus, ...]
 
 
@@ -113,15 +123,24 @@ def mac_rows(lab: Lab, host_name: str) -> list[MacRow]:
 
 
 def collect(lab: Lab, macs: bool = True) -> StatusView:
-    """Read the lab once: the controller's sessions, each host's control plane, flood list and MAC table."""
-    error = None
-    try:
-        peers = sessions(lab)
-    except GobgpUnavailable as exc:
-        peers, error = {}, str(exc)
+    """Read the lab once: each controller's sessions, each host's control plane, flood list and MAC table."""
+    controllers = []
+    peers: dict[str, dict[str, str] | None] = {}  # controller name -> its sessions (None: unreadable or down)
+    for ctl in lab.controllers():
+        down = ctl.ns in lab.state.down_controllers
+        error = None
+        peers[ctl.name] = None
+        if not down:
+            try:
+                peers[ctl.name] = ctl.sessions()
+            except (GobgpUnavailable, LabError) as exc:
+                error = str(exc)
+        controllers.append(ControllerStatus(ctl.name, ctl.ns, ctl.kind, str(ctl.ctl.address), ctl.ctl.asn, down, error,
+                                            () if down else restarts_of(lab, ctl.ns)))
+    down_ctl = {c.name for c in controllers if c.down}
     hosts = []
     for host in lab.topo.hosts:
-        bgp = peers.get(str(host.vtep), "?" if error else "-")
+        bgp = {name: "down" if name in down_ctl else ("?" if p is None else p.get(str(host.vtep), "-")) for name, p in peers.items()}
         if host.name in lab.state.down_hosts:
             hosts.append(HostStatus(host.name, host.asn, str(host.vtep), host.kind, True, bgp, "down", (), {}, (), None))
             continue
@@ -136,24 +155,26 @@ def collect(lab: Lab, macs: bool = True) -> StatusView:
                 mac_error = str(exc)
         hosts.append(HostStatus(host.name, host.asn, str(host.vtep), host.kind, False, bgp, view.state, restarts_of(lab, host.name),
                                 dict(view.remote_vteps), flood, rows, mac_error))
-    ctl = lab.topo.controller
-    return StatusView(lab.topo.lab, lab.plan.controller_ns, str(ctl.address), ctl.asn, error,
-                      restarts_of(lab, lab.plan.controller_ns), tuple(hosts))
+    return StatusView(lab.topo.lab, tuple(controllers), tuple(hosts))
 
 
 def render_status(console: Console, view: StatusView) -> None:
-    if view.controller_error is not None:
-        console.print(f"[red]controller unreachable:[/red] {view.controller_error}")
-    console.print(f"controller {view.controller}: restarts {restarts_text(view.controller_restarts)}", highlight=False)
+    for c in view.controllers:
+        state = DOWN_MARKUP if c.down else f"restarts {restarts_text(c.restarts)}"
+        console.print(f"controller {c.name} ({c.kind}, AS {c.asn}, {c.address}): {state}", highlight=False)
+        if c.error is not None:
+            console.print(f"[red]controller {c.name} unreachable:[/red] {c.error}", highlight=False)
     table = Table(title=f"lab {view.lab}: hypervisors")
-    for column in ("host", "AS", "VTEP", "BGP (at controller)", "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
+    bgp_columns = [f"BGP at {c.name}" for c in view.controllers] if len(view.controllers) > 1 else ["BGP (at controller)"]
+    for column in ("host", "AS", "VTEP", *bgp_columns, "agent", "restarts", "VNI: remote VTEPs (agent)", "flood list (kernel)"):
         table.add_column(column)
     for h in view.hosts:
+        states = [h.bgp.get(c.name, "-") for c in view.controllers]
         if h.down:
-            table.add_row(h.name, str(h.asn), h.vtep, h.bgp, STATE_MARKUP["down"], "", "", "")
+            table.add_row(h.name, str(h.asn), h.vtep, *states, DOWN_MARKUP, "", "", "")
             continue
         table.add_row(
-            h.name, str(h.asn), h.vtep, h.bgp, STATE_MARKUP.get(h.control, f"[cyan]{h.control}[/cyan]"), restarts_text(h.restarts),
+            h.name, str(h.asn), h.vtep, *states, STATE_MARKUP.get(h.control, f"[cyan]{h.control}[/cyan]"), restarts_text(h.restarts),
             "; ".join(f"{vni}: {', '.join(v) or '-'}" for vni, v in h.remote_vteps.items()),
             ", ".join(f"{device}→{vtep}" for device, vtep in h.flood) or "-",
         )

@@ -105,10 +105,21 @@ class Host:
         return tuple(vm for vm in self.vms if not vm.detached)
 
 
+CONTROLLER_KINDS = ("gobgpd", "frr")
+MAX_CONTROLLERS = 2
+CONTROLLER_NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,10}\Z")  # r-<name> on the router stays within IFNAMSIZ
+DEFAULT_CONTROLLER_NAMES = (CONTROLLER_SUFFIX, f"{CONTROLLER_SUFFIX}2")
+
+
 @dataclass(frozen=True)
 class Controller:
+    """An eBGP hub every hypervisor peers with: gobgpd, or FRR's bgpd (interop). A lab has one or two,
+    in one AS (see `parse_topology`)."""
+
     asn: int
     address: ipaddress.IPv4Address
+    name: str = CONTROLLER_SUFFIX  # its namespace is <lab>-<name>
+    kind: str = "gobgpd"
 
 
 @dataclass(frozen=True)
@@ -123,9 +134,17 @@ class Topology:
     lab: str
     timers: Timers
     links: ipaddress.IPv4Network
-    controller: Controller
+    controllers: tuple[Controller, ...]
     networks: tuple[Network, ...]
     hosts: tuple[Host, ...]
+
+    @property
+    def controller(self) -> Controller:
+        """The first controller (its AS makes the default route targets)."""
+        return self.controllers[0]
+
+    def controller_named(self, name: str) -> Controller | None:
+        return next((c for c in self.controllers if c.name == name), None)
 
     def network(self, name: str) -> Network:
         return next(n for n in self.networks if n.name == name)
@@ -177,7 +196,7 @@ class Topology:
         """The hosts `new` adds to this topology; TopologyError if it changes anything else."""
         if new.lab != self.lab:
             raise TopologyError(f"topology is for lab {new.lab!r}, the running lab is {self.lab!r}")
-        if (new.controller, new.networks, new.timers, new.links) != (self.controller, self.networks, self.timers, self.links):
+        if (new.controllers, new.networks, new.timers, new.links) != (self.controllers, self.networks, self.timers, self.links):
             raise TopologyError("apply can only add hosts: controller, networks, bgp and underlay must stay the same")
         unimpaired = [replace(h, netem=None) for h in new.hosts[: len(self.hosts)]]  # apply may change a host's netem
         if unimpaired != [replace(h, netem=None) for h in self.hosts]:
@@ -197,7 +216,7 @@ class Topology:
             "lab": self.lab,
             "bgp": {"hold_time": self.timers.hold_time, "keepalive": self.timers.keepalive, "connect_retry": self.timers.connect_retry},
             "underlay": {"links": str(self.links)},
-            "controller": {"asn": self.controller.asn, "address": str(self.controller.address)},
+            **self._controllers_document(),
             "networks": [{"name": n.name, "vni": n.vni, "subnet": str(n.subnet), "bridge": n.bridge, "route_targets": list(n.route_targets)}
                          for n in self.networks],
             "hosts": [{"name": h.name, "kind": h.kind, "asn": h.asn, "vtep": str(h.vtep),
@@ -208,6 +227,12 @@ class Topology:
                        **({"netem": h.netem.to_document()} if h.netem else {})}
                       for h in self.hosts],
         }
+
+    def _controllers_document(self) -> dict[str, Any]:
+        """The old `controller:` form for one default controller (state files stay as they were), else `controllers:`."""
+        if len(self.controllers) == 1 and self.controller.name == CONTROLLER_SUFFIX and self.controller.kind == "gobgpd":
+            return {"controller": {"asn": self.controller.asn, "address": str(self.controller.address)}}
+        return {"controllers": [{"name": c.name, "kind": c.kind, "asn": c.asn, "address": str(c.address)} for c in self.controllers]}
 
 
 def _address_pairs(r: Any, raw: Any, vw: str) -> tuple[AddressPair, ...]:
@@ -355,7 +380,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
 
     Everything `up` would trip over is refused here, so `labctl check` says what `up` would say."""
     r = _Reader(source)
-    top = r.mapping(data, "", {"lab", "controller", "networks", "hosts"}, {"bgp", "underlay"})
+    top = r.mapping(data, "", {"lab", "networks", "hosts"}, {"bgp", "underlay", "controller", "controllers"})
     lab = r.name(top["lab"], "lab", LAB_NAME_RE, LAB_NAME_HINT)
     bgp = r.mapping(top.get("bgp") or {}, "bgp", set(), {"hold_time", "keepalive", "connect_retry"})
     hold = r.integer(bgp.get("hold_time", 3), "bgp.hold_time", 3, 65535)
@@ -365,9 +390,8 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     timers = Timers(hold, keepalive, r.integer(bgp.get("connect_retry", 1), "bgp.connect_retry", 1, 120))
     underlay = r.mapping(top.get("underlay") or {}, "underlay", set(), {"links"})
     links = r.network(underlay.get("links", "10.255.0.0/16"), "underlay.links")
-    ctl = r.mapping(top["controller"], "controller", {"asn", "address"}, set())
-    controller = Controller(r.integer(ctl["asn"], "controller.asn", 1, 4294967294),
-                            r.unicast(r.ipv4(ctl["address"], "controller.address"), "controller.address"))
+    controllers = _controllers(r, top)
+    controller = controllers[0]
 
     networks: list[Network] = []
     for i, raw in enumerate(r.items(top["networks"], "networks", MAX_NETWORKS)):
@@ -399,7 +423,8 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     seen_vms: dict[str, str] = {}
     seen_macs: dict[str, str] = {}
     seen_ips: dict[ipaddress.IPv4Address, str] = {}
-    underlay_ips = {controller.address: "controller.address"}
+    underlay_ips = {c.address: where for where, c in zip(_controller_fields(top), controllers)}
+    controller_names = {c.name for c in controllers}
     vm_count = 0
     for i, raw in enumerate(r.items(top["hosts"], "hosts", MAX_HOSTS)):
         where = f"hosts[{i}]"
@@ -410,8 +435,8 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
         name = h["name"]
         if not isinstance(name, str) or not name.startswith(f"{lab}-") or not SUFFIX_RE.match(name[len(lab) + 1:]):
             raise r.fail(f"{where}.name", f"{_show(name)} must be '{lab}-' followed by 1-11 of a-z 0-9 (e.g. {lab}-{i + 1})")
-        if name[len(lab) + 1:] in RESERVED_SUFFIXES:
-            raise r.fail(f"{where}.name", f"{name!r} is reserved for the lab's own nodes")
+        if name[len(lab) + 1:] in RESERVED_SUFFIXES or name[len(lab) + 1:] in controller_names:
+            raise r.fail(f"{where}.name", f"{name!r} is reserved for the lab's own nodes (underlay, controllers)")
         asn = r.integer(h["asn"], f"{where}.asn", 1, 4294967294)
         vtep = r.ipv4(h["vtep"], f"{where}.vtep")
         for other in hosts:
@@ -420,7 +445,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             if other.asn == asn:
                 raise r.fail(f"{where}.asn", f"AS {asn} already used by host {other.name!r} (each hypervisor has its own AS)")
         if asn == controller.asn:
-            raise r.fail(f"{where}.asn", f"AS {asn} is the controller's AS")
+            raise r.fail(f"{where}.asn", f"AS {asn} is the controllers' AS")
         if vtep in underlay_ips:
             raise r.fail(f"{where}.vtep", f"{vtep} already used by {underlay_ips[vtep]}")
         if vtep in links or not vtep.is_private or vtep.is_loopback or vtep.is_multicast or vtep.is_unspecified or vtep.is_link_local:
@@ -445,7 +470,7 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             vm_name = r.name(v["name"], f"{vw}.name", VM_NAME_RE, "1-10 of a-z 0-9, starting with a letter")
             if vm_name in seen_vms:
                 raise r.fail(f"{vw}.name", f"duplicate VM name {vm_name!r} (also on {seen_vms[vm_name]})")
-            if vm_name in RESERVED_SUFFIXES:
+            if vm_name in RESERVED_SUFFIXES or vm_name in controller_names:
                 raise r.fail(f"{vw}.name", f"{vm_name!r} clashes with a node name")
             if not isinstance(v["mac"], str):
                 raise r.fail(f"{vw}.mac", f"{_show(v['mac'])} is not a MAC address (write it in quotes: \"aa:bb:cc:dd:ee:ff\")")
@@ -483,11 +508,63 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
             if namespace_name(lab, vm.name) in host_names:
                 raise r.fail(f"hosts[{i}].vms[{j}].name", f"{vm.name!r} clashes with host {namespace_name(lab, vm.name)!r} "
                              f"(both would be namespace {namespace_name(lab, vm.name)})")
-    if controller.address in links or any(controller.address in n.subnet for n in networks):
-        raise r.fail("controller.address", f"{controller.address} must be outside underlay.links and the networks")
-    if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + 1:
-        raise r.fail("underlay.links", f"{links} has too few /30 links for the controller and {len(hosts)} hosts")
-    return Topology(lab, timers, links, controller, tuple(networks), tuple(hosts))
+    for where, c in zip(_controller_fields(top), controllers):
+        if c.address in links or any(c.address in n.subnet for n in networks):
+            raise r.fail(f"{where}", f"{c.address} must be outside underlay.links and the networks")
+    if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + len(controllers):
+        raise r.fail("underlay.links", f"{links} has too few /30 links for {len(controllers)} controller(s) and {len(hosts)} hosts")
+    return Topology(lab, timers, links, controllers, tuple(networks), tuple(hosts))
+
+
+def _controller_fields(top: Mapping[str, Any]) -> list[str]:
+    """Where each controller's address is written in the document (for messages)."""
+    if "controllers" in top:
+        return [f"controllers[{i}].address" for i in range(len(top["controllers"]))]
+    return ["controller.address"]
+
+
+def _controllers(r: _Reader, top: Mapping[str, Any]) -> tuple[Controller, ...]:
+    """`controller: {asn, address}` (one gobgpd), or `controllers:` a list of one or two
+    `{name, kind: gobgpd|frr, asn, address}`.
+
+    Both controllers are in one AS: a host learns every route from both, and re-advertises what it
+    learned from one to the other (an ordinary eBGP speaker does); the other controller then finds its
+    own AS in the path and drops it, so no host ever carries routes between the controllers and a route
+    lost at one controller is not found again through a host (no path hunting). Two ASes would accept
+    those longer paths."""
+    if ("controller" in top) == ("controllers" in top):
+        raise r.fail("controllers", "give either controller (one) or controllers (a list of one or two), not both" if "controller" in top
+                     else "missing (controller: {asn, address}, or controllers: a list of one or two)")
+    if "controller" in top:
+        ctl = r.mapping(top["controller"], "controller", {"asn", "address"}, set())
+        return (Controller(r.integer(ctl["asn"], "controller.asn", 1, 4294967294),
+                           r.unicast(r.ipv4(ctl["address"], "controller.address"), "controller.address")),)
+    raw = top["controllers"]
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_CONTROLLERS:
+        raise r.fail("controllers", f"expected a list of 1 or {MAX_CONTROLLERS} controllers, got {_show(raw)}")
+    found: list[Controller] = []
+    for i, item in enumerate(raw):
+        where = f"controllers[{i}]"
+        c = r.mapping(item, where, {"asn", "address"}, {"name", "kind"})
+        name = r.name(c.get("name", DEFAULT_CONTROLLER_NAMES[i]), f"{where}.name", CONTROLLER_NAME_RE,
+                      "1-11 of a-z 0-9, starting with a letter")
+        if name in RESERVED_SUFFIXES and name != CONTROLLER_SUFFIX:
+            raise r.fail(f"{where}.name", f"{name!r} is reserved for the underlay router")
+        kind = c.get("kind", "gobgpd")
+        if kind not in CONTROLLER_KINDS:
+            raise r.fail(f"{where}.kind", f"{_show(kind)} must be one of {', '.join(CONTROLLER_KINDS)}")
+        asn = r.integer(c["asn"], f"{where}.asn", 1, 4294967294)
+        address = r.unicast(r.ipv4(c["address"], f"{where}.address"), f"{where}.address")
+        for j, other in enumerate(found):
+            if other.name == name:
+                raise r.fail(f"{where}.name", f"duplicate controller name {name!r}")
+            if other.address == address:
+                raise r.fail(f"{where}.address", f"{address} already used by controllers[{j}]")
+            if other.asn != asn:
+                raise r.fail(f"{where}.asn", f"AS {asn} differs from controllers[{j}]'s AS {other.asn}: both controllers share one "
+                             "AS (eBGP's AS-path check then keeps hosts from passing one controller's routes to the other)")
+        found.append(Controller(asn, address, name, kind))
+    return tuple(found)
 
 
 class _StrictLoader(yaml.SafeLoader):

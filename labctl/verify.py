@@ -135,7 +135,7 @@ def check_learned(lab: Lab, snap: Snapshot) -> CheckResult:
     alive = lab.hosts_alive()
     for host in alive:
         for net in lab.plan.host_networks(host):
-            viewers = [lab.plan.controller_ns] + [o.name for o in alive if o is not host and net in lab.plan.host_networks(o)]
+            viewers = [c.ns for c in lab.controllers_alive()] + [o.name for o in alive if o is not host and net in lab.plan.host_networks(o)]
             for viewer in viewers:
                 nh = imet_vteps(snap.ribs.get(viewer, []), net.vni).get(str(host.vtep))
                 if nh is None:
@@ -153,7 +153,7 @@ def check_learned(lab: Lab, snap: Snapshot) -> CheckResult:
     evidence = "; ".join(problems) if problems else f"{count} (viewer, VTEP) pairs learned with next hop intact"
     if lab.state.down_hosts:
         evidence += f"; down: {', '.join(lab.state.down_hosts)} (absent from every RIB)" if not problems else ""
-    return CheckResult("rib-learned", "every other hypervisor and the controller learned each VTEP", not problems, evidence)
+    return CheckResult("rib-learned", "every other hypervisor and every controller learned each VTEP", not problems, evidence)
 
 
 def check_flood_lists(lab: Lab, snap: Snapshot) -> CheckResult:

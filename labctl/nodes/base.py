@@ -129,6 +129,10 @@ class HostNode(ABC):
         """The node's EVPN RIB, decoded into our route types."""
 
     @abstractmethod
+    def paths_from(self, neighbor: str) -> int:
+        """How many EVPN paths its RIB holds from BGP neighbour `neighbor` (stale ones included)."""
+
+    @abstractmethod
     def control_view(self) -> ControlView:
         """What the control plane reports, or has put in the kernel."""
 

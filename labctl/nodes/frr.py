@@ -1,4 +1,5 @@
-"""Kind "frr": hypervisors that run FRR (zebra + bgpd, `advertise-all-vni`) instead of gobgpd + our agent.
+"""Kind "frr": hypervisors that run FRR (zebra + bgpd, `advertise-all-vni`) instead of gobgpd + our agent;
+and the FRR controller (bgpd as an eBGP hub for l2vpn evpn, no VNIs of its own: `controller_bgpd_config`).
 
 Config rendering and the parsing of FRR's JSON are pure; starting the daemons and asking vtysh are
 the side effects. FRR runs as its own `frr` user (it keeps the capabilities it needs); each node has
@@ -24,12 +25,14 @@ from agent.routes import (
     RouteTarget,
 )
 
-from .. import daemons, netns
+from .. import netns
+from ..bgp import Neighbor
 from ..errors import LabError
 from ..observe import fdb_entries, wait_until
 from ..plan import LabPlan
 from ..rundir import allow_group, write_private
-from ..topology import Host
+from ..state import LabState
+from ..topology import Controller, Host
 from .base import ControlView, HostNode, start_daemon
 
 FRR_DIR = Path("/usr/lib/frr")
@@ -39,12 +42,12 @@ _RT_RE = re.compile(r"RT:(\S+):(\d+)")
 _MM_RE = re.compile(r"MM:(\d+)")
 
 
-def frr_dir(plan: LabPlan, host: Host) -> Path:
-    return plan.files(host.name).frr_dir
+def frr_dir(plan: LabPlan, node: str) -> Path:
+    return plan.files(node).frr_dir
 
 
-def zebra_config(host: Host) -> str:
-    return f"""hostname {host.name}
+def zebra_config(node: str) -> str:
+    return f"""hostname {node}
 ! next hops (remote VTEPs) are reachable through the default route to the underlay router
 ip nht resolve-via-default
 !
@@ -52,7 +55,7 @@ ip nht resolve-via-default
 
 
 def bgpd_config(plan: LabPlan, host: Host) -> str:
-    neighbor = plan.host_neighbor(host)
+    neighbors = plan.host_neighbors(host)
     vnis = "".join(
         f"""  vni {net.vni}
    rd {host.vtep}:{net.vni}
@@ -67,20 +70,47 @@ router bgp {host.asn}
  bgp router-id {host.vtep}
  no bgp ebgp-requires-policy
  no bgp default ipv4-unicast
-{neighbor.frr_router_lines()}{neighbor.frr_session_lines()} !
+{neighbors[0].frr_router_lines()}{"".join(n.frr_session_lines() for n in neighbors)} !
  address-family l2vpn evpn
-{neighbor.frr_evpn_lines()}  advertise-all-vni
+{"".join(n.frr_evpn_lines() for n in neighbors)}  advertise-all-vni
 {vnis} exit-address-family
 !
 """
 
 
-def daemon_argv(plan: LabPlan, host: Host, daemon: str) -> list[str]:
-    base = frr_dir(plan, host)
+def controller_bgpd_config(plan: LabPlan, ctl: Controller) -> str:
+    """FRR's bgpd as the lab's eBGP hub: every host a (passive) neighbour, l2vpn evpn passed on with the next
+    hop (the VTEP) unchanged; no VNI of its own (no advertise-all-vni), route targets untouched (FRR rewrites
+    none on eBGP); it prepends its AS like the gobgpd hub, so hosts' enforce-first-as holds."""
+    neighbors = [plan.controller_neighbor(h, ctl) for h in plan.topo.hosts]
+    router = neighbors[0].frr_router_lines() if neighbors else ""
+    return f"""frr defaults datacenter
+hostname {plan.controller_namespace(ctl)}
+!
+router bgp {ctl.asn}
+ bgp router-id {ctl.address}
+ no bgp ebgp-requires-policy
+ no bgp default ipv4-unicast
+{router}{"".join(n.frr_session_lines() for n in neighbors)} !
+ address-family l2vpn evpn
+{"".join(n.frr_evpn_lines() + n.frr_unchanged_lines() for n in neighbors)} exit-address-family
+!
+"""
+
+
+def controller_peer_commands(ctl: Controller, neighbor: Neighbor) -> list[str]:
+    """The vtysh commands that add `neighbor` to a running FRR controller (as its config file has it)."""
+    lines = [f"router bgp {ctl.asn}", *neighbor.frr_session_lines().splitlines(), "address-family l2vpn evpn",
+             *neighbor.frr_evpn_lines().splitlines(), *neighbor.frr_unchanged_lines().splitlines()]
+    return ["configure terminal", *(line.strip() for line in lines)]
+
+
+def daemon_argv(plan: LabPlan, node: str, daemon: str, listen: ipaddress.IPv4Address) -> list[str]:
+    base = frr_dir(plan, node)
     argv = [str(FRR_DIR / daemon), "-f", str(base / f"{daemon}.conf"), "-i", str(base / f"{daemon}.pid"),
             "-z", str(base / "zserv.api"), "--vty_socket", str(base), "--log", f"file:{base / daemon}.log", "-P", "0"]
     if daemon == "bgpd":
-        argv += ["-l", str(host.vtep)]
+        argv += ["-l", str(listen)]
     return argv
 
 
@@ -89,29 +119,44 @@ def check_installed() -> None:
         raise LabError("FRR is not installed (scripts/bootstrap installs the 'frr' package)")
 
 
-def prepare(plan: LabPlan, host: Host) -> None:
+def prepare(plan: LabPlan, node: str, bgpd_conf: str) -> None:
     """Write the configs into a directory the frr user owns."""
     check_installed()
-    base = frr_dir(plan, host)
-    write_private(base / "zebra.conf", zebra_config(host))
-    write_private(base / "bgpd.conf", bgpd_config(plan, host))
+    base = frr_dir(plan, node)
+    write_private(base / "zebra.conf", zebra_config(node))
+    write_private(base / "bgpd.conf", bgpd_conf)
     shutil.chown(base, FRR_USER, FRR_USER)
     for item in base.iterdir():
         shutil.chown(item, FRR_USER, FRR_USER)
     allow_group(base.parent, FRR_USER)  # the frr user may traverse down to its own directory, nothing more
 
 
-def vtysh(plan: LabPlan, host: Host, command: str, as_json: bool = False) -> Any:
-    argv = ["ip", "netns", "exec", host.name, "vtysh", "--vty_socket", str(frr_dir(plan, host)), "-c", command]
-    result = subprocess.run(argv, capture_output=True, text=True, timeout=20)
+def start_daemons(plan: LabPlan, state: LabState, node: str, listen: ipaddress.IPv4Address) -> None:
+    """zebra, then bgpd (listening on `listen`), under their supervisors."""
+    base = frr_dir(plan, node)
+    for daemon in DAEMONS:
+        start_daemon(plan, state, node, daemon, daemon_argv(plan, node, daemon, listen), base / f"{daemon}.out")
+        if daemon == "zebra":
+            wait_until(f"zebra on {node}", lambda: (base / "zserv.api").exists(), 10)
+
+
+def vtysh(plan: LabPlan, node: str, command: str | list[str], as_json: bool = False, timeout: float = 20) -> Any:
+    commands = [command] if isinstance(command, str) else command
+    argv = ["ip", "netns", "exec", node, "vtysh", "--vty_socket", str(frr_dir(plan, node))]
+    for c in commands:
+        argv += ["-c", c]
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"{node}: vtysh '{commands[-1]}' did not answer within {timeout:.0f}s") from None
     if result.returncode != 0:
-        raise LabError(f"{host.name}: vtysh '{command}' failed: {(result.stderr or result.stdout).strip()}")
+        raise LabError(f"{node}: vtysh '{commands[-1]}' failed: {(result.stderr or result.stdout).strip()}")
     if not as_json:
         return result.stdout
     try:
         return json.loads(result.stdout or "{}")
     except ValueError as exc:
-        raise LabError(f"{host.name}: vtysh '{command}' did not answer JSON") from exc
+        raise LabError(f"{node}: vtysh '{commands[-1]}' did not answer JSON") from exc
 
 
 def parse_evpn_routes(data: dict[str, Any], rt_to_vni: dict[str, int]) -> list[RouteEvent]:
@@ -161,9 +206,25 @@ def _event(rd: str, path: dict[str, Any], rt_to_vni: dict[str, int]) -> RouteEve
     return None
 
 
-def read_rib(plan: LabPlan, host: Host) -> list[RouteEvent]:
+def read_rib(plan: LabPlan, node: str) -> list[RouteEvent]:
     rt_to_vni = {rt: net.vni for net in plan.topo.networks for rt in net.route_targets}
-    return parse_evpn_routes(vtysh(plan, host, "show bgp l2vpn evpn route json", as_json=True), rt_to_vni)
+    return parse_evpn_routes(vtysh(plan, node, "show bgp l2vpn evpn route json", as_json=True), rt_to_vni)
+
+
+def count_paths_from(data: dict[str, Any], neighbor: str) -> int:
+    """Paths (best or not) of `show bgp l2vpn evpn route json` received from `neighbor`."""
+    return sum(1 for prefixes in data.values() if isinstance(prefixes, dict)
+               for prefix in prefixes.values() if isinstance(prefix, dict)
+               for group in prefix.get("paths", []) for path in group if path.get("peerId") == neighbor)
+
+
+def parse_sessions(data: dict[str, Any]) -> dict[str, str]:
+    """`show bgp neighbors json` as neighbour address -> state in gobgp's words (ESTABLISHED, ACTIVE, ...)."""
+    return {addr: str(info.get("bgpState", "unknown")).upper() for addr, info in data.items() if isinstance(info, dict)}
+
+
+def sessions(plan: LabPlan, node: str) -> dict[str, str]:
+    return parse_sessions(vtysh(plan, node, "show bgp neighbors json", as_json=True))
 
 
 class FrrNode(HostNode):
@@ -176,21 +237,20 @@ class FrrNode(HostNode):
 
     def start(self) -> None:
         host, plan = self.host, self.plan
-        prepare(plan, host)
+        prepare(plan, host.name, bgpd_config(plan, host))
         for net in plan.host_networks(host):
             netns.neigh_suppress(host.name, net.vxlan_device)
             # an address on the bridge and arp_accept: the kernel then learns the VMs' IPs from their
             # ARP, and zebra advertises them as MAC/IP routes (FRR learns neighbours from the SVI)
             netns.address(host.name, net.bridge, plan.bridge_address(net), exist_ok=True)
             netns.sysctl(host.name, f"net.ipv4.conf.{net.bridge}.arp_accept", "1")
-        base = frr_dir(plan, host)
-        for daemon in DAEMONS:
-            start_daemon(plan, self.state, host.name, daemon, daemon_argv(plan, host, daemon), base / f"{daemon}.out")
-            if daemon == "zebra":
-                wait_until(f"zebra on {host.name}", lambda: (base / "zserv.api").exists(), 10)
+        start_daemons(plan, self.state, host.name, host.vtep)
 
     def read_rib(self) -> list[RouteEvent]:
-        return read_rib(self.plan, self.host)
+        return read_rib(self.plan, self.name)
+
+    def paths_from(self, neighbor: str) -> int:
+        return count_paths_from(vtysh(self.plan, self.name, "show bgp l2vpn evpn route json", as_json=True), neighbor)
 
     def control_view(self) -> ControlView:
         """FRR reports nothing of its own here: what zebra programmed into the kernel is its view."""
@@ -206,7 +266,7 @@ class FrrNode(HostNode):
         raise LabError(f"{self.name} {self.reconfigure_refusal()}")
 
     def vtysh(self, command: str) -> str:
-        return str(vtysh(self.plan, self.host, command))
+        return str(vtysh(self.plan, self.name, command))
 
 
 NODE = FrrNode

@@ -73,6 +73,9 @@ class GobgpAgentNode(HostNode):
     def read_rib(self) -> list[RouteEvent]:
         return self.gobgpd.read_rib()
 
+    def paths_from(self, neighbor: str) -> int:
+        return self.gobgpd.paths_from(neighbor)
+
     def control_view(self) -> ControlView:
         status = self.agent_status()
         running = daemon_pid(self.plan, self.name, "agent")

@@ -61,12 +61,20 @@ class Gobgpd:
     def read_rib(self) -> list[RouteEvent]:
         client = self.client(timeout=RIB_READ_TIMEOUT)  # the whole streamed table, not one call: 100k routes take seconds
         try:
-            events, errors = decode_paths(client.list_evpn())
+            events, errors = decode_paths(p for p in client.list_evpn() if p.best)  # one path per route (two controllers: two paths)
         finally:
             client.close()
         if errors:
             raise LabError(f"{self.node}: malformed routes in RIB: {errors[0]}")
         return events
+
+    def paths_from(self, neighbor: str) -> int:
+        """How many EVPN paths (best or not, stale included) the RIB holds from neighbour `neighbor`."""
+        client = self.client(timeout=RIB_READ_TIMEOUT)
+        try:
+            return sum(1 for p in client.list_evpn() if p.neighbor_ip == neighbor)
+        finally:
+            client.close()
 
     def sessions(self) -> dict[str, str]:
         """Neighbour address -> BGP session state."""

@@ -59,10 +59,10 @@ def _json(*args: str) -> object:
 
 def test_status_json(lab: str) -> None:
     doc = _json("status", "--json")
-    assert isinstance(doc, dict) and doc["schema"] == 1 and doc["lab"] == LAB and doc["controller"]["reachable"]
+    assert isinstance(doc, dict) and doc["schema"] == 1 and doc["lab"] == LAB and [c["reachable"] for c in doc["controllers"]] == [True]
     assert [h["name"] for h in doc["hosts"]] == HOSTS
     for h in doc["hosts"]:
-        assert (h["bgp"], h["control"], h["down"]) == ("ESTABLISHED", "ready", False), h
+        assert (h["bgp"], h["control"], h["down"]) == ({"controller": "ESTABLISHED"}, "ready", False), h
         assert {f["vtep"] for f in h["flood"]} == {f"10.0.0.{101 + i}" for i in range(3)} - {h["vtep"]}
         local = {m["mac"] for m in h["macs"] if m["where"] == "local"}
         remote = {m["mac"] for m in h["macs"] if m["where"] == "remote"}

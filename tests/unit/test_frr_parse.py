@@ -60,4 +60,4 @@ def test_configs_follow_the_topology() -> None:
                  "advertise-all-vni", "vni 100", "rd 10.0.0.101:100", "route-target import 65000:100",
                  "route-target export 65000:100", "neighbor 10.0.0.100 update-source 10.0.0.101"):
         assert line in conf, line
-    assert "ip nht resolve-via-default" in zebra_config(host)
+    assert "ip nht resolve-via-default" in zebra_config(host.name)

@@ -41,7 +41,7 @@ from labctl.report import (
     status_document,
     verify_document,
 )
-from labctl.status import HostStatus, MacRow, Restarts, StatusView
+from labctl.status import ControllerStatus, HostStatus, MacRow, Restarts, StatusView
 from labctl.timeline import Timeline
 from labctl.topology import parse_topology
 from labctl.verify import CheckResult
@@ -241,11 +241,13 @@ def test_check_document() -> None:
 
 
 def test_status_document() -> None:
-    up = HostStatus("h-1", 65001, "10.0.0.101", "gobgp", False, "ESTABLISHED", "ready", (Restarts("agent", 1, "signal 9", True),),
+    up = HostStatus("h-1", 65001, "10.0.0.101", "gobgp", False, {"controller": "ESTABLISHED"}, "ready", (Restarts("agent", 1, "signal 9", True),),
                     {"100": ["10.0.0.102"]}, (("vxlan100", "10.0.0.102"),), (MacRow("02:00:00:00:01:01", ("192.168.100.11",), 100, "local", "10.0.0.101", 0),))
-    down = HostStatus("h-2", 65002, "10.0.0.102", "gobgp", True, "ACTIVE", "down", (), {}, (), None)
-    doc = status_document(StatusView("lab", "lab-controller", "10.0.0.100", 65000, None, (), (up, down)))
-    assert doc["schema"] == SCHEMA and doc["controller"]["reachable"] is True
+    down = HostStatus("h-2", 65002, "10.0.0.102", "gobgp", True, {"controller": "ACTIVE"}, "down", (), {}, (), None)
+    ctl = ControllerStatus("controller", "lab-controller", "gobgpd", "10.0.0.100", 65000, False, None, ())
+    doc = status_document(StatusView("lab", (ctl,), (up, down)))
+    assert doc["schema"] == SCHEMA and doc["controllers"][0]["reachable"] is True and doc["controllers"][0]["kind"] == "gobgpd"
+    assert doc["hosts"][0]["bgp"] == {"controller": "ESTABLISHED"}
     first, second = doc["hosts"]
     assert first["restarts"] == [{"role": "agent", "count": 1, "last_exit": "signal 9", "running": True}]
     assert first["flood"] == [{"device": "vxlan100", "vtep": "10.0.0.102"}]
