@@ -123,6 +123,14 @@ def up(topology: Path) -> None:
         lab = Lab.up(topo, str(topology), progress)
     console.print(f"[green]lab {lab.topo.lab} is up[/green] in {time.monotonic() - start:.1f}s: "
                   f"{len(topo.hosts)} hypervisors, {len(topo.vms())} VMs; try 'labctl verify'")
+    console.print(f"memory: {lab_memory_line(lab)}", highlight=False, soft_wrap=True)
+
+
+def lab_memory_line(lab: Any) -> str:
+    """`total RSS ... PSS ...` of every process in the lab's namespaces (labctl/memory.py)."""
+    from .memory import read_lab, render
+
+    return render(read_lab(lab.plan.all_namespaces()), len(lab.hosts_alive()))
 
 
 @main.command()
@@ -286,8 +294,11 @@ def status(lab_name: str | None, no_macs: bool) -> None:
     """BGP sessions, agents and flood lists of every hypervisor, and each one's MAC table."""
     from .status import render_mac_tables, render_status
 
+    from .lab import Lab
+
     name = resolve_lab(lab_name)
     render_status(console, name)
+    console.print(f"memory: {lab_memory_line(Lab.open(name))}", highlight=False, soft_wrap=True)
     if not no_macs:
         render_mac_tables(console, name)
 
@@ -303,19 +314,21 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None) ->
     from .verify import run_checks, run_migration_scenario
 
     lab = Lab.open(resolve_lab(lab_name))
-    progress = lambda m: console.print(f"  [dim]{m}[/dim]", highlight=False)  # noqa: E731
+    start = time.monotonic()
+    progress = lambda m: console.print(f"  [dim]{time.monotonic() - start:5.1f}s {m}[/dim]", highlight=False)  # noqa: E731
     results = run_checks(lab, only=only, progress=progress)
     if scenario == "migration":
         results += run_migration_scenario(lab, progress)
     table = Table(title=f"labctl verify: lab {lab.topo.lab}")
     table.add_column("check")
     table.add_column("result")
+    table.add_column("time", justify="right")
     table.add_column("evidence", overflow="fold")
     for r in results:
-        table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", r.evidence)
+        table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", f"{r.seconds:.1f}s" if r.seconds else "", r.evidence)
     console.print(table)
     failed = [r for r in results if not r.ok]
-    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed")
+    console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {time.monotonic() - start:.1f}s")
     if failed:
         sys.exit(1)
 

@@ -16,7 +16,7 @@ from typing import Callable
 
 from protos import dist
 
-from . import build, daemons, keeper, netns, observe
+from . import build, daemons, keeper, netns, observe, parallel
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
@@ -31,6 +31,10 @@ from .topology import Host, Topology, Vm, check_lab_name, parse_topology
 log = logging.getLogger("evpn.labctl.lab")
 
 Progress = Callable[[str], None]
+
+BUILD_WORKERS = 4  # hypervisors wired at a time (netlink and nft: mostly kernel work)
+START_WORKERS = 8  # hypervisors whose daemons start at a time (mostly waiting: processes starting, APIs coming up)
+EACH_LINE_UP_TO = 10  # hypervisors: up to this many, `up` prints a progress line per host
 
 
 def _quiet(_: str) -> None:
@@ -114,18 +118,19 @@ class Lab:
         try:
             progress("underlay router and controller")
             build.underlay(lab.plan)
-            for host in topo.hosts:
-                progress(f"hypervisor {host.name}: namespace, uplink, bridge, vxlan, VMs")
-                build.host(lab.plan, host)
+            hosts = list(topo.hosts)
+            progress(f"{len(hosts)} hypervisors: namespace, uplink, bridges, vxlan, VMs ({min(BUILD_WORKERS, len(hosts))} at a time)")
+            parallel.run_all(hosts, lambda h: build.host(lab.plan, h), BUILD_WORKERS, "build",
+                             done=lambda h, _: progress(f"hypervisor {h.name} built") if len(hosts) <= EACH_LINE_UP_TO else None)
             progress("starting the underlay's route keeper")
             lab.start_keeper()
             progress("starting gobgpd on the controller")
             controller = lab.controller()
             controller.start(lab.plan.gobgpd_controller_config())
             controller.wait_api()
-            for host in topo.hosts:
-                progress(f"starting gobgpd and evpn-agent on {host.name}")
-                lab.node(host).start()
+            progress(f"starting the daemons of {len(hosts)} hypervisors ({min(START_WORKERS, len(hosts))} at a time)")
+            parallel.run_all(hosts, lambda h: lab.node(h).start(), START_WORKERS, "start",
+                             done=lambda h, _: progress(f"{h.name}: daemons started") if len(hosts) <= EACH_LINE_UP_TO else None)
             progress("waiting for BGP sessions and agents")
             took = lab.wait_converged(list(topo.hosts))
             log.info("event=lab-converged lab=%s seconds=%.2f", topo.lab, took)
@@ -258,13 +263,10 @@ def teardown(lab: str, keep_logs: Path | None = None) -> list[str]:
         log.warning("event=teardown-without-state lab=%s run_dir=%s", lab, run_dir)
         owned: list[str] = []
     else:
-        for node, roles in state.pids.items():
-            for pid in roles.values():
-                daemons.stop(pid, NodeFiles(run_dir / node).marker)
+        daemons.stop_many([(pid, NodeFiles(run_dir / node).marker) for node, roles in state.pids.items() for pid in roles.values()])
         existing = set(netns.list_namespaces())
         owned = [n for n in owned_namespaces(lab, state.topology) if n in existing]
-    for name in owned:
-        daemons.kill_pids(netns.pids(name))
+    daemons.kill_pids(netns.pids_in(owned))
     for name in owned:
         netns.remove(name)
         removed.append(name)

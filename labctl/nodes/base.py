@@ -59,8 +59,7 @@ def stop_daemons(plan: LabPlan, state: LabState, node: str, hard: bool = False) 
     for role, pid in sorted(state.pids.get(node, {}).items()):
         if daemons.stop_supervised(pid, files.marker, files.supervisor_status(role), hard=hard):
             log.info("event=daemon-stopped node=%s role=%s pid=%d hard=%s", node, role, pid, hard)
-    state.pids.pop(node, None)
-    state.save()
+    state.forget_pids(node)
 
 
 def start_daemon(plan: LabPlan, state: LabState, node: str, role: str, argv: list[str], log_path: Path,
@@ -76,8 +75,7 @@ def daemon_pid(plan: LabPlan, node: str, role: str) -> int:
 
 
 def record_pid(state: LabState, node: str, role: str, pid: int) -> None:
-    state.pids.setdefault(node, {})[role] = pid
-    state.save()
+    state.record_pid(node, role, pid)
 
 
 def local_macs_of_rib(rib: list[RouteEvent]) -> list[LocalMac]:
