@@ -28,5 +28,7 @@ Where things live (pure modules first, then the ones with side effects):
 - portsec.py       tenant isolation on a hypervisor: per-port security, the host stack out of the VMs' reach (nftables)
 - verify.py        JUDGING: the checks of `labctl verify`, each with its evidence, from what observe read
 - status.py        `labctl status` tables, from what observe read
+- memory.py        RSS and PSS of every process in a lab's namespaces, per role (printed by up and status)
+- parallel.py      a bounded thread pool that stops on the first failure or an interrupt (up, verify)
 - cli.py           the click commands; errors become one line and an exit code here
 """

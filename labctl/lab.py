@@ -128,9 +128,7 @@ class Lab:
             controller = lab.controller()
             controller.start(lab.plan.gobgpd_controller_config())
             controller.wait_api()
-            progress(f"starting the daemons of {len(hosts)} hypervisors ({min(START_WORKERS, len(hosts))} at a time)")
-            parallel.run_all(hosts, lambda h: lab.node(h).start(), START_WORKERS, "start",
-                             done=lambda h, _: progress(f"{h.name}: daemons started") if len(hosts) <= EACH_LINE_UP_TO else None)
+            lab.start_nodes(hosts, progress)
             progress("waiting for BGP sessions and agents")
             took = lab.wait_converged(list(topo.hosts))
             log.info("event=lab-converged lab=%s seconds=%.2f", topo.lab, took)
@@ -142,6 +140,18 @@ class Lab:
             teardown(topo.lab, keep_logs=kept)
             raise
         return lab
+
+    def start_nodes(self, hosts: list[Host], progress: Progress) -> None:
+        """Start the hosts' daemons, step by step (`HostNode.start_phases`): each step on every host,
+        START_WORKERS at a time, before the next. gobgpd makes its first connection 5-10 s after it
+        starts: all of them start first, and their sessions come up while the agents start."""
+        steps = {h.name: self.node(h).start_phases() for h in hosts}
+        for phase in range(max(len(s) for s in steps.values())):
+            todo = [h for h in hosts if phase < len(steps[h.name])]
+            names = sorted({steps[h.name][phase].__name__.strip("_").replace("_", " ") for h in todo})
+            progress(f"{len(todo)} hypervisors: {', '.join(names)} ({min(START_WORKERS, len(todo))} at a time)")
+            parallel.run_all(todo, lambda h, i=phase: steps[h.name][i](), START_WORKERS, "start",
+                             done=lambda h, _: progress(f"{h.name}: step done") if len(hosts) <= EACH_LINE_UP_TO else None)
 
     def kill(self, name: str) -> None:
         """The hypervisor dies: its daemons are killed (SIGKILL) and its uplink goes down."""

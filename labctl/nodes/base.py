@@ -10,7 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol
 
 from agent.routes import MacIpRoute, RouteEvent
 
@@ -117,6 +117,12 @@ class HostNode(ABC):
     @abstractmethod
     def start(self) -> None:
         """Start the node's daemons (its namespace and devices exist) and return once they can be asked."""
+
+    def start_phases(self) -> list[Callable[[], None]]:
+        """`start` cut into steps, for `up` to run each step on every host before the next one (a big lab
+        starts all its BGP daemons first, so their sessions come up while the rest starts). Run in order,
+        the steps do what `start` does."""
+        return [self.start]
 
     def stop(self, hard: bool = False) -> None:
         """Stop the node's daemons (SIGKILL when `hard`: a dying hypervisor)."""
