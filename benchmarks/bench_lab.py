@@ -78,8 +78,9 @@ def main() -> int:
             if result.returncode != 0:
                 failures.append("up failed")
                 return 1
+            started = time.monotonic()
             memory = read_lab(LabPlan(topo).all_namespaces())
-            figures["memory"] = render_memory(memory, args.hosts)
+            figures["memory"] = render_memory(memory, args.hosts) + f" (read in {time.monotonic() - started:.1f} s)"
             took, result = timed(["verify", "--lab", args.lab], 900)
             show("labctl verify", result)
             summary = re.search(r"(\d+) passed, (\d+) failed", result.stdout)

@@ -118,17 +118,26 @@ class Lab:
         try:
             progress("underlay router and controller")
             build.underlay(lab.plan)
-            hosts = list(topo.hosts)
-            progress(f"{len(hosts)} hypervisors: namespace, uplink, bridges, vxlan, VMs ({min(BUILD_WORKERS, len(hosts))} at a time)")
-            parallel.run_all(hosts, lambda h: build.host(lab.plan, h), BUILD_WORKERS, "build",
-                             done=lambda h, _: progress(f"hypervisor {h.name} built") if len(hosts) <= EACH_LINE_UP_TO else None)
-            progress("starting the underlay's route keeper")
-            lab.start_keeper()
             progress("starting gobgpd on the controller")
             controller = lab.controller()
             controller.start(lab.plan.gobgpd_controller_config())
             controller.wait_api()
-            lab.start_nodes(hosts, progress)
+            hosts = list(topo.hosts)
+            steps = {h.name: lab.node(h).start_phases() for h in hosts}
+
+            def build_and_start(host: Host) -> None:
+                """Wire the host, then take its daemons' first step (gobgpd: its first connection comes
+                5-10 s after it starts, a wait better spent while the other hosts are built)."""
+                build.host(lab.plan, host)
+                steps[host.name][0]()
+
+            progress(f"{len(hosts)} hypervisors: namespace, uplink, bridges, vxlan, VMs, then "
+                     f"{_step_names(steps, hosts, 0)} ({min(BUILD_WORKERS, len(hosts))} at a time)")
+            parallel.run_all(hosts, build_and_start, BUILD_WORKERS, "build",
+                             done=lambda h, _: progress(f"hypervisor {h.name} built") if len(hosts) <= EACH_LINE_UP_TO else None)
+            progress("starting the underlay's route keeper")
+            lab.start_keeper()
+            lab.start_nodes(hosts, progress, steps, first=1)
             progress("waiting for BGP sessions and agents")
             took = lab.wait_converged(list(topo.hosts))
             log.info("event=lab-converged lab=%s seconds=%.2f", topo.lab, took)
@@ -141,15 +150,12 @@ class Lab:
             raise
         return lab
 
-    def start_nodes(self, hosts: list[Host], progress: Progress) -> None:
-        """Start the hosts' daemons, step by step (`HostNode.start_phases`): each step on every host,
-        START_WORKERS at a time, before the next. gobgpd makes its first connection 5-10 s after it
-        starts: all of them start first, and their sessions come up while the agents start."""
-        steps = {h.name: self.node(h).start_phases() for h in hosts}
-        for phase in range(max(len(s) for s in steps.values())):
+    def start_nodes(self, hosts: list[Host], progress: Progress, steps: dict[str, list[Callable[[], None]]], first: int = 0) -> None:
+        """Start the hosts' daemons step by step (`HostNode.start_phases`, from step `first`): each step
+        on every host, START_WORKERS at a time, before the next one."""
+        for phase in range(first, max(len(s) for s in steps.values())):
             todo = [h for h in hosts if phase < len(steps[h.name])]
-            names = sorted({steps[h.name][phase].__name__.strip("_").replace("_", " ") for h in todo})
-            progress(f"{len(todo)} hypervisors: {', '.join(names)} ({min(START_WORKERS, len(todo))} at a time)")
+            progress(f"{len(todo)} hypervisors: {_step_names(steps, todo, phase)} ({min(START_WORKERS, len(todo))} at a time)")
             parallel.run_all(todo, lambda h, i=phase: steps[h.name][i](), START_WORKERS, "start",
                              done=lambda h, _: progress(f"{h.name}: step done") if len(hosts) <= EACH_LINE_UP_TO else None)
 
@@ -222,6 +228,11 @@ class Lab:
         """Rewrite the controller's gobgpd config from the current plan (every host a neighbour): peers
         added over gRPC then survive a restart of gobgpd, which reads only this file."""
         write_private(self.plan.files(self.plan.controller_ns).gobgpd_config, self.plan.gobgpd_controller_config())
+
+
+def _step_names(steps: dict[str, list[Callable[[], None]]], hosts: list[Host], phase: int) -> str:
+    """`start gobgpd`: what step `phase` of these hosts' start does (the methods' names)."""
+    return ", ".join(sorted({steps[h.name][phase].__name__.strip("_").replace("_", " ") for h in hosts if phase < len(steps[h.name])}))
 
 
 def preflight() -> None:

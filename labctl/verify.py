@@ -63,9 +63,9 @@ PROBE_WORKERS = 8  # probes (pings, ARP rounds) of one check run at a time
 def sample_hosts(alive: list[Host]) -> tuple[list[Host], str]:
     """The hosts a per-host probe covers: all up to ALL_PAIRS_UP_TO, else SAMPLED_HOSTS spread evenly
     over the list (deterministic: the same lab gives the same sample), with a note saying so."""
-    if len(alive) <= ALL_PAIRS_UP_TO:
+    if len(alive) <= max(ALL_PAIRS_UP_TO, SAMPLED_HOSTS):
         return list(alive), ""
-    count = min(SAMPLED_HOSTS, len(alive))
+    count = SAMPLED_HOSTS
     chosen = [alive[i * len(alive) // count] for i in range(count)]
     return chosen, f"sampled {len(chosen)} of {len(alive)} hosts; "
 
