@@ -34,5 +34,7 @@ Where things live (pure modules first, then the ones with side effects):
 - events.py        `labctl events`: log lines of labctl, the agents, gobgpd and the supervisors parsed and merged (pure)
 - timeline.py      reading (and following) those files in the lab's run directory
 - progress.py      progress of up/verify on stderr: a live bar on a terminal, one line per step elsewhere
+- memory.py        RSS and PSS of every process in a lab's namespaces, per role (printed by up and status)
+- parallel.py      a bounded thread pool that stops on the first failure or an interrupt (up, verify)
 - cli.py           the click commands; errors become one line and an exit code here
 """

@@ -104,6 +104,17 @@ def vxlan_only(pkt: Packet) -> bool:
     return UDP in pkt and VXLAN_PORT in (pkt[UDP].dport, pkt[UDP].sport)
 
 
+def is_vxlan_frame(frame: bytes) -> bool:
+    """The bytes-level test of `vxlan_only` (untagged IPv4/UDP, port 4789 either way), done before scapy
+    parses a frame: BGP and other traffic on the uplinks is dropped without building packets."""
+    if len(frame) < 42 or frame[12:14] != b"\x08\x00" or frame[23] != 17:
+        return False
+    udp = 14 + (frame[14] & 0x0F) * 4
+    if len(frame) < udp + 4:
+        return False
+    return VXLAN_PORT in (int.from_bytes(frame[udp:udp + 2], "big"), int.from_bytes(frame[udp + 2:udp + 4], "big"))
+
+
 def from_mac(mac: str) -> Predicate:
     return lambda pkt: pkt.src.lower() == mac.lower()
 
@@ -118,6 +129,7 @@ class Capture:
     def __init__(self, ns_name: str, ifname: str, keep: Predicate) -> None:
         self.where = f"{ns_name}/{ifname}"
         self.keep = keep
+        self.prefilter = is_vxlan_frame if keep is vxlan_only else None
         with inside(ns_name):
             self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
         self._sock.bind((ifname, ETH_P_ALL))
@@ -132,6 +144,8 @@ class Capture:
             if not ready:
                 continue
             frame = self._sock.recv(65535)
+            if self.prefilter is not None and not self.prefilter(frame):
+                continue
             pkt = Ether(frame)
             if self.keep(pkt):
                 self.packets.append(pkt)

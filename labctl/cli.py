@@ -141,6 +141,14 @@ def up(topology: Path) -> None:
         lab = Lab.up(topo, str(topology), progress)
     console.print(f"[green]lab {lab.topo.lab} is up[/green] in {time.monotonic() - start:.1f}s: "
                   f"{len(topo.hosts)} hypervisors, {len(topo.vms())} VMs; try 'labctl verify'")
+    console.print(f"memory: {lab_memory_line(lab)}", highlight=False, soft_wrap=True)
+
+
+def lab_memory_line(lab: Any) -> str:
+    """`total RSS ... PSS ...` of every process in the lab's namespaces (labctl/memory.py)."""
+    from .memory import read_lab, render
+
+    return render(read_lab(lab.plan.all_namespaces()), len(lab.hosts_alive()))
 
 
 @main.command(epilog=example("labctl down", "labctl down evpn"))
@@ -310,13 +318,15 @@ def status(lab_name: str | None, no_macs: bool, as_json: bool) -> None:
     from .lab import Lab
     from .status import collect, render_mac_tables, render_status
 
-    view = collect(Lab.open(resolve_lab(lab_name)), macs=not no_macs)
+    lab = Lab.open(resolve_lab(lab_name))
+    view = collect(lab, macs=not no_macs)
     if as_json:
         from .report import status_document
 
         print_json(status_document(view))
         return
     render_status(console, view)
+    console.print(f"memory: {lab_memory_line(lab)}", highlight=False, soft_wrap=True)
     if not no_macs:
         render_mac_tables(console, view)
 
@@ -359,9 +369,10 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None, as
     table = Table(title=f"labctl verify: lab {lab.topo.lab}")
     table.add_column("check")
     table.add_column("result")
+    table.add_column("time", justify="right")
     table.add_column("evidence", overflow="fold")
     for r in results:
-        table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", r.evidence)
+        table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", f"{r.seconds:.1f}s" if r.seconds else "", r.evidence)
     console.print(table)
     console.print(f"{len(results) - len(failed)} passed, {len(failed)} failed in {seconds:.1f}s")
     if failed:

@@ -123,6 +123,30 @@ def stop(pid: int, marker: str, timeout: float = 3.0, hard: bool = False) -> boo
     return True
 
 
+def stop_many(processes: list[tuple[int, str]], timeout: float = 5.0) -> int:
+    """`stop` for many (pid, marker) at once: SIGTERM to all, one wait for all, SIGKILL to the rest.
+    Returns how many were running. (One after another, a 50-host lab's 100 supervisors took 40 s.)"""
+    running = [(pid, marker) for pid, marker in processes if alive(pid, marker)]
+    for pid, _ in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    left = running
+    while left and time.monotonic() < deadline:
+        time.sleep(0.05)
+        left = [(pid, marker) for pid, marker in left if alive(pid, marker)]
+    for pid, _ in left:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+            log.warning("event=daemon-killed-after-timeout pid=%d", pid)
+    for _ in range(40):
+        left = [(pid, marker) for pid, marker in left if alive(pid, marker)]
+        if not left:
+            break
+        time.sleep(0.05)
+    return len(running)
+
+
 def kill_pids(pids: list[int]) -> None:
     """SIGKILL processes found inside the lab's own namespaces (leftovers of an interrupted run)."""
     for pid in pids:

@@ -16,7 +16,7 @@ from typing import Callable
 
 from protos import dist
 
-from . import actionlog, build, daemons, keeper, netem, netns, observe
+from . import actionlog, build, daemons, keeper, netem, netns, observe, parallel
 from .errors import LabError
 from .interrupts import INTERRUPT
 from .nodes import node_class
@@ -30,6 +30,10 @@ from .topology import CONTROLLER_NAME_RE, Host, Netem, Topology, Vm, check_lab_n
 log = logging.getLogger("evpn.labctl.lab")
 
 Progress = Callable[[str], None]
+
+BUILD_WORKERS = 4  # hypervisors wired at a time (netlink and nft: mostly kernel work)
+START_WORKERS = 8  # hypervisors whose daemons start at a time (mostly waiting: processes starting, APIs coming up)
+EACH_LINE_UP_TO = 10  # hypervisors: up to this many, `up` prints a progress line per host
 
 
 def _quiet(_: str) -> None:
@@ -129,21 +133,27 @@ class Lab:
         try:
             progress("underlay router and controller")
             build.underlay(lab.plan)
-            for host in topo.hosts:
-                progress(f"hypervisor {host.name}: namespace, uplink, bridge, vxlan, VMs")
-                build.host(lab.plan, host)
-            for host in topo.hosts:
-                if host.netem is not None:
-                    progress(f"hypervisor {host.name}: uplink impairment {host.netem.describe()}")
-                    lab.impair(host)
-            progress("starting the underlay's route keeper")
-            lab.start_keeper()
             for controller in lab.controllers():
                 progress(f"starting {controller.kind} on controller {controller.name}")
                 controller.start()
-            for host in topo.hosts:
-                progress(f"starting gobgpd and evpn-agent on {host.name}")
-                lab.node(host).start()
+            hosts = list(topo.hosts)
+            steps = {h.name: lab.node(h).start_phases() for h in hosts}
+
+            def build_and_start(host: Host) -> None:
+                """Wire the host, then take its daemons' first step (gobgpd: its first connection comes
+                5-10 s after it starts, a wait better spent while the other hosts are built)."""
+                build.host(lab.plan, host)
+                if host.netem is not None:
+                    lab.impair(host)  # before its daemons: BGP comes up over the impaired link, as it will run
+                steps[host.name][0]()
+
+            progress(f"{len(hosts)} hypervisors: namespace, uplink, bridges, vxlan, VMs, then "
+                     f"{_step_names(steps, hosts, 0)} ({min(BUILD_WORKERS, len(hosts))} at a time)")
+            parallel.run_all(hosts, build_and_start, BUILD_WORKERS, "build",
+                             done=lambda h, _: progress(f"hypervisor {h.name} built") if len(hosts) <= EACH_LINE_UP_TO else None)
+            progress("starting the underlay's route keeper")
+            lab.start_keeper()
+            lab.start_nodes(hosts, progress, steps, first=1)
             progress("waiting for BGP sessions and agents")
             took = lab.wait_converged(list(topo.hosts))
             log.info("event=lab-converged lab=%s seconds=%.2f", topo.lab, took)
@@ -156,6 +166,15 @@ class Lab:
             teardown(topo.lab, keep_logs=kept)
             raise
         return lab
+
+    def start_nodes(self, hosts: list[Host], progress: Progress, steps: dict[str, list[Callable[[], None]]], first: int = 0) -> None:
+        """Start the hosts' daemons step by step (`HostNode.start_phases`, from step `first`): each step
+        on every host, START_WORKERS at a time, before the next one."""
+        for phase in range(first, max(len(s) for s in steps.values())):
+            todo = [h for h in hosts if phase < len(steps[h.name])]
+            progress(f"{len(todo)} hypervisors: {_step_names(steps, todo, phase)} ({min(START_WORKERS, len(todo))} at a time)")
+            parallel.run_all(todo, lambda h, i=phase: steps[h.name][i](), START_WORKERS, "start",
+                             done=lambda h, _: progress(f"{h.name}: step done") if len(hosts) <= EACH_LINE_UP_TO else None)
 
     def kill(self, name: str) -> None:
         """The hypervisor (or controller) dies: its daemons are killed (SIGKILL) and its uplink goes down."""
@@ -287,6 +306,11 @@ class Lab:
             ctl.persist_config()
 
 
+def _step_names(steps: dict[str, list[Callable[[], None]]], hosts: list[Host], phase: int) -> str:
+    """`start gobgpd`: what step `phase` of these hosts' start does (the methods' names)."""
+    return ", ".join(sorted({steps[h.name][phase].__name__.strip("_").replace("_", " ") for h in hosts if phase < len(steps[h.name])}))
+
+
 def preflight() -> None:
     if os.geteuid() != 0:
         raise LabError("labctl must run as root (it creates network namespaces)")
@@ -339,13 +363,10 @@ def teardown(lab: str, keep_logs: Path | None = None) -> list[str]:
         log.warning("event=teardown-without-state lab=%s run_dir=%s", lab, run_dir)
         owned: list[str] = []
     else:
-        for node, roles in state.pids.items():
-            for pid in roles.values():
-                daemons.stop(pid, NodeFiles(run_dir / node).marker)
+        daemons.stop_many([(pid, NodeFiles(run_dir / node).marker) for node, roles in state.pids.items() for pid in roles.values()])
         existing = set(netns.list_namespaces())
         owned = [n for n in owned_namespaces(lab, state.topology) if n in existing]
-    for name in owned:
-        daemons.kill_pids(netns.pids(name))
+    daemons.kill_pids(netns.pids_in(owned))
     for name in owned:
         netns.remove(name)
         removed.append(name)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import hashlib
 import ipaddress
 import logging
+import os
 import subprocess
 from typing import Iterator
 
@@ -43,6 +45,12 @@ def remove(name: str) -> None:
 def pids(name: str) -> list[int]:
     """PIDs of the processes living in namespace `name`."""
     return sorted(int(p) for p in netns.ns_pids().get(name, []))
+
+
+def pids_in(names: list[str]) -> list[int]:
+    """PIDs of the processes living in any of the namespaces `names` (one scan of /proc for all)."""
+    wanted = set(names)
+    return sorted({int(p) for name, found in netns.ns_pids().items() if name in wanted for p in found})
 
 
 @contextlib.contextmanager
@@ -153,16 +161,38 @@ def delete_link(ns_name: str, ifname: str) -> None:
         ip.link("del", index=_index(ip, ifname, ns_name))
 
 
+CLONE_NEWNET = 0x40000000
+_LIBC = ctypes.CDLL(None, use_errno=True)
+
+
+def _setns(fd: int, what: str) -> None:
+    """setns(2) for this thread only (Python 3.11 has no os.setns)."""
+    if _LIBC.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"cannot enter namespace {what}: {os.strerror(err)}")
+
+
 @contextlib.contextmanager
 def inside(ns_name: str) -> Iterator[None]:
-    """Run the block with this thread switched into namespace `ns_name` (sockets opened there stay there)."""
-    if ns_name not in netns.listnetns():  # pushns would silently create a missing namespace
-        raise LabError(f"namespace {ns_name} does not exist")
-    netns.pushns(ns_name)
+    """Run the block with this thread switched into namespace `ns_name` (sockets opened there stay there).
+
+    Thread-safe: the namespace to come back to is this thread's own (/proc/thread-self), kept here, not on
+    pyroute2's pushns stack, which is shared by all threads and saves the main thread's namespace
+    (/proc/self): labctl builds hosts and runs checks in parallel threads."""
     try:
-        yield
+        target = os.open(f"{netns.NETNS_RUN_DIR}/{ns_name}", os.O_RDONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise LabError(f"namespace {ns_name} does not exist") from None
+    home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        _setns(target, ns_name)
+        try:
+            yield
+        finally:
+            _setns(home, "this thread's own")
     finally:
-        netns.popns()
+        os.close(home)
+        os.close(target)
 
 
 def sysctl(ns_name: str, key: str, value: str) -> None:

@@ -6,20 +6,24 @@ topotest `run_and_expect` does. `verify` judges what this module reads; `status`
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Generic, Iterable, TypeVar
+from typing import TYPE_CHECKING, Callable, Generic, Iterable, Iterator, TypeVar
 
-from agent.entries import FdbEntry, NeighEntry
+from agent.entries import FdbEntry
 from agent.errors import GobgpUnavailable
-from agent.kernel import Kernel
+from agent.netlink_bulk import NetlinkBulk, open_socket
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
 
 from . import netns
 from .bgp import GR_RESTART_TIME
 from .errors import LabError
 from .interrupts import INTERRUPT
+from .parallel import run_all
 from .plan import VM_IFNAME
 from .topology import Host, Vm
 
@@ -74,10 +78,29 @@ def read_rib(lab: Lab, node: str) -> list[RouteEvent]:
     return lab.speaker(node).read_rib()
 
 
+@contextlib.contextmanager
+def _bulk(ns_name: str) -> Iterator[tuple[NetlinkBulk, dict[str, int]]]:
+    """A bulk netlink reader inside `ns_name` and the namespace's interface indexes by name.
+
+    Both are made while this thread is in the namespace (labctl.netns.inside: safe from many threads at
+    once, as verify's probes run); one dump then reads all of a kind, parsed without pyroute2."""
+    with netns.inside(ns_name):
+        sock = open_socket()
+        indexes = {name: index for index, name in socket.if_nameindex()}
+    try:
+        with NetlinkBulk(sock) as bulk:
+            yield bulk, indexes
+    finally:
+        sock.close()
+
+
 def fdb_entries(ns_name: str, devices: Iterable[str]) -> set[FdbEntry]:
-    """The FDB entries with a remote VTEP (flood and unicast) of `devices` in a namespace."""
-    with Kernel(netns=ns_name) as kernel:
-        return {e for e in kernel.entries(list(devices)) if isinstance(e, FdbEntry)}
+    """The FDB entries with a remote VTEP (flood and unicast) of `devices` in a namespace (one dump)."""
+    address = ipaddress.ip_address
+    with _bulk(ns_name) as (bulk, indexes):
+        names = {indexes[d]: d for d in devices if d in indexes}
+        records = bulk.dump_fdb()
+    return {FdbEntry(names[r.ifindex], r.mac, address(r.dst)) for r in records if r.ifindex in names and r.dst and r.mac}
 
 
 def read_fdb(lab: Lab, host: Host) -> set[FdbEntry]:
@@ -87,8 +110,10 @@ def read_fdb(lab: Lab, host: Host) -> set[FdbEntry]:
 
 def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
     """IP -> MAC of the bridge's neighbour table (the ARP suppression entries)."""
-    with Kernel(netns=host.name) as kernel:
-        return {str(e.ip): e.mac for e in kernel.entries([], [bridge]) if isinstance(e, NeighEntry)}
+    with _bulk(host.name) as (bulk, indexes):
+        index = indexes.get(bridge)
+        records = bulk.dump_neigh(ifindex=index) if index is not None else []
+    return {str(ipaddress.ip_address(r.dst)): r.mac for r in records if r.ifindex == index and r.dst and r.mac}
 
 
 def sessions(lab: Lab) -> dict[str, str]:
@@ -115,17 +140,26 @@ class Snapshot:
     errors: dict[str, str]
 
 
+SNAPSHOT_WORKERS = 4  # nodes read at a time (their gobgpd serialises while we decode)
+
+
 def snapshot(lab: Lab) -> Snapshot:
+    """Every node's RIB (one ListPath each) and every live host's vxlan FDB (one dump each); a host's
+    FDB is read right after its RIB, so the two describe nearly the same moment."""
     ribs: dict[str, list[RouteEvent]] = {}
     fdb: dict[str, set[FdbEntry]] = {}
     errors: dict[str, str] = {}
-    for node in [c.ns for c in lab.controllers_alive()] + [h.name for h in lab.hosts_alive()]:
+    hosts = {h.name: h for h in lab.hosts_alive()}
+
+    def read(node: str) -> None:
         try:
             ribs[node] = read_rib(lab, node)
         except (GobgpUnavailable, LabError) as exc:
             errors[node] = str(exc)
-    for host in lab.hosts_alive():
-        fdb[host.name] = read_fdb(lab, host)
+        if node in hosts:
+            fdb[node] = read_fdb(lab, hosts[node])
+
+    run_all([*(c.ns for c in lab.controllers_alive()), *hosts], read, SNAPSHOT_WORKERS, "snapshot")
     return Snapshot(ribs, fdb, errors)
 
 
@@ -231,8 +265,10 @@ def converged(lab: Lab, hosts: list[Host]) -> bool:
 
 
 def wait_converged(lab: Lab, hosts: list[Host], timeout: float = 60.0) -> float:
-    # gobgpd waits 5-10 s (random) before its first connect attempt: the timeout allows for a few of those
-    return wait_until("BGP sessions established and agents converged", lambda: converged(lab, hosts), timeout)
+    # gobgpd waits 5-10 s (random) before its first connect attempt: the timeout allows for a few of those.
+    # A round reads every host's status: on a big lab, every 0.5 s (the CPU is the daemons' while they start)
+    interval = 0.1 if len(lab.hosts_alive()) <= 10 else 0.5
+    return wait_until("BGP sessions established and agents converged", lambda: converged(lab, hosts), timeout, interval)
 
 
 def mentions(lab: Lab, host: Host) -> list[str]:

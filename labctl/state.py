@@ -8,6 +8,7 @@ the parsed Topology (`Topology.to_document()`): the lab never needs its file aga
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,12 +29,27 @@ class LabState:
     down_controllers: list[str] = field(default_factory=list)  # namespaces of controllers `labctl kill` took down
     complete: bool = False
 
+    def __post_init__(self) -> None:
+        # not a field (asdict would copy it): nodes start in parallel threads and record their PIDs here
+        self._lock = threading.RLock()
+
     @property
     def path(self) -> Path:
         return state_file(self.lab)
 
     def save(self) -> None:
-        write_private_json(self.path, asdict(self), indent=1)
+        with self._lock:  # one writer at a time (the file is replaced through one temporary name)
+            write_private_json(self.path, asdict(self), indent=1)
+
+    def record_pid(self, node: str, role: str, pid: int) -> None:
+        with self._lock:
+            self.pids.setdefault(node, {})[role] = pid
+            self.save()
+
+    def forget_pids(self, node: str) -> None:
+        with self._lock:
+            self.pids.pop(node, None)
+            self.save()
 
 
 def load(lab: str) -> LabState | None:

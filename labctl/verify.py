@@ -36,7 +36,8 @@ from .observe import (
     warm_up,
 )
 from .plan import UPLINK, VM_IFNAME
-from .topology import Host, Vm
+from .parallel import run_all
+from .topology import Host, Network, Vm
 
 Progress = Callable[[str], None]
 
@@ -54,6 +55,20 @@ class CheckResult:
 
 ALL_PAIRS_UP_TO = 6  # hosts: up to this many, every pair is probed (15 pairs)
 SAMPLED_PAIRS = 12  # above: at most this many pairs, spread over a ring of the hosts
+
+
+SAMPLED_HOSTS = 12  # above ALL_PAIRS_UP_TO hosts: the checks that probe each host probe at most this many
+PROBE_WORKERS = 8  # probes (pings, ARP rounds) of one check run at a time
+
+
+def sample_hosts(alive: list[Host]) -> tuple[list[Host], str]:
+    """The hosts a per-host probe covers: all up to ALL_PAIRS_UP_TO, else SAMPLED_HOSTS spread evenly
+    over the list (deterministic: the same lab gives the same sample), with a note saying so."""
+    if len(alive) <= max(ALL_PAIRS_UP_TO, SAMPLED_HOSTS):
+        return list(alive), ""
+    count = SAMPLED_HOSTS
+    chosen = [alive[i * len(alive) // count] for i in range(count)]
+    return chosen, f"sampled {len(chosen)} of {len(alive)} hosts; "
 
 
 def host_pairs(alive: list[Host]) -> tuple[list[tuple[Host, Host]], str]:
@@ -133,11 +148,18 @@ def check_learned(lab: Lab, snap: Snapshot) -> CheckResult:
     problems: list[str] = []
     count = 0
     alive = lab.hosts_alive()
+    indexed: dict[tuple[str, int], dict[str, str]] = {}  # (viewer, vni) -> its Type-3 VTEPs: each RIB scanned once per VNI
+
+    def imet(viewer: str, vni: int) -> dict[str, str]:
+        if (viewer, vni) not in indexed:
+            indexed[(viewer, vni)] = imet_vteps(snap.ribs.get(viewer, []), vni)
+        return indexed[(viewer, vni)]
+
     for host in alive:
         for net in lab.plan.host_networks(host):
             viewers = [c.ns for c in lab.controllers_alive()] + [o.name for o in alive if o is not host and net in lab.plan.host_networks(o)]
             for viewer in viewers:
-                nh = imet_vteps(snap.ribs.get(viewer, []), net.vni).get(str(host.vtep))
+                nh = imet(viewer, net.vni).get(str(host.vtep))
                 if nh is None:
                     problems.append(f"{viewer} lacks {host.name}'s VTEP {host.vtep} (vni {net.vni})")
                 elif nh != str(host.vtep):
@@ -187,64 +209,95 @@ def _conversation(frames: list, a: Vm, b: Vm) -> list:
 
 
 def check_same_host(lab: Lab) -> CheckResult | None:
-    evidence, ok = [], True
-    for host in lab.hosts_alive():
+    hosts, sampled = sample_hosts(lab.hosts_alive())
+    probes_: list[tuple[Host, Vm, Vm]] = []
+    for host in hosts:
         by_net: dict[str, list[Vm]] = {}
         for vm in host.attached:
             by_net.setdefault(vm.network, []).append(vm)
-        for a, b in (vms[:2] for vms in by_net.values() if len(vms) >= 2):  # one pair per network
-            with capturing([(host.name, UPLINK)], settle=settle_time(lab)) as caps:
-                sent, got, replied = probe_ping(lab, a, b)
-            leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
-            good = replied and not leaked
-            ok &= good
-            evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
-    if not evidence:
+        probes_ += [(host, vms[0], vms[1]) for vms in by_net.values() if len(vms) >= 2]  # one pair per network
+    if not probes_:
         return None  # no host has two VMs on one network: nothing to prove
-    return CheckResult("same-host", "VMs on one host talk through the bridge only", ok, "; ".join(evidence))
+
+    def probe(item: tuple[Host, Vm, Vm]) -> tuple[bool, str]:
+        host, a, b = item
+        with capturing([(host.name, UPLINK)], settle=settle_time(lab)) as caps:  # its own uplink: other probes' VMs have other IPs
+            sent, got, replied = probe_ping(lab, a, b)
+        leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
+        return replied and not leaked, f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink"
+
+    outcomes = run_all(probes_, probe, PROBE_WORKERS, "same-host")
+    return CheckResult("same-host", "VMs on one host talk through the bridge only", all(ok for ok, _ in outcomes),
+                       sampled + "; ".join(note for _, note in outcomes))
+
+
+def _vm_pairs(probed: list[tuple[Host, Host]], networks: list[Network]) -> list[tuple[Host, Host, Vm, Vm]]:
+    """One VM pair per network each host pair shares (the first VM of that network on each host)."""
+    pairs = []
+    for ha, hb in probed:
+        for net in networks:
+            pair = next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network == net.name), None)
+            if pair is not None:
+                pairs.append((ha, hb, *pair))
+    return pairs
 
 
 def check_cross_host(lab: Lab) -> CheckResult | None:
+    """Pings across hosts, each pair's VXLAN seen between exactly its two VTEPs. One capture on every live
+    uplink covers all the pairs, whose pings run in parallel: a pair's packets are told apart by its VMs'
+    addresses, so a packet of it on a third host's uplink is flooding, whatever else runs."""
     alive = lab.hosts_alive()
-    evidence, ok = [], True
-    pairs = []
     probed, sampled = host_pairs(alive)
-    for ha, hb in probed:
-        for net in lab.topo.networks:  # one VM pair per network the two hosts share
-            pair = next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network == net.name), None)
-            if pair is not None:
-                pairs.append((ha, hb, pair))
-    for ha, hb, (a, b) in pairs:
-        learned_in = warm_up(lab, (ha, a), (hb, b))
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
-            sent, got, replied = probe_ping(lab, a, b)
-        frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
+    pairs = _vm_pairs(probed, list(lab.topo.networks))
+    if not pairs:
+        return None  # fewer than two live hosts share a network
+
+    def learn(pair: tuple[Host, Host, Vm, Vm]) -> float | str:
+        ha, hb, a, b = pair
+        try:
+            return warm_up(lab, (ha, a), (hb, b))
+        except LabError as exc:
+            return str(exc)
+
+    learned = run_all(pairs, learn, PROBE_WORKERS, "warm-up")
+    with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        replies = run_all(pairs, lambda p: probe_ping(lab, p[2], p[3]), PROBE_WORKERS, "cross-host")
+    seen = {name: [f for f in map(decode_vxlan, cap.packets) if f is not None] for name, cap in caps.items()}
+    evidence, ok = [], True
+    for (ha, hb, a, b), learned_in, (sent, got, replied) in zip(pairs, learned, replies):
+        frames = {name: _conversation(fs, a, b) for name, fs in seen.items()}
         ends = {str(ha.vtep), str(hb.vtep)}
         wrong_vteps = [f for name in (ha.name, hb.name) for f in frames[name] if {f.outer_src, f.outer_dst} != ends]
         bystanders = {name: len(fs) for name, fs in frames.items() if name not in (ha.name, hb.name) and fs}
         vni = lab.topo.network(a.network).vni
         wrong_vni = [f for fs in frames.values() for f in fs if f.vni != vni]
-        good = replied and bool(frames[ha.name]) and bool(frames[hb.name]) and not wrong_vteps and not bystanders and not wrong_vni
+        good = (not isinstance(learned_in, str) and replied and bool(frames[ha.name]) and bool(frames[hb.name])
+                and not wrong_vteps and not bystanders and not wrong_vni)
         ok &= good
-        note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: MACs learned in {learned_in:.2f}s, {got}/{sent} replies, " \
+        learning = f"MACs learned in {learned_in:.2f}s" if not isinstance(learned_in, str) else f"NOT LEARNED: {learned_in}"
+        note = f"{a.name}@{ha.name}→{b.name}@{hb.name}: {learning}, {got}/{sent} replies, " \
                f"VXLAN {ha.vtep}↔{hb.vtep} vni {vni}: {len(frames[ha.name])}+{len(frames[hb.name])} pkts"
         if bystanders:
             note += f", FLOODED to {bystanders}"
         if wrong_vteps or wrong_vni:
             note += f", {len(wrong_vteps)} with wrong VTEPs, {len(wrong_vni)} with wrong VNI"
         evidence.append(note)
-    if not evidence:
-        return None  # fewer than two live hosts share a network
-    return CheckResult("cross-host", "VMs across hosts talk over VXLAN, unicast between exactly the two VTEPs", ok, sampled + "; ".join(evidence))
+    vm_note = f"{len(pairs)} VM pairs; " if sampled else ""
+    return CheckResult("cross-host", "VMs across hosts talk over VXLAN, unicast between exactly the two VTEPs", ok,
+                       sampled + vm_note + "; ".join(evidence))
 
 
-def check_mac_tables(lab: Lab) -> CheckResult:
-    """Every hypervisor's vxlan unicast FDB holds exactly the remote MACs of its RIB, each at the right VTEP."""
+def check_mac_tables(lab: Lab, snap: Snapshot) -> CheckResult:
+    """Every hypervisor's vxlan unicast FDB holds exactly the remote MACs of its RIB, each at the right VTEP
+    (the snapshot's: each host's FDB was read right after its RIB)."""
     problems, counts = [], []
     vm_macs = {vm.mac: (h, vm) for h, vm in lab.topo.vms()}
     for host in lab.hosts_alive():
-        rib = read_rib(lab, host.name)
-        fdb = read_fdb(lab, host)
+        if host.name not in snap.ribs:
+            problems.append(f"{host.name}: RIB unreadable ({snap.errors.get(host.name, 'not read')})")
+            continue
+        rib = snap.ribs[host.name]
+        fdb = snap.fdb.get(host.name, set())
         local = frozenset(m.key for m in lab.node(host).local_macs(rib))
         for net in lab.plan.host_networks(host):
             have, want = unicast_diff(rib, fdb, local, str(host.vtep), net.vni, net.vxlan_device)
@@ -261,18 +314,22 @@ def check_mac_tables(lab: Lab) -> CheckResult:
 
 
 def check_arp_suppression(lab: Lab) -> CheckResult | None:
-    """An ARP request for a remote VM is answered by the local hypervisor; no ARP crosses the underlay."""
+    """An ARP request for a remote VM is answered by the local hypervisor; no ARP crosses the underlay.
+
+    In two rounds over all probed pairs (each round's probes in parallel): first every pair's VMs make
+    themselves known, then one capture on every live uplink watches every pair's VMs ARP for each other."""
     alive = lab.hosts_alive()
-    evidence, ok = [], True
     probed, sampled = host_pairs(alive)
-    for ha, hb in probed:
-        pair = next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network), None)
-        if pair is None:
-            continue
-        a, b = pair
+    pairs = [(ha, hb, *pair) for ha, hb in probed
+             if (pair := next(((a, b) for a in ha.attached for b in hb.attached if a.network == b.network), None)) is not None]
+    if not pairs:
+        return None
+
+    def prepare(pair: tuple[Host, Host, Vm, Vm]) -> str | None:
+        """Both VMs announce themselves (gratuitous ARP, as a booting or migrated VM does) and resolve each
+        other once, so each hypervisor sees its VM's ARP and learns its address (FRR: through the kernel)."""
+        ha, hb, a, b = pair
         bridge = lab.topo.network(a.network).bridge
-        # both VMs announce themselves (gratuitous ARP, as a booting or migrated VM does) and resolve each
-        # other once, so each hypervisor sees its VM's ARP and learns its address (FRR: through the kernel)
         for vm in (a, b):
             send_frames(lab.plan.vm_ns(vm), arp_frame(vm.mac, str(vm.ip), str(vm.ip)), count=1)
         vm_forget(lab, a, str(b.ip))
@@ -283,23 +340,37 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             wait_until(f"{ha.name} knows {b.name}'s IP", lambda: read_neighbours(lab, ha, bridge).get(str(b.ip)) == b.mac
                        and read_neighbours(lab, hb, bridge).get(str(a.ip)) == a.mac, 10, 0.05)
         except LabError as exc:
-            ok = False
-            evidence.append(f"{a.name}/{b.name}: {exc}")
-            continue
+            return str(exc)
+        return None
+
+    def probe(pair: tuple[Host, Host, Vm, Vm]) -> tuple[int, int, bool, str | None]:
+        _, _, a, b = pair
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
-            sent, got, replied = probe_ping(lab, a, b, count=1)
+        sent, got, replied = probe_ping(lab, a, b, count=1)
+        return sent, got, replied, vm_arp(lab, a, str(b.ip))
+
+    prepared = run_all(pairs, prepare, PROBE_WORKERS, "arp-prepare")
+    ready = [pair for pair, failure in zip(pairs, prepared) if failure is None]
+    with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        outcomes = run_all(ready, probe, PROBE_WORKERS, "arp-probe")
+    arps = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_kind == "arp"]
+    evidence, ok = [], True
+    probed_out = dict(zip([id(p) for p in ready], outcomes))
+    for pair, failure in zip(pairs, prepared):
+        _, _, a, b = pair
+        ha = pair[0]
+        if failure is not None:
+            ok = False
+            evidence.append(f"{a.name}/{b.name}: {failure}")
+            continue
+        sent, got, replied, learned = probed_out[id(pair)]
         ips = {str(a.ip), str(b.ip)}
-        crossed = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets)
-                   if f is not None and f.inner_kind == "arp" and {f.inner_src_ip, f.inner_dst_ip} == ips]
-        learned = vm_arp(lab, a, str(b.ip))
+        crossed = [f for f in arps if {f.inner_src_ip, f.inner_dst_ip} == ips]
         good = replied and learned == b.mac and not crossed
         ok &= good
         evidence.append(f"{a.name}@{ha.name} ARP for {b.name}: answered {learned or 'never'} "
                         f"({'right' if learned == b.mac else 'WRONG'} MAC), {len(crossed)} ARP packets on the underlay, ping {got}/{sent}")
-    if not evidence:
-        return None
     return CheckResult("arp-suppression", "ARP for remote VMs is answered locally (nothing crosses the underlay)", ok, sampled + "; ".join(evidence))
 
 
@@ -404,7 +475,7 @@ def check_isolation(lab: Lab) -> CheckResult | None:
     alive = lab.hosts_alive()
     where = {vm.name: h for h in alive for vm in h.attached}
     vms = [vm for h in alive for vm in h.attached]
-    evidence, ok = [], True
+    tests: list[tuple[Vm, Vm, Vm]] = []
     tested: set[tuple[str, str]] = set()
     for a, b in ((a, b) for a in vms for b in vms if a.network != b.network):
         if (a.network, b.network) in tested:
@@ -413,18 +484,26 @@ def check_isolation(lab: Lab) -> CheckResult | None:
         if control is None:
             continue
         tested.add((a.network, b.network))
+        tests.append((a, b, control))
+    if not tests:
+        return None
+
+    def probe(test: tuple[Vm, Vm, Vm]) -> tuple[bool, str]:
+        a, b, control = test
         points = [(lab.plan.vm_ns(b), VM_IFNAME), (lab.plan.vm_ns(control), VM_IFNAME)]
         with capturing(points, from_mac(a.mac), settle=settle_time(lab)) as caps:
             send_frames(lab.plan.vm_ns(a), arp_frame(a.mac, str(a.ip), str(b.ip)), count=2)
             send_frames(lab.plan.vm_ns(a), bytes(Ether(src=a.mac, dst=b.mac) / IP(src=str(a.ip), dst=str(b.ip)) / ICMP()), count=2)
         leaked = len(caps[lab.plan.vm_ns(b)].packets)
         seen = len(caps[lab.plan.vm_ns(control)].packets)
-        ok &= leaked == 0 and seen > 0
-        evidence.append(f"{a.name}({a.network})→{b.name}({b.network}): {leaked} frames arrived"
-                        f" (control {control.name} in {a.network} saw {seen})")
-    if not evidence:
-        return None
-    return CheckResult("isolation", "VMs on different VNIs are isolated at L2", ok, "; ".join(evidence))
+        return leaked == 0 and seen > 0, (f"{a.name}({a.network})→{b.name}({b.network}): {leaked} frames arrived"
+                                          f" (control {control.name} in {a.network} saw {seen})")
+
+    # in parallel: a test's frames come from its VM a's MAC; another test from the same VM only adds
+    # frames to its control's count, and a frame of a at a VM of another network is a leak either way
+    outcomes = run_all(tests, probe, PROBE_WORKERS, "isolation")
+    return CheckResult("isolation", "VMs on different VNIs are isolated at L2", all(ok for ok, _ in outcomes),
+                       "; ".join(note for _, note in outcomes))
 
 
 def _guarded(lab: Lab) -> list[tuple[Host, Vm]]:
@@ -503,17 +582,19 @@ def check_arp_spoof(lab: Lab) -> CheckResult | None:
 
 
 def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda _: None) -> list[CheckResult]:
-    progress("reading RIBs (gRPC) and FDBs (netlink)")
+    """Run the checks (all, or those whose id starts with one of `only`) one after another, each timed."""
+    started = time.monotonic()
     snap = snapshot(lab)
+    progress(f"read RIBs (gRPC) and FDBs (netlink) of {len(snap.ribs) + len(snap.errors)} nodes in {time.monotonic() - started:.1f}s")
     checks: list[tuple[str, Callable[[], CheckResult | None]]] = [
         ("rib-own", lambda: check_own_vtep(lab, snap)),
         ("rib-learned", lambda: check_learned(lab, snap)),
         ("fdb-flood", lambda: check_flood_lists(lab, snap)),
+        ("fdb-macs", lambda: check_mac_tables(lab, snap)),
         ("same-host", lambda: check_same_host(lab)),
         ("cross-host", lambda: check_cross_host(lab)),
         ("isolation", lambda: check_isolation(lab)),
         ("bum-scope", lambda: check_bum_scope(lab)),
-        ("fdb-macs", lambda: check_mac_tables(lab)),
         ("arp-suppression", lambda: check_arp_suppression(lab)),
         ("vxlan-injection", lambda: check_vxlan_injection(lab)),
         ("arp-spoof", lambda: check_arp_spoof(lab)),
@@ -522,11 +603,12 @@ def run_checks(lab: Lab, only: tuple[str, ...] = (), progress: Progress = lambda
     for check_id, run in checks:
         if only and not any(check_id.startswith(o) for o in only):
             continue
-        progress(f"check {check_id}")
-        began = time.monotonic()
+        started = time.monotonic()
         result = run()
+        took = time.monotonic() - started
+        progress(f"check {check_id}: {'-' if result is None else 'pass' if result.ok else 'FAIL'} in {took:.1f}s")
         if result is not None:
-            results.append(replace(result, seconds=time.monotonic() - began))
+            results.append(replace(result, seconds=took))
     for dead in lab.state.down_hosts:
         results.append(CheckResult(f"down-{dead}", f"{dead} is down (labctl kill)", True, "excluded from the checks above; its routes must be gone"))
     return results

@@ -10,7 +10,7 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import Callable, ClassVar, Protocol
 
 from agent.routes import MacIpRoute, RouteEvent
 
@@ -59,8 +59,7 @@ def stop_daemons(plan: LabPlan, state: LabState, node: str, hard: bool = False) 
     for role, pid in sorted(state.pids.get(node, {}).items()):
         if daemons.stop_supervised(pid, files.marker, files.supervisor_status(role), hard=hard):
             log.info("event=daemon-stopped node=%s role=%s pid=%d hard=%s", node, role, pid, hard)
-    state.pids.pop(node, None)
-    state.save()
+    state.forget_pids(node)
 
 
 def start_daemon(plan: LabPlan, state: LabState, node: str, role: str, argv: list[str], log_path: Path,
@@ -76,8 +75,7 @@ def daemon_pid(plan: LabPlan, node: str, role: str) -> int:
 
 
 def record_pid(state: LabState, node: str, role: str, pid: int) -> None:
-    state.pids.setdefault(node, {})[role] = pid
-    state.save()
+    state.record_pid(node, role, pid)
 
 
 def local_macs_of_rib(rib: list[RouteEvent]) -> list[LocalMac]:
@@ -119,6 +117,12 @@ class HostNode(ABC):
     @abstractmethod
     def start(self) -> None:
         """Start the node's daemons (its namespace and devices exist) and return once they can be asked."""
+
+    def start_phases(self) -> list[Callable[[], None]]:
+        """`start` cut into steps, for `up` to run each step on every host before the next one (a big lab
+        starts all its BGP daemons first, so their sessions come up while the rest starts). Run in order,
+        the steps do what `start` does."""
+        return [self.start]
 
     def stop(self, hard: bool = False) -> None:
         """Stop the node's daemons (SIGKILL when `hard`: a dying hypervisor)."""

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+from typing import Callable
 
 from agent.routes import RouteEvent
 from agent.statusview import LIVE_WITHIN
@@ -44,9 +45,11 @@ class GobgpAgentNode(HostNode):
         return Gobgpd(self.plan, self.state, self.name)
 
     def start(self) -> None:
-        self.start_gobgpd()
-        self.gobgpd.wait_api()
-        self.start_agent()
+        for step in self.start_phases():
+            step()
+
+    def start_phases(self) -> list[Callable[[], None]]:
+        return [self.start_gobgpd, self.gobgpd.wait_api, self.start_agent]
 
     def start_gobgpd(self) -> None:
         self.gobgpd.start(self.plan.gobgpd_host_config(self.host))

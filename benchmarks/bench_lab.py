@@ -1,0 +1,110 @@
+#!/usr/bin/env python3
+"""Big-lab benchmark: `labctl gen` a topology, then time `labctl up`, `labctl verify` and `labctl down`
+through the real CLI, read the memory of every process of the lab while it runs, and check that `down`
+left no namespace and no process behind.
+
+Not a pytest test: run it as root (under the integration lock on a shared machine), read the figures:
+
+    flock /tmp/evpn-integration.lock .venv/bin/python benchmarks/bench_lab.py [--hosts 50 --vms 10 --networks 4]
+
+Prints each command's own output (up's progress and memory line, verify's per-check times) and a
+summary; exit code 1 if a step failed or something was left behind. The lab is always brought down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from labctl.generate import generate, render
+from labctl.memory import read_lab
+from labctl.memory import render as render_memory
+from labctl.plan import RUN_ROOT, LabPlan
+from labctl.topology import parse_topology
+from tests.integration.labkit import lab_namespaces, lab_processes
+
+LABCTL = str(Path(sys.executable).parent / "labctl")
+
+
+def timed(argv: list[str], timeout: float) -> tuple[float, subprocess.CompletedProcess[str]]:
+    start = time.monotonic()
+    result = subprocess.run([LABCTL, *argv], capture_output=True, text=True, timeout=timeout, check=False)
+    return time.monotonic() - start, result
+
+
+def show(title: str, result: subprocess.CompletedProcess[str]) -> None:
+    print(f"---- {title} (exit {result.returncode})")
+    print(result.stdout.rstrip())
+    if result.stderr.strip():
+        print(result.stderr.rstrip())
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem = int(Path("/proc/meminfo").read_text().split()[1]) / 1024 / 1024
+
+    return f"{os.cpu_count()} x {cpu}, {mem:.0f} GiB, Linux {platform.release()}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--hosts", type=int, default=50)
+    parser.add_argument("--vms", type=int, default=10)
+    parser.add_argument("--networks", type=int, default=4)
+    parser.add_argument("--lab", default="benchlab", help="lab name (its namespaces are <lab>-*)")
+    args = parser.parse_args()
+
+    doc = generate(args.hosts, args.vms, args.networks, args.lab)
+    topo = parse_topology(doc, "bench")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"{args.lab}.yaml"
+        path.write_text(render(doc))
+        failures: list[str] = []
+        figures: dict[str, str] = {}
+        try:
+            took, result = timed(["up", str(path)], 600)
+            show("labctl up", result)
+            figures["up"] = f"{took:.1f} s"
+            if result.returncode != 0:
+                failures.append("up failed")
+                return 1
+            started = time.monotonic()
+            memory = read_lab(LabPlan(topo).all_namespaces())
+            figures["memory"] = render_memory(memory, args.hosts) + f" (read in {time.monotonic() - started:.1f} s)"
+            took, result = timed(["verify", "--lab", args.lab], 900)
+            show("labctl verify", result)
+            summary = re.search(r"(\d+) passed, (\d+) failed", result.stdout)
+            figures["verify"] = f"{took:.1f} s, " + (f"{summary.group(1)} checks pass, {summary.group(2)} fail" if summary else "no summary")
+            sampled = sorted(set(re.findall(r"sampled \d+ of \d+ (?:host pairs|hosts)", result.stdout)))
+            figures["sampled"] = "; ".join(sampled) or "nothing (every pair probed)"
+            if result.returncode != 0:
+                failures.append("verify failed")
+        finally:
+            took, result = timed(["down", args.lab], 300)
+            show("labctl down", result)
+            figures["down"] = f"{took:.1f} s"
+            left_ns, left_proc = lab_namespaces(args.lab), lab_processes(args.lab)
+            figures["left behind"] = f"{len(left_ns)} namespaces, {len(left_proc)} processes, run dir " + \
+                ("present" if (RUN_ROOT / args.lab).exists() else "gone")
+            if result.returncode != 0 or left_ns or left_proc:
+                failures.append("down left something behind")
+            print(f"==== {args.hosts} hosts x {args.vms} VMs, {args.networks} networks on {machine()}")
+            for key, value in figures.items():
+                print(f"{key:12} {value}")
+            if failures:
+                print("FAILED: " + ", ".join(failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
