@@ -5,7 +5,8 @@ Where things live:
 - codec.py      gobgp protobuf <-> route dataclasses (decode checks hostile input)
 - desired.py    RIB view -> desired kernel state per VNI (remote VTEPs, remote MACs)
 - fdb.py        desired vs owned kernel entries -> a change set
-- kernel.py     netlink (pyroute2): read and apply FDB entries
+- kernel.py     netlink (through netlink_bulk.py, no netlink library): read and apply FDB entries
+- localmacs.py  local VM MACs from the bridges' FDB (neighsock.py: a BPF-filtered netlink listener)
 - gobgp.py      gRPC client of the local gobgpd
 - service.py    the loop: advertise, watch, batch, reconcile, reconnect
 """

@@ -11,11 +11,19 @@ import errno
 import logging
 import socket
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import Union
 
 from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
-from .netlink_bulk import NeighRecord, NetlinkBulk, NetlinkBulkError, Op, Request
+from .netlink_bulk import (
+    NTF_SELF,
+    NeighRecord,
+    NetlinkBulk,
+    NetlinkBulkError,
+    Op,
+    Request,
+)
 from .nsenter import NoSuchNamespace, made_in
 from .routes import IPAddress, parse_ip
 
@@ -23,6 +31,11 @@ Outcome = Union[bool, KernelError]
 
 log = logging.getLogger("evpn.agent.kernel")
 
+
+
+def _not_self(_family: int, _ifindex: int, flags: int) -> bool:
+    """A bridge's entry for the vxlan port (no VTEP): read past it without making a record."""
+    return not flags & NTF_SELF
 
 
 class Kernel:
@@ -83,7 +96,7 @@ class Kernel:
                 log.warning("event=device-missing device=%s", device)
                 continue
             found.update(FdbEntry(device, r.mac, vteps.get(r.dst) or vteps.setdefault(r.dst, address(r.dst)))
-                         for r in self._dump(self._bulk.dump_fdb, index) if r.dst and r.mac)
+                         for r in self._dump(partial(self._bulk.dump_fdb, skip=_not_self), index) if r.dst and r.mac)
         return found
 
     @staticmethod

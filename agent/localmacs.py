@@ -125,7 +125,10 @@ def dump_local(bulk: NetlinkBulk, scopes: list[BridgeScope]) -> dict[LocalMac, i
     """Every local MAC behind the served bridges, with the port (ifindex) it sits behind."""
     found: dict[LocalMac, int] = {}
     for scope in scopes:
-        found.update(local_from_records(bulk.dump_fdb(master=scope.bridge_index), [scope]))
+        def skip(_family: int, ifindex: int, flags: int, vxlan: int = scope.vxlan_index) -> bool:
+            return ifindex == vxlan or bool(flags & NTF_SELF)  # remote MACs (all of a big table): no record made
+
+        found.update(local_from_records(bulk.dump_fdb(master=scope.bridge_index, skip=skip), [scope]))
     return found
 
 

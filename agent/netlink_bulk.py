@@ -64,7 +64,7 @@ import select
 import socket
 import struct
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, Self
 
@@ -388,6 +388,9 @@ def encode_dump_request(family: int, seq: int, ifindex: int = 0, master: int = 0
 # parsing
 
 
+Skip = Callable[[int, int, int], bool]  # (family, ifindex, ndm_flags) -> leave this message out
+
+
 @dataclass(slots=True)
 class Ack:
     """One NLMSG_ERROR: the request's sequence number and its errno (0 = ACK)."""
@@ -430,12 +433,13 @@ def _ack_message(data: bytes | memoryview, offset: int, end: int) -> str | None:
 
 
 def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
-                   into: Parsed | None = None) -> Parsed:
+                   into: Parsed | None = None, skip: Skip | None = None) -> Parsed:
     """Parse every netlink message in `data` (the bytes of one or more recv()s, whole messages only).
 
     RTM_NEWNEIGH -> NeighRecord, NLMSG_ERROR -> Ack (error as a positive errno), NLMSG_DONE ->
     `done`. With `seq` given, messages of another sequence number are skipped (notifications, late
-    answers). Other message types are ignored. Raises NetlinkFormatError on a truncated or malformed
+    answers). With `skip`, a neighbour message for which skip(family, ifindex, flags) is true makes no
+    record (its attributes are not even read). Other message types are ignored. Raises NetlinkFormatError on a truncated or malformed
     buffer; every step advances by at least one header, so it always terminates.
     """
     out = into if into is not None else Parsed([], [])
@@ -460,6 +464,9 @@ def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
             if length < _HDR_LEN + _NDMSG_LEN:
                 raise NetlinkFormatError(f"RTM_NEWNEIGH too short ({length} bytes) at offset {offset}")
             family, ifindex, state, ndm_flags, _type = unpack_ndm(data, offset + _HDR_LEN)
+            if skip is not None and skip(family, ifindex, ndm_flags):
+                offset += (length + 3) & ~3
+                continue
             mac = dst = vni = master = None
             pos = offset + _HDR_LEN + _NDMSG_LEN
             while pos + 4 <= end:
@@ -805,9 +812,10 @@ class NetlinkBulk:
 
     # -- dumps
 
-    def dump(self, family: int, ifindex: int = 0, master: int = 0) -> list[NeighRecord]:
+    def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None) -> list[NeighRecord]:
         """Every RTM_NEWNEIGH of an RTM_GETNEIGH dump of `family`, filtered by the kernel as
-        `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter).
+        `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter),
+        and here by `skip` (see parse_messages: no record is made for those).
 
         A dump the kernel marks inconsistent (NLM_F_DUMP_INTR) or that lost answers (ENOBUFS) is
         made again, up to 3 times; then NetlinkBulkError. NetlinkDumpError: the kernel refused it."""
@@ -828,7 +836,7 @@ class NetlinkBulk:
                 if size is None:
                     raise NetlinkBulkError(f"netlink dump: no answer within {self.timeout} s")
                 deadline = time.monotonic() + self.timeout
-                parse_messages(self._view[:size], seq, parsed)
+                parse_messages(self._view[:size], seq, parsed, skip)
                 if parsed.acks:
                     ack = parsed.acks[0]
                     raise NetlinkDumpError(ack.error, ack.message)
@@ -846,11 +854,11 @@ class NetlinkBulk:
         raise NetlinkBulkError(f"netlink dump of family {family} ifindex {ifindex} interrupted 3 times "
                                "(the table kept changing or answers were dropped)")
 
-    def dump_fdb(self, ifindex: int = 0, master: int = 0) -> list[NeighRecord]:
+    def dump_fdb(self, ifindex: int = 0, master: int = 0, skip: Skip | None = None) -> list[NeighRecord]:
         """The FDB (AF_BRIDGE) entries of bridge port / vxlan device `ifindex` (0: all): its own
         ("self") entries and the bridge's ("master") entries pointing at it. `master`: only ports
-        of that bridge."""
-        return self.dump(AF_BRIDGE, ifindex, master)
+        of that bridge. `skip`: see parse_messages."""
+        return self.dump(AF_BRIDGE, ifindex, master, skip)
 
     def dump_neigh(self, family: int = socket.AF_UNSPEC, ifindex: int = 0) -> list[NeighRecord]:
         """The IPv4 and/or IPv6 neighbour entries on `ifindex` (0: all); AF_UNSPEC: both families."""

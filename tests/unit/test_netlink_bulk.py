@@ -798,3 +798,17 @@ def test_truncated_datagram_is_an_error() -> None:
     fake.recv_into = lambda buffer, nbytes=0, flags=0: len(buffer) + 1  # type: ignore[method-assign]
     with pytest.raises(nb.NetlinkBulkError, match="truncated"):
         bulk.dump_fdb()
+
+
+def test_skipped_messages_make_no_record() -> None:
+    own = NeighRecord(nb.AF_BRIDGE, 5, "02:5c:00:00:00:01", "10.0.0.2", NTF_SELF, NUD_PERMANENT, None, None)
+    bridge = NeighRecord(nb.AF_BRIDGE, 5, "02:5c:00:00:00:01", None, NTF_EXT_LEARNED, NUD_NOARP, None, 4)
+    data = pyroute2_neigh_message(own) + pyroute2_neigh_message(bridge)
+    seen: list[tuple[int, int, int]] = []
+
+    def skip(family: int, ifindex: int, flags: int) -> bool:
+        seen.append((family, ifindex, flags))
+        return not flags & NTF_SELF
+
+    assert nb.parse_messages(data, skip=skip).records == [own]
+    assert seen == [(nb.AF_BRIDGE, 5, NTF_SELF), (nb.AF_BRIDGE, 5, NTF_EXT_LEARNED)]
