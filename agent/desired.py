@@ -318,9 +318,12 @@ class RibView:
         events = list(events)
         level = logging.INFO if len(events) <= LOG_EACH_UP_TO else logging.DEBUG  # 100k lines cost seconds of CPU
         verbose = log.isEnabledFor(level)  # describe a route only for a line that is written
+        before: dict[Slot, KernelEntry | None] | None = {} if verbose and level == logging.INFO else None  # MAC winners before the batch
         seen = withdrawn = 0
         for event in events:
             key = event.route.key
+            if before is not None:
+                self._note_winners(self._route_slots.get(key, ()), before)
             self._remove(key, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 withdrawn += 1
@@ -333,10 +336,29 @@ class RibView:
             seen += 1
             if verbose:
                 log.log(level, "event=route-seen %s device=%s", describe_route(event.route), found[0][0][0])
+            if before is not None:
+                self._note_winners([slot for slot, _ in found], before)
             self._insert(key, found, touched)
+        if before is not None:
+            for old, new in self.remote_moves(before):
+                log.info("event=remote-mac-moved device=%s mac=%s from=%s to=%s", new.device, new.mac, old.vtep, new.vtep)
         if level == logging.DEBUG:
             log.info("event=routes-applied seen=%d withdrawn=%d (one line per route at DEBUG)", seen, withdrawn)
         return touched
+
+    def _note_winners(self, slots: Iterable[Slot], before: dict[Slot, KernelEntry | None]) -> None:
+        for slot in slots:
+            if isinstance(slot, MacSlot) and slot not in before:
+                before[slot] = self._winner.get(slot)
+
+    def remote_moves(self, before: dict[Slot, KernelEntry | None]) -> list[tuple[FdbEntry, FdbEntry]]:
+        """(old, new) unicast entries of the MACs that a batch moved from one remote VTEP to another."""
+        moves = []
+        for slot, old in before.items():
+            new = self._winner.get(slot)
+            if isinstance(old, FdbEntry) and isinstance(new, FdbEntry) and old.vtep != new.vtep:
+                moves.append((old, new))
+        return moves
 
     def _count_ignored(self, reason: str) -> None:
         """Count an ignored route by reason; distinct reasons are bounded (hostile routes cannot grow it)."""

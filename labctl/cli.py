@@ -80,7 +80,7 @@ def example(*lines: str) -> str:
 
 
 def print_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2))
+    click.echo(json.dumps(document, indent=2, ensure_ascii=False))
 
 
 @click.group(epilog=example("labctl up topologies/3x3.yaml && labctl verify", "labctl COMMAND --help"))
@@ -572,7 +572,7 @@ def events(lab_name: str | None, follow: bool, as_json: bool, nodes: tuple[str, 
 
     def show(batch: list[Event]) -> None:
         for e in select(batch, nodes, names, mac):
-            click.echo(json.dumps(e.document()) if as_json else render_line(e))
+            click.echo(json.dumps(e.document(), ensure_ascii=False) if as_json else render_line(e))
 
     past = select(timeline.read_new(), nodes, names, mac)
     show(past[-lines:] if lines else past)

@@ -245,7 +245,7 @@ class Lab:
         for kind in sorted({h.kind for h in new_hosts}):
             node_class(kind).preflight()
         old = self.topo
-        self.record("apply", topology=topo.lab, hosts=",".join(h.name for h in new_hosts))
+        self.record("apply", hosts=",".join(h.name for h in new_hosts))
         self.adopt(topo)
         created: list[Host] = []
         try:

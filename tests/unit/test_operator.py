@@ -292,3 +292,26 @@ def test_check_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["check", "--json", str(bad)])
     doc = json.loads(result.output)
     assert result.exit_code == 1 and doc["ok"] is False and "bad.yaml" in doc["error"]
+
+
+def test_status_tables_render_the_same_view() -> None:
+    from labctl.status import render_mac_tables, render_status
+
+    up = HostStatus("h-1", 65001, "10.0.0.101", "gobgp", False, {"controller": "ESTABLISHED", "ctl2": "ACTIVE"}, "ready", (Restarts("agent", 2, "signal 9", True),),
+                    {"100": ["10.0.0.102"]}, (("vxlan100", "10.0.0.102"),), (MacRow("02:00:00:00:01:01", ("192.168.100.11",), 100, "local", "10.0.0.101", 3),))
+    down = HostStatus("h-2", 65002, "10.0.0.102", "gobgp", True, {"controller": "ACTIVE", "ctl2": "down"}, "down", (), {}, (), None)
+    out = io.StringIO()
+    console = Console(file=out, width=200, force_terminal=False)
+    controllers = (ControllerStatus("controller", "lab-controller", "gobgpd", "10.0.0.100", 65000, False, "connection refused",
+                                    (Restarts("gobgpd", 0, None, True),)),
+                   ControllerStatus("ctl2", "lab-ctl2", "frr", "10.0.0.99", 65000, True, None, ()))
+    view = StatusView("lab", controllers, (up, down))
+    render_status(console, view)
+    render_mac_tables(console, view)
+    text = out.getvalue()
+    assert "controller controller unreachable: connection refused" in text
+    assert "controller controller (gobgpd, AS 65000, 10.0.0.100): restarts gobgpd 0" in text
+    assert "controller ctl2 (frr, AS 65000, 10.0.0.99): down (killed)" in text and "BGP at ctl2" in text
+    assert "agent 2 (last: signal 9)" in text and "vxlan100→10.0.0.102" in text and "100: 10.0.0.102" in text
+    assert "down (killed)" in text and "h-1: MAC table" in text and "h-2: MAC table" not in text
+    assert "02:00:00:00:01:01" in text and "192.168.100.11" in text

@@ -947,3 +947,16 @@ def test_counts_follow_the_desired_set() -> None:
     assert rib.entry_counts() == {("mac", "vx200"): 1} and rib.route_counts() == {("macip", "vx200"): 1}
     rib.set_local("vx100", MAC, 0)  # local claims are no routes
     assert rib.route_counts() == {("macip", "vx200"): 1}
+
+
+def test_a_remote_mac_moving_between_vteps_in_one_batch_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    rib = RibView(CFG)
+    old, new = macip("10.0.0.2", 100), macip("10.0.0.3", 100, seq=1)
+    rib.apply([add(old)])
+    with caplog.at_level(logging.INFO, logger="evpn.agent.desired"):
+        rib.apply([withdraw(old), add(new)])
+        rib.apply([add(macip("10.0.0.4", 100, mac=MAC2))])  # a new MAC is no move
+    moved = [r.getMessage() for r in caplog.records if "remote-mac-moved" in r.getMessage()]
+    assert moved == [f"event=remote-mac-moved device=vx100 mac={MAC} from=10.0.0.2 to=10.0.0.3"]
