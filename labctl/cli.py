@@ -526,15 +526,17 @@ def graph(topology: Path | None, fmt: str | None, output: Path | None, lab_name:
         model = build_graph(load_topology(topology))
     else:
         from .lab import Lab
-        from .observe import sessions
 
         lab = Lab.open(resolve_lab(lab_name))
-        try:
-            states = sessions(lab)
-        except GobgpUnavailable as exc:
-            err_console.print(f"[yellow]controller unreachable ({exc}): sessions drawn as unknown[/yellow]", highlight=False)
-            states = {str(h.vtep): "unknown" for h in lab.topo.hosts}
-        model = build_graph(lab.topo, lab.state.down_hosts, states)
+        states: dict[str, dict[str, str]] = {}
+        for ctl in lab.controllers_alive():
+            try:
+                states[ctl.name] = ctl.sessions()
+            except (GobgpUnavailable, LabError) as exc:
+                err_console.print(f"[yellow]controller {ctl.name} unreachable ({exc}): its sessions drawn as unknown[/yellow]", highlight=False)
+                states[ctl.name] = {str(h.vtep): "unknown" for h in lab.topo.hosts}
+        down_ctl = [c.name for c in lab.topo.controllers if lab.plan.controller_namespace(c) in lab.state.down_controllers]
+        model = build_graph(lab.topo, lab.state.down_hosts, states, down_ctl)
     data = render_image(to_dot(model), fmt) if fmt in ("svg", "png") else render(model, fmt).encode()
     if output is None:
         if fmt == "png" and sys.stdout.isatty():

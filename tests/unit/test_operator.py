@@ -4,7 +4,9 @@ and the JUnit XML, progress off a terminal, and every command's --help with an e
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import ipaddress
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -43,7 +45,7 @@ from labctl.report import (
 )
 from labctl.status import ControllerStatus, HostStatus, MacRow, Restarts, StatusView
 from labctl.timeline import Timeline
-from labctl.topology import parse_topology
+from labctl.topology import Controller, parse_topology
 from labctl.verify import CheckResult
 from tests.unit.labctl_builders import topology, two_networks
 
@@ -65,7 +67,7 @@ def test_planned_graph_names_every_node_and_draws_sessions_as_planned() -> None:
 
 def test_running_graph_colours_sessions_by_state_and_marks_a_killed_host_down() -> None:
     topo = topology("g", hosts=3, vms_per_host=1)
-    graph = build_graph(topo, ["g-2"], {"10.0.0.101": "ESTABLISHED", "10.0.0.103": "ACTIVE"})
+    graph = build_graph(topo, ["g-2"], {"controller": {"10.0.0.101": "ESTABLISHED", "10.0.0.103": "ACTIVE"}})
     states = {h.name: (h.session, h.down) for h in graph.hosts}
     assert states == {"g-1": ("ESTABLISHED", False), "g-2": ("down", True), "g-3": ("ACTIVE", False)}
     dot = to_dot(graph)
@@ -95,13 +97,29 @@ def test_dot_quotes_what_it_is_given() -> None:
 
 def test_mermaid_has_a_subgraph_per_host_and_a_style_per_link() -> None:
     topo = topology("g", hosts=2, vms_per_host=2)
-    text = to_mermaid(build_graph(topo, ["g-2"], {"10.0.0.101": "ESTABLISHED"}))
+    text = to_mermaid(build_graph(topo, ["g-2"], {"controller": {"10.0.0.101": "ESTABLISHED"}}))
     assert text.startswith("---\ntitle: lab g: running; down: g-2\n---\nflowchart TB\n")
     assert 'subgraph c_g_1["g-1"]' in text and 'subgraph c_g_2["g-2 DOWN"]' in text
     links = [line for line in text.splitlines() if " --- " in line or " ---|" in line or " ===|" in line]
     styles = [line for line in text.splitlines() if line.strip().startswith("linkStyle ")]
     assert len(links) == len(styles) == 1 + 2 * 2 + 2 * 2  # router-controller, per host: uplink + BGP, per VM: port
     assert "  class h_g_2 down" in text.splitlines()
+
+
+def test_two_controllers_each_drawn_with_its_own_sessions_and_a_killed_one_down() -> None:
+    topo = topology("g", hosts=2, vms_per_host=1)
+    second = Controller(asn=topo.controller.asn, address=ipaddress.IPv4Address("10.0.0.99"), name="ctl2", kind="frr")
+    topo = dataclasses.replace(topo, controllers=(topo.controller, second))
+    graph = build_graph(topo, (), {"controller": {"10.0.0.101": "ESTABLISHED", "10.0.0.102": "ESTABLISHED"}}, ["ctl2"])
+    assert [(c.name, c.kind, c.down) for c in graph.controllers] == [("controller", "gobgpd", False), ("ctl2", "frr", True)]
+    assert [h.sessions for h in graph.hosts] == [("ESTABLISHED", "down"), ("ESTABLISHED", "down")]
+    dot = to_dot(graph)
+    assert dot.count("eBGP ESTABLISHED") == 2 and dot.count("eBGP down") == 2
+    hub = next(line for line in dot.splitlines() if line.strip().startswith('"ctl:ctl2" ['))
+    assert "DOWN (killed)" in hub and "frr" in hub and "down: ctl2" in dot
+    assert "BGP controller ESTABLISHED, ctl2 down" in dot
+    text = to_mermaid(graph)
+    assert text.count("ctl_ctl2 ===|") == 2 and "  class ctl_ctl2 down" in text.splitlines()
 
 
 # -- events -------------------------------------------------------------------------------------------------
