@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from agent.entries import FdbEntry
+from agent.entries import FdbEntry, NeighEntry
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
 
 from .verify import flood_diff, unicast_diff
@@ -175,12 +175,14 @@ class HostView:
 
     name: str
     vtep: str
-    networks: tuple[tuple[int, str], ...]  # (VNI, vxlan device) of each network it has
+    networks: tuple[tuple[int, str, str], ...]  # (VNI, vxlan device, bridge) of each network it has
     session: str  # its BGP session as the controller reports it
     ready: bool  # its control plane is ready and settled
     rib: tuple[RouteEvent, ...] | None  # None: unreadable
     fdb: frozenset[FdbEntry]
     local: frozenset[str]  # "<vni>/<mac>" of the MACs it holds itself
+    local_ips: frozenset[str] = frozenset()  # the addresses of those MACs
+    neighbours: frozenset[NeighEntry] | None = None  # of its bridges; None: the kernel learns them (not from routes)
 
 
 @dataclass(frozen=True)
@@ -222,7 +224,7 @@ def check_fdb_rib(obs: Observation) -> list[str]:
         if h.rib is None:
             continue
         rib = list(h.rib)
-        for vni, device in h.networks:
+        for vni, device, _ in h.networks:
             kernel, wanted = flood_diff(rib, h.fdb, h.vtep, vni, device)
             if kernel != wanted:
                 problems.append(f"{h.name} {device}: floods to {_short(kernel)}, RIB says {_short(wanted)}")
@@ -230,6 +232,34 @@ def check_fdb_rib(obs: Observation) -> list[str]:
             if have != want:
                 diff = set(have.items()) ^ set(want.items())
                 problems.append(f"{h.name} {device}: FDB and RIB differ on {_short(f'{m}@{v}' for m, v in diff)}")
+    return problems
+
+
+def expected_neighbours(rib: list[RouteEvent], vtep: str, vni: int, local_ips: frozenset[str]) -> dict[str, str]:
+    """IP -> MAC the RIB's remote MAC/IP routes of `vni` say (highest sequence, then lowest VTEP, then
+    lowest MAC wins), leaving out the addresses of this host's own VMs (never answered with a remote MAC)."""
+    best: dict[str, tuple[tuple[int, int, str], str]] = {}
+    for e in rib:
+        r = e.route
+        if isinstance(r, MacIpRoute) and r.label_vni == vni and r.ip is not None and str(r.vtep) != vtep:
+            rank = (-(r.attrs.mac_mobility_seq or 0), int(r.vtep), r.mac)
+            if str(r.ip) not in best or rank < best[str(r.ip)][0]:
+                best[str(r.ip)] = (rank, r.mac)
+    return {ip: mac for ip, (_, mac) in best.items() if ip not in local_ips}
+
+
+def check_neighbours_rib(obs: Observation) -> list[str]:
+    """Every host's ARP/ND suppression entries (its bridges' neighbours) = the remote addresses of its RIB."""
+    problems = []
+    for h in obs.hosts:
+        if h.rib is None or h.neighbours is None:
+            continue
+        for vni, _, bridge in h.networks:
+            have = {str(n.ip): n.mac for n in h.neighbours if n.device == bridge and not n.ip.is_multicast}  # the kernel's own
+            want = expected_neighbours(list(h.rib), h.vtep, vni, h.local_ips)
+            if have != want:
+                diff = set(have.items()) ^ set(want.items())
+                problems.append(f"{h.name} {bridge}: neighbours and RIB differ on {_short(f'{ip}={m}' for ip, m in diff)}")
     return problems
 
 
@@ -285,7 +315,7 @@ def control_problems(obs: Observation) -> list[str]:
     problems = check_control(obs)
     if problems:
         return problems
-    return check_fdb_rib(obs) + check_controller_union(obs) + check_orphans(obs)
+    return check_fdb_rib(obs) + check_neighbours_rib(obs) + check_controller_union(obs) + check_orphans(obs)
 
 
 # -- the run's outcome ------------------------------------------------------------------------------
@@ -298,6 +328,7 @@ class StepResult:
     lost_ms: int | None  # traffic a 10 ms ping across the affected host lost (None: not measured)
     probe: str = ""  # "vm4 -> vm1"
     problems: tuple[str, ...] = ()  # invariants still broken at the timeout, or what went wrong
+    held_by: tuple[str, ...] = ()  # what was broken last before every invariant held (why it took that long)
 
     @property
     def ok(self) -> bool:

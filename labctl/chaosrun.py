@@ -93,11 +93,17 @@ def observe_lab(lab: Lab) -> Observation:
     hosts = []
     for h in lab.hosts_alive():
         rib = _rib(lab, h.name)
-        view = observe.control_view(lab, h)
-        local = frozenset(m.key for m in lab.node(h).local_macs(list(rib))) if rib is not None else frozenset()
-        hosts.append(HostView(h.name, str(h.vtep), tuple((n.vni, n.vxlan_device) for n in lab.plan.host_networks(h)),
+        node = lab.node(h)
+        view = node.control_view()
+        local = node.local_macs(list(rib)) if rib is not None else []
+        networks = lab.plan.host_networks(h)
+        neighbours = None
+        if not node.learns_neighbours_from_arp:  # else the kernel's own ARP entries are there too
+            neighbours = frozenset(n for net in networks for n in observe.read_neighbour_entries(lab, h, net.bridge))
+        hosts.append(HostView(h.name, str(h.vtep), tuple((n.vni, n.vxlan_device, n.bridge) for n in networks),
                               sessions.get(str(h.vtep), "unknown"), view.ready and view.settled, rib,
-                              frozenset(observe.read_fdb(lab, h)), local))
+                              frozenset(observe.read_fdb(lab, h)), frozenset(m.key for m in local),
+                              frozenset(ip for m in local for ip in m.ips), neighbours))
     vms = tuple(VmPlace(vm.name, vm.mac, str(vm.ip), lab.topo.network(vm.network).vni, str(h.vtep))
                 for h in lab.hosts_alive() for vm in h.attached)
     return Observation(tuple(hosts), _rib(lab, lab.plan.controller_ns), vms)
@@ -172,7 +178,8 @@ def mac_burst(lab: Lab, vm_name: str, macs: tuple[str, ...], gap: float = BURST_
 class Injection:
     pair: tuple[Vm, Vm]  # the ping across the affected host
     action: Callable[[], float | None]  # does the fault; may return when traffic could flow again
-    done: Callable[[], bool]  # what must be true before the invariants are judged (a daemon restarted)
+    done: Callable[[], bool]  # the fault is over: a daemon restarted, a hold timer past
+    pending: str = ""  # what `done` waits for
 
 
 def _pair_behind(lab: Lab, host_name: str, avoid: str) -> tuple[Vm, Vm]:
@@ -197,11 +204,22 @@ def injection(lab: Lab, fault: Fault) -> Injection:
         host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
         old: list[int] = []
         return Injection(_pair_across(lab, host), lambda: old.append(faults.kill_daemon(lab, node, role)) and None,
-                         lambda: faults.restarted(lab, ns_name, role, old[0]))
+                         lambda: faults.restarted(lab, ns_name, role, old[0]), f"{role} restarted")
     if fault.kind == LINK_FLAP:
         ns_name = faults.node_ns(lab, fault.target)
         host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
-        return Injection(_pair_across(lab, host), lambda: faults.flap(lab, fault.target, fault.down_for), lambda: True)
+        # a link back within the hold time may still cost the session: TCP retransmits what the link lost
+        # only after its backoff, and the peer's hold timer may expire meanwhile. The flap is over once
+        # that timer would have expired (hold time after the link went down, and a second).
+        decided = lab.topo.timers.hold_time + 1.0
+        went_down: list[float] = []
+
+        def flap() -> float:
+            went_down.append(time.monotonic())
+            return faults.flap(lab, fault.target, fault.down_for)
+
+        return Injection(_pair_across(lab, host), flap, lambda: time.monotonic() >= went_down[0] + decided,
+                         "hold time + 1 s after the link went down")
     if fault.kind == VM_MOVE:
         source, vm = lab.vm(fault.target)
         try:
@@ -224,6 +242,8 @@ def run_step(lab: Lab, fault: Fault, timeout: float) -> StepResult:
     ended: list[float] = []
     converged: list[float] = []
     last: list[str] = []
+    held_by: list[str] = []
+    since: list[float] = []  # when the invariants began to hold without a break (reset by a failing look)
 
     def action() -> float | None:
         back = inj.action()
@@ -231,14 +251,16 @@ def run_step(lab: Lab, fault: Fault, timeout: float) -> StepResult:
         return back
 
     def recovered() -> bool:
-        if not inj.done():
-            last[:] = [f"{fault.target}: daemon not restarted yet"]
-            return False
         problems, read = judge(lab)
-        last[:] = problems
         if problems:
+            last[:] = held_by[:] = problems
+            since.clear()
             return False
-        converged.append(read - ended[0])  # RIBs and FDBs read all right (then the pings confirmed)
+        since[:] = since or [read]  # RIBs and FDBs read all right (then the pings confirmed)
+        if not inj.done():  # not over yet: a daemon still to come back, a hold timer still running
+            last[:] = [f"{fault.describe()}: not over yet ({inj.pending})"]
+            return False
+        converged.append(max(0.0, since[0] - ended[0]))
         return True
 
     probe = f"{inj.pair[0].name} -> {inj.pair[1].name}"
@@ -247,7 +269,7 @@ def run_step(lab: Lab, fault: Fault, timeout: float) -> StepResult:
     except LabError as exc:
         log.warning("event=chaos-step-failed step=%d fault=%r error=%r problems=%r", fault.step, fault.describe(), str(exc), last)
         return StepResult(fault, None, None, probe, tuple(last) or (str(exc),))
-    return StepResult(fault, converged[-1], result.outage.lost_ms, result.pair)
+    return StepResult(fault, converged[-1], result.outage.lost_ms, result.pair, held_by=tuple(held_by))
 
 
 def run(lab: Lab, seed: int, duration: float, kinds: tuple[str, ...], timeout: float, progress: Progress) -> Summary:
@@ -269,6 +291,7 @@ def run(lab: Lab, seed: int, duration: float, kinds: tuple[str, ...], timeout: f
         if not step.ok:
             progress(f"step {fault.step} FAILED: {'; '.join(step.problems)}")
             break
-        progress(f"  converged {step.convergence:.2f}s after it, ping {step.probe} lost {step.lost_ms} ms")
+        slow = f" (last broken: {'; '.join(step.held_by)[:200]})" if step.held_by and (step.convergence or 0) >= 1 else ""
+        progress(f"  converged {step.convergence:.2f}s after it, ping {step.probe} lost {step.lost_ms} ms{slow}")
     summary.elapsed = time.monotonic() - start
     return summary

@@ -116,6 +116,12 @@ def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
     return {str(ipaddress.ip_address(r.dst)): r.mac for r in records if r.ifindex == index and r.dst and r.mac}
 
 
+def read_neighbour_entries(lab: Lab, host: Host, bridge: str) -> set[NeighEntry]:
+    """The neighbour entries (with a link-layer address) of a hypervisor's bridge."""
+    with Kernel(netns=host.name) as kernel:
+        return {e for e in kernel.entries([], [bridge]) if isinstance(e, NeighEntry)}
+
+
 def sessions(lab: Lab) -> dict[str, str]:
     """The first controller's view: host VTEP -> BGP session state."""
     return lab.controller().sessions()

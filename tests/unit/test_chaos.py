@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 
-from agent.entries import FdbEntry, flood_entry
+from agent.entries import FdbEntry, NeighEntry, flood_entry
 from labctl.chaos import (
     AGENT_KILL,
     BURST_MACS,
@@ -31,6 +31,7 @@ from labctl.chaos import (
     check_control,
     check_controller_union,
     check_fdb_rib,
+    check_neighbours_rib,
     check_orphans,
     check_pings,
     control_problems,
@@ -165,9 +166,14 @@ def host_fdb(name: str) -> frozenset[FdbEntry]:
     return frozenset(flood | unicast)
 
 
+def host_neighbours(name: str) -> frozenset[NeighEntry]:
+    return frozenset(NeighEntry("br0", ipaddress.ip_address(ip), mac) for h, mac, ip in VMS.values() if h != name)
+
+
 def healthy() -> Observation:
-    hosts = tuple(HostView(h, v, ((100, "vxlan100"),), "ESTABLISHED", True, host_rib(h), host_fdb(h),
-                           frozenset(f"100/{mac}" for hh, mac, _ in VMS.values() if hh == h)) for h, v in VTEPS.items())
+    hosts = tuple(HostView(h, v, ((100, "vxlan100", "br0"),), "ESTABLISHED", True, host_rib(h), host_fdb(h),
+                           frozenset(f"100/{mac}" for hh, mac, _ in VMS.values() if hh == h),
+                           frozenset(ip for hh, _, ip in VMS.values() if hh == h), host_neighbours(h)) for h, v in VTEPS.items())
     controller = tuple(replace(e, local=False) for e in host_rib("none"))
     vms = tuple(VmPlace(n, mac, ip, 100, VTEPS[h]) for n, (h, mac, ip) in VMS.items())
     return Observation(hosts, controller, vms, (("vm1", "vm2", True),))
@@ -205,6 +211,33 @@ def test_a_local_winner_has_no_vxlan_entry() -> None:
     h1 = obs.hosts[0]
     fdb = frozenset(e for e in h1.fdb if e.mac != VMS["vm2"][1])
     assert check_fdb_rib(with_host(obs, "h1", fdb=fdb, local=h1.local | {f"100/{VMS['vm2'][1]}"})) == []
+
+
+def test_neighbours_must_equal_the_rib_addresses() -> None:
+    obs = healthy()
+    h2 = obs.hosts[1]
+    gone = next(n for n in h2.neighbours if n.mac == VMS["vm1"][1])
+    assert check_neighbours_rib(with_host(obs, "h2", neighbours=h2.neighbours - {gone})) == [
+        "h2 br0: neighbours and RIB differ on 192.168.100.11=02:00:00:00:01:01"]
+    stale = NeighEntry("br0", ipaddress.ip_address("192.168.100.11"), "02:00:00:00:09:09")
+    assert "192.168.100.11=02:00:00:00:09:09" in check_neighbours_rib(with_host(obs, "h2", neighbours=h2.neighbours - {gone} | {stale}))[0]
+    igmp = NeighEntry("br0", ipaddress.ip_address("224.0.0.22"), "01:00:5e:00:00:16")  # the kernel's multicast entry
+    assert check_neighbours_rib(with_host(obs, "h2", neighbours=h2.neighbours | {igmp})) == []
+    # a host whose kernel learns neighbours itself (FRR) is not judged on them
+    assert check_neighbours_rib(with_host(obs, "h2", neighbours=None)) == []
+
+
+def test_an_address_claimed_twice_goes_to_the_higher_sequence_and_never_a_local_one() -> None:
+    obs = healthy()
+    h3 = obs.hosts[2]
+    # vm1 moved h1 -> h2 with sequence 1, h1's old MAC/IP route still there: h3 answers with the winner's MAC
+    newer = mac_event("10.0.0.102", 100, "02:00:00:00:01:01", "192.168.100.11", seq=1)
+    renamed = mac_event("10.0.0.101", 100, "02:00:00:00:07:07", "192.168.100.11", seq=0)
+    rib = (*h3.rib, newer, renamed)
+    assert check_neighbours_rib(with_host(obs, "h3", rib=rib)) == []
+    # the address is local on h1: no entry for it there whatever remote routes say
+    h1 = obs.hosts[0]
+    assert check_neighbours_rib(with_host(obs, "h1", rib=(*h1.rib, mac_event("10.0.0.103", 100, "02:00:00:00:07:07", "192.168.100.11", seq=5)))) == []
 
 
 def test_controller_rib_is_the_union_of_what_hosts_originate() -> None:
