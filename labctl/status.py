@@ -8,6 +8,7 @@ from rich.table import Table
 from agent.errors import GobgpUnavailable
 from agent.routes import MacIpRoute
 
+from . import netem
 from .daemons import supervisor_info
 from .lab import Lab
 from .observe import control_view, expected_macs, read_fdb, read_rib, sessions
@@ -56,6 +57,11 @@ def render_status(console: Console, lab_name: str) -> None:
             ", ".join(f"{e.device}→{e.vtep}" for e in sorted(flood)) or "-",
         )
     console.print(table)
+    for host in lab.hosts_alive():
+        if host.netem is not None:  # as the kernel (or the delay line) has it now, not as the topology says
+            found = netem.read(lab.plan, host.name)
+            console.print(f"{host.name} uplink impaired: {found.describe() if found else '[red]none in the kernel[/red]'} "
+                          f"(topology: {host.netem.describe()})", highlight=False)
 
 
 def mac_rows(lab: Lab, host_name: str) -> list[tuple[str, str, str, str, str, str]]:
