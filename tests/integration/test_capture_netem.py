@@ -122,6 +122,16 @@ def test_netem_delay_is_measured_by_ping_and_verify_passes_under_delay_and_loss(
     # one-way on each host's egress: a ping across two impaired hosts sees twice the delay
     rtts = _rtts(lab, a.name, str(b.ip))
     assert len(rtts) >= 7 and min(rtts) >= 90 and sum(rtts) / len(rtts) >= 95, rtts
+    # a capture on an impaired uplink sees what the host sends (when it really leaves) and what it receives
+    cap = subprocess.Popen([LABCTL, "capture", h1.name, "--count", "4", "--filter", "udp port 4789"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _started(cap)
+        _rtts(lab, a.name, str(b.ip), count=4)
+        out, err = cap.communicate(timeout=20)
+    finally:
+        cap.kill()
+    assert f"{h1.vtep} > {h2.vtep} VNI 100: " in out and f"{h2.vtep} > {h1.vtep} VNI 100: " in out, out + err
     same_host = _rtts(lab, a.name, str(h1.vms[1].ip))
     assert same_host and max(same_host) < 20, same_host  # the bridge, no uplink: not impaired
     result = labctl("verify", "--lab", NETEM_LAB, timeout=600)
