@@ -1,11 +1,11 @@
 """A userspace netem for kernels without sch_netem: delays, jitters and drops what a node sends on an interface.
 
-labctl (labctl/netem.py) redirects everything leaving the interface (tc clsact egress, classic BPF on the
-skb mark, mirred redirect) to a tap device; this daemon reads the frames from the tap (the kernel has
-segmented and checksummed them for it), holds each for delay ± jitter (uniform, like netem's default;
-jitter reorders, as netem's does), drops loss_pct % of them, and sends the rest out of the interface
-through a packet socket whose frames carry a mark the filter lets pass (so they do not meet the redirect
-again). Its settings are a JSON file, re-read on SIGHUP. Run inside the node's namespace:
+labctl (labctl/netem.py) redirects everything leaving the interface (tc clsact egress, u32 match-all, mirred
+redirect) to a tap device; this daemon reads the frames from the tap (the kernel has segmented and
+checksummed them for it), holds each for delay ± jitter (uniform, like netem's default; jitter reorders,
+as netem's does), drops loss_pct % of them, and sends the rest out of the interface through a packet
+socket that bypasses the qdisc layer (so they do not meet the redirect again). Its settings are a JSON
+file, re-read on SIGHUP. Run inside the node's namespace:
 
     python -m labctl.delayline --config /run/evpn-lab/<lab>/<node>/netem.json
 """
@@ -32,8 +32,8 @@ log = logging.getLogger("evpn.labctl.delayline")
 TUNSETIFF = 0x400454CA
 IFF_TAP = 0x0002
 IFF_NO_PI = 0x1000
-SO_MARK = 36
-MARK = 0x6E6D0001  # on the frames this daemon sends: the redirect lets them pass (labctl/netem.py)
+SOL_PACKET = 263
+PACKET_QDISC_BYPASS = 20
 MAX_FRAME = 65536
 
 
@@ -71,9 +71,10 @@ def open_tap(name: str) -> int:
 
 def open_sender(interface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    # marked: the redirect's filter lets them pass. They take the normal transmit path, so captures on
-    # the interface see them (a qdisc-bypassing socket would hide the node's outgoing packets from them)
-    sock.setsockopt(socket.SOL_SOCKET, SO_MARK, MARK)
+    # past the qdisc layer and its clsact hook: no second trip through the redirect. (A packet socket that
+    # bypasses the qdisc layer bypasses the interface's packet taps too: captures of what the node sends
+    # are taken on the tap device; labctl/netem.py: egress_interfaces)
+    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
     sock.bind((interface, 0))
     return sock
 
@@ -92,7 +93,7 @@ def run(config: Path) -> None:
     rng = random.Random()
     queue: list[tuple[float, int, bytes]] = []
     seq = 0
-    sent = dropped = 0
+    sent = dropped = failed = 0
     log.info("event=delayline-started interface=%s tap=%s delay_ms=%g jitter_ms=%g loss_pct=%g",
              settings.interface, settings.tap, settings.delay_ms, settings.jitter_ms, settings.loss_pct)
     while True:
@@ -109,7 +110,8 @@ def run(config: Path) -> None:
                 sent += 1
             except OSError as exc:  # link down (a killed host): the frame is lost, as on a wire
                 dropped += 1
-                log.debug("event=send-failed error=%s", exc)
+                (log.warning if failed == 0 else log.debug)("event=send-failed error=%s", exc)
+                failed += 1
         timeout = max(0.0, queue[0][0] - now) if queue else 1.0
         try:
             ready, _, _ = select.select([tap], [], [], timeout)

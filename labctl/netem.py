@@ -8,10 +8,11 @@ Two mechanisms, one behaviour:
 
 - the kernel's netem qdisc (sch_netem), set through pyroute2, where the kernel has it;
 - otherwise (kernels built without sch_netem, such as this CI's) a userspace delay line
-  (labctl/delayline.py): a tc clsact egress filter (classic BPF on the skb mark, mirred redirect) hands
-  every frame leaving the uplink to a tap device; a supervised daemon holds each frame for delay ± jitter,
-  drops loss %, and sends the rest out of the uplink marked, so the filter lets them pass. Captures on the
-  uplink see the frames when they really leave (after the delay).
+  (labctl/delayline.py): a tc clsact egress filter (u32 match-all, mirred redirect) hands every frame
+  leaving the uplink to a tap device (TAP); a supervised daemon holds each frame for delay ± jitter, drops
+  loss %, and sends the rest out of the uplink past the qdisc layer. Packet taps on the uplink (captures)
+  then see only what the host receives: what it sends is seen on TAP (before the delay), see
+  `egress_interfaces`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import logging
 import os
 import signal
 import struct
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -30,7 +30,7 @@ from pyroute2.netlink.exceptions import NetlinkError
 from pyroute2.netlink.rtnl.tcmsg.common import tick_in_usec
 
 from . import daemons
-from .delayline import IFF_NO_PI, IFF_TAP, MARK, TUNSETIFF, Settings
+from .delayline import IFF_NO_PI, IFF_TAP, TUNSETIFF, Settings
 from .errors import LabError
 from .netns import inside, ns
 from .nodes.base import daemon_pid, start_daemon
@@ -46,6 +46,7 @@ TAP = f"nm-{UPLINK}"  # '-' is in no bridge name a topology may give, so no clas
 U32_MAX = 2**32 - 1
 TC_H_ROOT = 0xFFFFFFFF
 CLSACT_EGRESS = 0xFFFFFFF3
+ETH_P_ALL = 0x0003
 TUNSETPERSIST = 0x400454CB
 IFF_LOWER_UP = 0x10000
 ENOENT, EINVAL = 2, 22
@@ -74,13 +75,6 @@ def qdisc_arguments(netem: Netem) -> dict[str, float]:
 def from_options(delay_ticks: int, jitter_ticks: int, loss_u32: int, tick: float = tick_in_usec) -> Netem:
     """The Netem a kernel netem qdisc's options describe (ticks and a u32 fraction), rounded as set."""
     return Netem(round(delay_ticks / tick / 1000, 3), round(jitter_ticks / tick / 1000, 3), round(loss_u32 * 100 / U32_MAX, 3))
-
-
-def unmarked_bytecode(mark: int) -> str:
-    """tc's classic BPF bytecode matching frames whose skb mark is not `mark`: `ld mark; jeq mark → ret 0
-    (no match: sent as is); ret -1 (match: redirected)`."""
-    skf_ad_mark = 0xFFFFF000 + 8  # SKF_AD_OFF + SKF_AD_MARK
-    return f"4,32 0 0 {skf_ad_mark},21 0 1 {mark},6 0 0 0,6 0 0 {U32_MAX}"
 
 
 def settings_for(netem: Netem) -> Settings:
@@ -147,18 +141,14 @@ def _tap_attached(ns_name: str) -> bool:
 
 
 def _redirect(ns_name: str) -> None:
-    """Everything leaving the uplink goes to the tap (clsact egress, BPF: not the delay line's mark; mirred redirect)."""
+    """Everything leaving the uplink goes to the tap (clsact egress, u32 match-all, mirred redirect)."""
     with ns(ns_name) as ipr:
         index = _uplink(ipr, ns_name)
         if any(q.get_attr("TCA_KIND") == "clsact" for q in ipr.get_qdiscs(index=index)):
             return
         ipr.tc("add", "clsact", index)
-    # pyroute2 0.9 has no cls_bpf (and this kernel no u32 mark match): tc loads the classic BPF filter
-    result = subprocess.run(["ip", "netns", "exec", ns_name, "tc", "filter", "add", "dev", UPLINK, "egress", "prio", "1",
-                             "bpf", "bytecode", unmarked_bytecode(MARK), "action", "mirred", "egress", "redirect", "dev", TAP],
-                            check=False, capture_output=True, text=True, timeout=20)
-    if result.returncode != 0:
-        raise LabError(f"{ns_name}: cannot redirect {UPLINK} to the delay line: {result.stderr.strip()}")
+        ipr.tc("add-filter", "u32", index, parent=CLSACT_EGRESS, prio=1, protocol=ETH_P_ALL, target=0, keys=["0x0/0x0+0"],
+               action={"kind": "mirred", "direction": "egress", "action": "redirect", "ifindex": _index(ipr, ns_name, TAP)})
 
 
 def _redirected(ns_name: str) -> bool:
@@ -205,6 +195,15 @@ def _delayline_stop(plan: LabPlan, state: LabState, host: str) -> None:
 
 
 # -- what the lab calls ----------------------------------------------------------------------
+
+
+def egress_interfaces(host: str) -> tuple[str, ...]:
+    """Where a capture sees everything `host` sends and receives on its uplink: the uplink, plus the delay
+    line's tap when one runs (the delay line's sends bypass the uplink's packet taps)."""
+    with ns(host) as ipr:
+        return (UPLINK, TAP) if _index(ipr, host, TAP) is not None else (UPLINK,)
+
+
 
 
 def apply(plan: LabPlan, state: LabState, host: str, netem: Netem | None) -> str | None:

@@ -12,7 +12,7 @@ from typing import Callable
 from agent.entries import FdbEntry
 from agent.routes import MacIpRoute, RouteEvent
 
-from . import portsec, probes
+from . import netem, portsec, probes
 from .capture import arp_frame, capturing, decode_vxlan, from_mac, send_frames
 from .errors import LabError
 from .lab import Lab
@@ -87,6 +87,11 @@ def _worst_delay(lab: Lab) -> float:
 def settle_time(lab: Lab) -> float:
     """How long a capture keeps listening after its probe: packets cross up to two impaired uplinks."""
     return 0.2 + 2 * _worst_delay(lab)
+
+
+def uplinks(hosts: list[Host]) -> list[tuple[str, tuple[str, ...]]]:
+    """Capture points that see all of each host's underlay traffic (an impaired uplink: also its delay line's tap)."""
+    return [(h.name, netem.egress_interfaces(h.name) if h.netem else (UPLINK,)) for h in hosts]
 
 
 def probe_ping(lab: Lab, src: Vm, dst: Vm, count: int = PINGS) -> tuple[int, int, bool]:
@@ -176,7 +181,7 @@ def check_same_host(lab: Lab) -> CheckResult | None:
         for vm in host.attached:
             by_net.setdefault(vm.network, []).append(vm)
         for a, b in (vms[:2] for vms in by_net.values() if len(vms) >= 2):  # one pair per network
-            with capturing([(host.name, UPLINK)], settle=settle_time(lab)) as caps:
+            with capturing(uplinks([host]), settle=settle_time(lab)) as caps:
                 sent, got, replied = probe_ping(lab, a, b)
             leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
             good = replied and not leaked
@@ -199,7 +204,7 @@ def check_cross_host(lab: Lab) -> CheckResult | None:
                 pairs.append((ha, hb, pair))
     for ha, hb, (a, b) in pairs:
         learned_in = warm_up(lab, (ha, a), (hb, b))
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
             sent, got, replied = probe_ping(lab, a, b)
         frames = {name: _conversation([decode_vxlan(p) for p in cap.packets], a, b) for name, cap in caps.items()}
         ends = {str(ha.vtep), str(hb.vtep)}
@@ -273,7 +278,7 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
             continue
         vm_forget(lab, a, str(b.ip))
         vm_forget(lab, b, str(a.ip))
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
             sent, got, replied = probe_ping(lab, a, b, count=1)
         ips = {str(a.ip), str(b.ip)}
         crossed = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets)
@@ -358,7 +363,7 @@ def check_bum_scope(lab: Lab) -> CheckResult | None:
         if not lacking or sender is None or len(having) < 2:
             continue
         src_host, vm = sender
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
             broadcast_from(lab, vm)
         got = {name: sum(1 for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_src_mac == vm.mac and f.inner_dst_mac == "ff:ff:ff:ff:ff:ff")
                for name, cap in caps.items()}

@@ -157,11 +157,3 @@ def test_help_has_an_example(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0 and "Example" in result.output and f"labctl {command} " in result.output
 
-
-def test_the_redirect_filter_is_four_classic_bpf_instructions_on_the_mark() -> None:
-    from labctl.netem import unmarked_bytecode
-
-    code = unmarked_bytecode(0x6E6D0001)
-    count, *insns = code.split(",")
-    assert int(count) == len(insns) == 4
-    assert insns[1] == f"21 0 1 {0x6E6D0001}" and insns[2] == "6 0 0 0" and insns[3] == "6 0 0 4294967295"
