@@ -126,13 +126,17 @@ class Capture:
     VM's, never the machine's own.
     """
 
-    def __init__(self, ns_name: str, ifname: str, keep: Predicate) -> None:
-        self.where = f"{ns_name}/{ifname}"
+    def __init__(self, ns_name: str, ifname: str | tuple[str, ...], keep: Predicate) -> None:
+        names = (ifname,) if isinstance(ifname, str) else ifname  # several: one capture of all of them
+        self.where = f"{ns_name}/{'+'.join(names)}"
         self.keep = keep
         self.prefilter = is_vxlan_frame if keep is vxlan_only else None
-        with inside(ns_name):
-            self._sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-        self._sock.bind((ifname, ETH_P_ALL))
+        self._socks = []
+        for name in names:
+            with inside(ns_name):
+                sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+            sock.bind((name, ETH_P_ALL))
+            self._socks.append(sock)
         self._stop = threading.Event()
         self.packets: list[Packet] = []
         self._thread = threading.Thread(target=self._run, name=f"capture-{self.where}", daemon=True)
@@ -140,15 +144,14 @@ class Capture:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            ready, _, _ = select.select([self._sock], [], [], 0.05)
-            if not ready:
-                continue
-            frame = self._sock.recv(65535)
-            if self.prefilter is not None and not self.prefilter(frame):
-                continue
-            pkt = Ether(frame)
-            if self.keep(pkt):
-                self.packets.append(pkt)
+            ready, _, _ = select.select(self._socks, [], [], 0.05)
+            for sock in ready:
+                frame = sock.recv(65535)
+                if self.prefilter is not None and not self.prefilter(frame):
+                    continue
+                pkt = Ether(frame)
+                if self.keep(pkt):
+                    self.packets.append(pkt)
 
     def request_stop(self) -> None:
         """Ask the reader to end (`stop` then waits for it): many captures end in parallel this way."""
@@ -158,7 +161,8 @@ class Capture:
         time.sleep(settle)  # let the last packets in flight arrive
         self._stop.set()
         self._thread.join(timeout=2)
-        self._sock.close()
+        for sock in self._socks:
+            sock.close()
         return self.packets
 
 
@@ -179,7 +183,7 @@ def arp_frame(mac: str, ip: str, target: str) -> bytes:
 
 
 @contextlib.contextmanager
-def capturing(points: list[tuple[str, str]], keep: Predicate = vxlan_only, settle: float = 0.2) -> Iterator[dict[str, Capture]]:
+def capturing(points: list[tuple[str, str | tuple[str, ...]]], keep: Predicate = vxlan_only, settle: float = 0.2) -> Iterator[dict[str, Capture]]:
     """Capture on several (namespace, interface) points at once; stops them all on exit, `settle` seconds
     after the block (packets in flight; longer on impaired links)."""
     caps: dict[str, Capture] = {}

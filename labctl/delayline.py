@@ -2,10 +2,10 @@
 
 labctl (labctl/netem.py) redirects everything leaving the interface (tc clsact egress, u32 match-all, mirred
 redirect) to a tap device; this daemon reads the frames from the tap (the kernel has segmented and
-checksummed them for it), holds each for delay ± jitter (uniform, like netem's default; jitter reorders, as
-netem's does), drops loss_pct % of them, and sends the rest out of the interface through a packet socket that
-bypasses the qdisc layer (so they do not meet the redirect again). Its settings are a JSON file, re-read on
-SIGHUP. Run inside the node's namespace:
+checksummed them for it), holds each for delay ± jitter (uniform, like netem's default; jitter reorders,
+as netem's does), drops loss_pct % of them, and sends the rest out of the interface through a packet
+socket that bypasses the qdisc layer (so they do not meet the redirect again). Its settings are a JSON
+file, re-read on SIGHUP. Run inside the node's namespace:
 
     python -m labctl.delayline --config /run/evpn-lab/<lab>/<node>/netem.json
 """
@@ -71,7 +71,10 @@ def open_tap(name: str) -> int:
 
 def open_sender(interface: str) -> socket.socket:
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)  # past clsact: no second trip through the redirect
+    # past the qdisc layer and its clsact hook: no second trip through the redirect. (A packet socket that
+    # bypasses the qdisc layer bypasses the interface's packet taps too: captures of what the node sends
+    # are taken on the tap device; labctl/netem.py: egress_interfaces)
+    sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
     sock.bind((interface, 0))
     return sock
 
@@ -90,7 +93,7 @@ def run(config: Path) -> None:
     rng = random.Random()
     queue: list[tuple[float, int, bytes]] = []
     seq = 0
-    sent = dropped = 0
+    sent = dropped = failed = 0
     log.info("event=delayline-started interface=%s tap=%s delay_ms=%g jitter_ms=%g loss_pct=%g",
              settings.interface, settings.tap, settings.delay_ms, settings.jitter_ms, settings.loss_pct)
     while True:
@@ -107,7 +110,8 @@ def run(config: Path) -> None:
                 sent += 1
             except OSError as exc:  # link down (a killed host): the frame is lost, as on a wire
                 dropped += 1
-                log.debug("event=send-failed error=%s", exc)
+                (log.warning if failed == 0 else log.debug)("event=send-failed error=%s", exc)
+                failed += 1
         timeout = max(0.0, queue[0][0] - now) if queue else 1.0
         try:
             ready, _, _ = select.select([tap], [], [], timeout)

@@ -9,8 +9,10 @@ Two mechanisms, one behaviour:
 - the kernel's netem qdisc (sch_netem), set through pyroute2, where the kernel has it;
 - otherwise (kernels built without sch_netem, such as this CI's) a userspace delay line
   (labctl/delayline.py): a tc clsact egress filter (u32 match-all, mirred redirect) hands every frame
-  leaving the uplink to a tap device, a supervised daemon holds each frame for delay ± jitter, drops
-  loss %, and sends the rest out of the uplink past the qdisc layer.
+  leaving the uplink to a tap device (TAP); a supervised daemon holds each frame for delay ± jitter, drops
+  loss %, and sends the rest out of the uplink past the qdisc layer. Packet taps on the uplink (captures)
+  then see only what the host receives: what it sends is seen on TAP (before the delay), see
+  `egress_interfaces`.
 """
 
 from __future__ import annotations
@@ -193,6 +195,15 @@ def _delayline_stop(plan: LabPlan, state: LabState, host: str) -> None:
 
 
 # -- what the lab calls ----------------------------------------------------------------------
+
+
+def egress_interfaces(host: str) -> tuple[str, ...]:
+    """Where a capture sees everything `host` sends and receives on its uplink: the uplink, plus the delay
+    line's tap when one runs (the delay line's sends bypass the uplink's packet taps)."""
+    with ns(host) as ipr:
+        return (UPLINK, TAP) if _index(ipr, host, TAP) is not None else (UPLINK,)
+
+
 
 
 def apply(plan: LabPlan, state: LabState, host: str, netem: Netem | None) -> str | None:

@@ -49,7 +49,7 @@ def status_document(view: StatusView) -> dict[str, Any]:
              "restarts": [asdict(r) for r in h.restarts], "remote_vteps": h.remote_vteps,
              "flood": [{"device": d, "vtep": v} for d, v in h.flood],
              "macs": None if h.macs is None else [{**asdict(m), "ips": list(m.ips)} for m in h.macs],
-             "mac_error": h.mac_error}
+             "mac_error": h.mac_error, "netem": {"topology": h.netem_topology, "kernel": h.netem_kernel}}
             for h in view.hosts
         ],
     }

@@ -14,6 +14,7 @@ from rich.table import Table
 from agent.errors import GobgpUnavailable
 from agent.routes import MacIpRoute
 
+from . import netem
 from .daemons import supervisor_info
 from .errors import LabError
 from .lab import Lab
@@ -62,6 +63,8 @@ class HostStatus:
     flood: tuple[tuple[str, str], ...]  # (vxlan device, VTEP) of the kernel's flood entries
     macs: tuple[MacRow, ...] | None  # None: not read (--no-macs, or down)
     mac_error: str | None = None
+    netem_topology: str | None = None  # the uplink impairment the topology asks for (labctl netem / netem:)
+    netem_kernel: str | None = None  # the one in place now, as the kernel (or the delay line) has it
 
 
 @dataclass(frozen=True)
@@ -153,8 +156,10 @@ def collect(lab: Lab, macs: bool = True) -> StatusView:
                 rows = tuple(mac_rows(lab, host.name))
             except GobgpUnavailable as exc:
                 mac_error = str(exc)
+        found = netem.read(lab.plan, host.name) if host.netem is not None else None
         hosts.append(HostStatus(host.name, host.asn, str(host.vtep), host.kind, False, bgp, view.state, restarts_of(lab, host.name),
-                                dict(view.remote_vteps), flood, rows, mac_error))
+                                dict(view.remote_vteps), flood, rows, mac_error,
+                                host.netem.describe() if host.netem else None, found.describe() if found else None))
     return StatusView(lab.topo.lab, tuple(controllers), tuple(hosts))
 
 
@@ -179,6 +184,10 @@ def render_status(console: Console, view: StatusView) -> None:
             ", ".join(f"{device}→{vtep}" for device, vtep in h.flood) or "-",
         )
     console.print(table)
+    for h in view.hosts:
+        if h.netem_topology is not None and not h.down:  # as the kernel (or the delay line) has it now, not as the topology says
+            console.print(f"{h.name} uplink impaired: {h.netem_kernel or '[red]none in the kernel[/red]'} (topology: {h.netem_topology})",
+                          highlight=False)
 
 
 def render_mac_tables(console: Console, view: StatusView) -> None:

@@ -13,7 +13,7 @@ from typing import Callable
 from agent.entries import FdbEntry
 from agent.routes import MacIpRoute, RouteEvent
 
-from . import portsec, probes
+from . import netem, portsec, probes
 from .capture import arp_frame, capturing, decode_vxlan, from_mac, send_frames
 from .errors import LabError
 from .lab import Lab
@@ -104,6 +104,11 @@ def _worst_delay(lab: Lab) -> float:
 def settle_time(lab: Lab) -> float:
     """How long a capture keeps listening after its probe: packets cross up to two impaired uplinks."""
     return 0.2 + 2 * _worst_delay(lab)
+
+
+def uplinks(hosts: list[Host]) -> list[tuple[str, tuple[str, ...]]]:
+    """Capture points that see all of each host's underlay traffic (an impaired uplink: also its delay line's tap)."""
+    return [(h.name, netem.egress_interfaces(h.name) if h.netem else (UPLINK,)) for h in hosts]
 
 
 def probe_ping(lab: Lab, src: Vm, dst: Vm, count: int = PINGS) -> tuple[int, int, bool]:
@@ -221,7 +226,7 @@ def check_same_host(lab: Lab) -> CheckResult | None:
 
     def probe(item: tuple[Host, Vm, Vm]) -> tuple[bool, str]:
         host, a, b = item
-        with capturing([(host.name, UPLINK)], settle=settle_time(lab)) as caps:  # its own uplink: other probes' VMs have other IPs
+        with capturing(uplinks([host]), settle=settle_time(lab)) as caps:  # its own uplink: other probes' VMs have other IPs
             sent, got, replied = probe_ping(lab, a, b)
         leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
         return replied and not leaked, f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink"
@@ -260,7 +265,7 @@ def check_cross_host(lab: Lab) -> CheckResult | None:
             return str(exc)
 
     learned = run_all(pairs, learn, PROBE_WORKERS, "warm-up")
-    with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+    with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
         replies = run_all(pairs, lambda p: probe_ping(lab, p[2], p[3]), PROBE_WORKERS, "cross-host")
     seen = {name: [f for f in map(decode_vxlan, cap.packets) if f is not None] for name, cap in caps.items()}
     evidence, ok = [], True
@@ -352,7 +357,7 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
 
     prepared = run_all(pairs, prepare, PROBE_WORKERS, "arp-prepare")
     ready = [pair for pair, failure in zip(pairs, prepared) if failure is None]
-    with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+    with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
         outcomes = run_all(ready, probe, PROBE_WORKERS, "arp-probe")
     arps = [f for cap in caps.values() for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_kind == "arp"]
     evidence, ok = [], True
@@ -446,7 +451,7 @@ def check_bum_scope(lab: Lab) -> CheckResult | None:
         if not lacking or sender is None or len(having) < 2:
             continue
         src_host, vm = sender
-        with capturing([(h.name, UPLINK) for h in alive], settle=settle_time(lab)) as caps:
+        with capturing(uplinks(alive), settle=settle_time(lab)) as caps:
             broadcast_from(lab, vm)
         got = {name: sum(1 for f in map(decode_vxlan, cap.packets) if f is not None and f.inner_src_mac == vm.mac and f.inner_dst_mac == "ff:ff:ff:ff:ff:ff")
                for name, cap in caps.items()}

@@ -4,14 +4,21 @@ conversions to and from the kernel's netem options, and the userspace delay line
 from __future__ import annotations
 
 import copy
+import json
 import random
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from labctl import plan as plan_module
+from labctl.cli import main
 from labctl.delayline import Settings, hold_time
 from labctl.errors import TopologyError
 from labctl.netem import TAP, from_options, qdisc_arguments, settings_for
+from labctl.state import LabState
 from labctl.topology import Netem, parse_topology
 from tests.unit.labctl_builders import make_topology
 
@@ -108,3 +115,45 @@ def test_hold_time_is_delay_plus_uniform_jitter_and_loss_drops_its_share() -> No
     assert abs(sum(kept) / len(kept) - 0.050) < 0.001
     assert hold_time(Settings("uplink", TAP, 20, 0, 0), rng) == 0.020
     assert hold_time(Settings("uplink", TAP, 1, 5, 0), random.Random(1)) is not None  # never negative
+
+
+# -- the CLI's input, on a fake lab (a run directory with a state, no namespaces) ---------------
+
+
+@pytest.fixture
+def fake_lab(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    root = tmp_path / "run" / "evpn-lab"
+    monkeypatch.setattr(plan_module, "RUN_ROOT", root)
+    topo = parse_topology(make_topology("t", hosts=2, vms_per_host=1))
+    (root / "t").mkdir(parents=True)
+    (root / "t" / "state.json").write_text(json.dumps(asdict(LabState("t", topo.to_document(), "test.yaml"))))
+    return "t"
+
+
+def _error_line(args: list[str], expect: str) -> None:
+    result = CliRunner().invoke(main, args)
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert result.exit_code in (1, 2) and len(lines) == 1 and expect in lines[0], result.output
+
+
+@pytest.mark.parametrize(("args", "expect"), [
+    (["netem", "t-1", "--clear", "--delay", "5"], "--clear takes no"),
+    (["netem", "t-9", "--delay", "5"], "'t-9' is not a hypervisor"),
+    (["netem", "t-1", "--jitter", "10"], "hosts[0].netem.jitter_ms: 10 ms is more than delay_ms 0 ms"),
+    (["capture", "t-1:"], "expected NODE or NODE:INTERFACE"),
+    (["capture", "nosuch"], "no node 'nosuch' in lab t"),
+])
+def test_bad_cli_input_is_one_line(fake_lab: str, args: list[str], expect: str) -> None:
+    _error_line(args, expect)
+
+
+def test_bad_numbers_are_refused_by_the_option(fake_lab: str) -> None:
+    result = CliRunner().invoke(main, ["netem", "t-1", "--loss", "120"])
+    assert result.exit_code == 2 and "--loss" in result.output and "0<=x<=100" in result.output
+
+
+@pytest.mark.parametrize("command", ["capture", "netem"])
+def test_help_has_an_example(command: str) -> None:
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0 and "Example" in result.output and f"labctl {command} " in result.output
+
