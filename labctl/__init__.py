@@ -15,7 +15,8 @@ Where things live (pure modules first, then the ones with side effects):
 - keeper.py        the underlay router's route keeper (puts back a flapped link's /32 route)
 - build.py         wiring a lab from its plan: namespaces, uplinks, bridges, vxlan devices, VM ports
 - nodes/           hypervisor kinds, one module each, loaded by name (base.py: the protocol;
-                   gobgpd.py: gobgpd for controller and hosts; gobgp_agent.py: gobgpd + evpn-agent; frr.py: FRR)
+                   gobgpd.py: gobgpd for controller and hosts; gobgp_agent.py: gobgpd + evpn-agent; frr.py: FRR;
+                   controller.py: the controllers, gobgpd or FRR's bgpd, one or two per lab)
 - interrupts.py    SIGINT/SIGTERM noted by the CLI, acted on at safe points (then rolled back)
 - lab.py           up / down / kill / revive / apply, with rollback; `Lab.adopt` is the one way a lab changes
 - networks.py      attach / detach a VM on a running lab

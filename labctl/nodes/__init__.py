@@ -7,7 +7,8 @@ daemon, a real remote host) is a new module here and a line in KINDS, not branch
 - base.py         the protocol and what every kind shares (PIDs, stopping)
 - gobgpd.py       the gobgpd daemon (config, start, API, RIB) for the controller and gobgp hosts
 - gobgp_agent.py  kind "gobgp": gobgpd + our evpn-agent
-- frr.py          kind "frr": FRR's zebra + bgpd (advertise-all-vni)
+- frr.py          kind "frr": FRR's zebra + bgpd (advertise-all-vni); the FRR controller's config
+- controller.py   the lab's controllers (eBGP hubs): gobgpd or FRR's bgpd, by the topology's `controllers:` kind
 """
 
 from __future__ import annotations
