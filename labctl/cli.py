@@ -292,9 +292,8 @@ def detach(vm: str, lab_name: str | None) -> None:
 @clean_errors
 def status(lab_name: str | None, no_macs: bool) -> None:
     """BGP sessions, agents and flood lists of every hypervisor, and each one's MAC table."""
-    from .status import render_mac_tables, render_status
-
     from .lab import Lab
+    from .status import render_mac_tables, render_status
 
     name = resolve_lab(lab_name)
     render_status(console, name)
