@@ -50,10 +50,14 @@ def host(plan: LabPlan, node: Host) -> None:
         network_devices(node, net)
     for vp in plan.vm_plans(node):
         netns.create(vp.ns)
-        netns.veth(node.name, vp.port, vp.ns, VM_IFNAME, mac_b=vp.vm.mac)
+        # the VM's eth0 comes up only once its port is on the bridge: what the VM sends as it "boots" (IPv6
+        # DAD, MLD) then always reaches the bridge, which learns its MAC (hosts built in parallel left
+        # some VMs unknown: their first frames left before the port was enslaved)
+        netns.veth(node.name, vp.port, vp.ns, VM_IFNAME, mac_b=vp.vm.mac, up_b=False)
         if not vp.vm.detached:
             netns.enslave(node.name, vp.port, vp.network.bridge)
         netns.address(vp.ns, VM_IFNAME, f"{vp.vm.ip}/{vp.network.subnet.prefixlen}")
+        netns.set_link(vp.ns, VM_IFNAME, up=True)
     tenant_isolation(plan, node)
 
 

@@ -367,10 +367,10 @@ def verify(lab_name: str | None, only: tuple[str, ...], scenario: str | None, as
             sys.exit(1)
         return
     table = Table(title=f"labctl verify: lab {lab.topo.lab}")
-    table.add_column("check")
-    table.add_column("result")
-    table.add_column("time", justify="right")
-    table.add_column("evidence", overflow="fold")
+    table.add_column("check", no_wrap=True)  # whole check names (the evidence column takes what is left)
+    table.add_column("result", no_wrap=True)
+    table.add_column("time", justify="right", no_wrap=True)
+    table.add_column("evidence", overflow="fold", ratio=1)
     for r in results:
         table.add_row(r.name, "[green]pass[/green]" if r.ok else "[red]FAIL[/red]", f"{r.seconds:.1f}s" if r.seconds else "", r.evidence)
     console.print(table)

@@ -75,14 +75,14 @@ def _index(ip: IPRoute, ifname: str, where: str) -> int:
     return int(found[0])
 
 
-def veth(ns_a: str, if_a: str, ns_b: str, if_b: str, mtu: int = 1500, mac_b: str | None = None) -> None:
-    """A veth pair with one end in each namespace, both up."""
+def veth(ns_a: str, if_a: str, ns_b: str, if_b: str, mtu: int = 1500, mac_b: str | None = None, up_b: bool = True) -> None:
+    """A veth pair with one end in each namespace, both up (`up_b=False`: the second end stays down)."""
     with ns(ns_a) as ip:
         peer: dict[str, object] = {"ifname": if_b, "net_ns_fd": ns_b}
         ip.link("add", ifname=if_a, kind="veth", peer=peer)
         ip.link("set", index=_index(ip, if_a, ns_a), mtu=mtu, state="up")
     with ns(ns_b) as ip:
-        attrs: dict[str, object] = {"mtu": mtu, "state": "up"}
+        attrs: dict[str, object] = {"mtu": mtu, "state": "up" if up_b else "down"}
         if mac_b:
             attrs["address"] = mac_b
         ip.link("set", index=_index(ip, if_b, ns_b), **attrs)

@@ -58,7 +58,7 @@ SAMPLED_PAIRS = 12  # above: at most this many pairs, spread over a ring of the 
 
 
 SAMPLED_HOSTS = 12  # above ALL_PAIRS_UP_TO hosts: the checks that probe each host probe at most this many
-PROBE_WORKERS = 8  # probes (pings, ARP rounds) of one check run at a time
+PROBE_WORKERS = 16  # probes (pings, ARP rounds) of one check run at a time (mostly waiting for replies)
 
 
 def sample_hosts(alive: list[Host]) -> tuple[list[Host], str]:
@@ -224,16 +224,17 @@ def check_same_host(lab: Lab) -> CheckResult | None:
     if not probes_:
         return None  # no host has two VMs on one network: nothing to prove
 
-    def probe(item: tuple[Host, Vm, Vm]) -> tuple[bool, str]:
-        host, a, b = item
-        with capturing(uplinks([host]), settle=settle_time(lab)) as caps:  # its own uplink: other probes' VMs have other IPs
-            sent, got, replied = probe_ping(lab, a, b)
-        leaked = _conversation([decode_vxlan(p) for p in caps[host.name].packets], a, b)
-        return replied and not leaked, f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink"
-
-    outcomes = run_all(probes_, probe, PROBE_WORKERS, "same-host")
-    return CheckResult("same-host", "VMs on one host talk through the bridge only", all(ok for ok, _ in outcomes),
-                       sampled + "; ".join(note for _, note in outcomes))
+    # one capture per probed host's uplink for all the pings, which run in parallel: a probe's packets are
+    # told apart by its VMs' addresses
+    with capturing(uplinks(hosts), settle=settle_time(lab)) as caps:
+        replies = run_all(probes_, lambda item: probe_ping(lab, item[1], item[2]), PROBE_WORKERS, "same-host")
+    seen = {name: [f for f in map(decode_vxlan, cap.packets) if f is not None] for name, cap in caps.items()}
+    evidence, ok = [], True
+    for (host, a, b), (sent, got, replied) in zip(probes_, replies):
+        leaked = _conversation(seen[host.name], a, b)
+        ok &= replied and not leaked
+        evidence.append(f"{a.name}→{b.name} on {host.name}: {got}/{sent} replies, {len(leaked)} VXLAN packets of it on the uplink")
+    return CheckResult("same-host", "VMs on one host talk through the bridge only", ok, sampled + "; ".join(evidence))
 
 
 def _vm_pairs(probed: list[tuple[Host, Host]], networks: list[Network]) -> list[tuple[Host, Host, Vm, Vm]]:
@@ -527,7 +528,10 @@ def check_vxlan_injection(lab: Lab) -> CheckResult | None:
         if not others or peer is None:
             continue
         victim_net = next((n for n in lab.topo.networks if n.name != a.network), lab.topo.network(a.network))
-        victims = [vm for h in alive for vm in h.attached if vm.network == victim_net.name and vm is not a]
+        watched, sampled = sample_hosts(alive)  # a big lab: the two hosts the packets go to and a sample of the others
+        watched = list(dict.fromkeys([host, others[0], *watched]))
+        sampled = f"sampled: VMs of {len(watched)} of {len(alive)} hosts watched (both targets and a sample); " if sampled else ""
+        victims = [vm for h in watched for vm in h.attached if vm.network == victim_net.name and vm is not a]
         if not victims:
             continue
         next_hop = link_mac(host.name, lab.topo.network(a.network).bridge)
@@ -540,7 +544,7 @@ def check_vxlan_injection(lab: Lab) -> CheckResult | None:
         dropped = nft_drops(host.name, "inet", portsec.HOST_TABLE) - before
         sent, got, replied = probe_ping(lab, a, peer)
         ok = not arrived and replied and dropped >= 6
-        evidence = (f"{a.name}@{host.name} → VNI {victim_net.vni} via {host.vtep} and {others[0].vtep}: "
+        evidence = (f"{sampled}{a.name}@{host.name} → VNI {victim_net.vni} via {host.vtep} and {others[0].vtep}: "
                     f"{sum(arrived.values())} inner frames arrived at {len(victims)} VMs of {victim_net.name}"
                     f"{' (' + ', '.join(arrived) + ')' if arrived else ''}, {dropped} packets dropped at {host.name}'s stack; "
                     f"control ping {a.name}→{peer.name}: {got}/{sent}")

@@ -6,7 +6,7 @@ import json
 import os
 import signal
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from agent.routes import RouteEvent
 from agent.statusview import LIVE_WITHIN
@@ -17,7 +17,6 @@ from ..observe import wait_until
 from ..rundir import write_private_json
 from .base import ControlView, HostNode, daemon_pid, start_daemon
 from .gobgpd import Gobgpd
-
 
 LIVENESS = LIVE_WITHIN  # seconds: an agent's status file older than this (it rewrites it every 5 s) = not live
 
