@@ -287,3 +287,17 @@ def test_summary_worst_figures_by_kind_and_failures() -> None:
     summary.steps.append(StepResult(Fault(4, VM_MOVE, "vm1", to="h3"), None, None, "vm3 -> vm1", ("h1: session IDLE",)))
     assert not summary.ok and summary.by_kind()[VM_MOVE] == (0, 1)
     assert "FAILED step 4 (move vm1 to h3): h1: session IDLE" in summary.headline()
+
+
+def test_the_printed_summary_names_the_failed_step_and_its_seed() -> None:
+    from labctl import cli
+
+    summary = Summary(99, 60, KINDS, [StepResult(Fault(1, AGENT_KILL, "h1"), 0.5, 0, "vm2 -> vm1"),
+                                      StepResult(Fault(2, MAC_BURST, "vm2", macs=("02:aa:00:00:00:01",)), None, None, "vm3 -> vm1",
+                                                 ("controller has routes no host originates: x",))], 12.0)
+    with cli.console.capture() as captured:
+        cli.render_chaos(summary, "t")
+    text = captured.get()
+    assert "seed 99" in text and "agent-kill" in text and "mac-burst" in text
+    assert "FAILED step 2 (vm2 MAC changed 1 times and back), seed 99: controller has routes no host originates: x" in text
+    assert "labctl chaos --seed 99" in text
