@@ -197,9 +197,10 @@ class VmPlace:
 @dataclass(frozen=True)
 class Observation:
     hosts: tuple[HostView, ...]
-    controller_rib: tuple[RouteEvent, ...] | None  # None: unreadable
+    controller_rib: tuple[RouteEvent, ...] | None  # the first live controller's; None: unreadable
     vms: tuple[VmPlace, ...]
     pings: tuple[tuple[str, str, bool], ...] = ()  # (from, to, replied); empty: not probed
+    other_controllers: tuple[tuple[str, tuple[RouteEvent, ...] | None], ...] = ()  # (name, RIB) of a second live controller
 
 
 def _short(items: Iterable[object], limit: int = 3) -> str:
@@ -277,6 +278,12 @@ def check_controller_union(obs: Observation) -> list[str]:
     for h in obs.hosts:
         if h.rib is not None and (keys := {e.route.key for e in h.rib}) != ctrl:
             problems.append(f"{h.name}'s RIB differs from the controller's: extra {_short(keys - ctrl) or 'none'}, "
+                            f"missing {_short(ctrl - keys) or 'none'}")
+    for name, rib in obs.other_controllers:  # redundant controllers hold the same routes
+        if rib is None:
+            problems.append(f"controller {name}: RIB unreadable")
+        elif (keys := {e.route.key for e in rib}) != ctrl:
+            problems.append(f"controller {name}'s RIB differs from the first controller's: extra {_short(keys - ctrl) or 'none'}, "
                             f"missing {_short(ctrl - keys) or 'none'}")
     return problems
 

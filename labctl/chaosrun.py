@@ -56,8 +56,29 @@ ROLE = {AGENT_KILL: "agent", GOBGPD_KILL: "gobgpd", CONTROLLER_KILL: "gobgpd"}
 
 
 def controllers(lab: Lab) -> list[str]:
-    """The controller nodes a fault may hit, named as `labctl restart` and `flap` take them (one today)."""
-    return [faults.CONTROLLER]
+    """The controller nodes a fault may hit, named as `labctl restart` and `flap` take them (one or two)."""
+    return [c.name for c in lab.topo.controllers if lab.plan.controller_namespace(c) not in lab.state.down_controllers]
+
+
+def controller_role(lab: Lab, name: str) -> str:
+    """The BGP daemon of a controller, the one a controller-kill hits: gobgpd, or FRR's bgpd."""
+    ctl = lab.plan.controller_of(name)
+    return "bgpd" if ctl is not None and ctl.kind == "frr" else "gobgpd"
+
+
+def host_sessions(lab: Lab) -> dict[str, str]:
+    """Host VTEP -> its BGP state across every live controller: ESTABLISHED only if established at each."""
+    merged: dict[str, str] = {}
+    for ctl in lab.controllers_alive():
+        try:
+            seen = ctl.sessions()
+        except (GobgpUnavailable, LabError):
+            seen = {}
+        for h in lab.topo.hosts:
+            state = seen.get(str(h.vtep), "unknown")
+            if merged.get(str(h.vtep), "ESTABLISHED") == "ESTABLISHED":
+                merged[str(h.vtep)] = state if state == "ESTABLISHED" or len(lab.topo.controllers) == 1 else f"{state} at {ctl.name}"
+    return merged
 
 
 def layout(lab: Lab) -> Layout:
@@ -86,10 +107,7 @@ def _rib(lab: Lab, node: str) -> tuple | None:
 
 def observe_lab(lab: Lab) -> Observation:
     """RIBs, FDBs, sessions and readiness of every live node, and where every VM is plugged (no pings)."""
-    try:
-        sessions = observe.sessions(lab)
-    except (GobgpUnavailable, LabError):
-        sessions = {}
+    sessions = host_sessions(lab)
     hosts = []
     for h in lab.hosts_alive():
         rib = _rib(lab, h.name)
@@ -106,7 +124,10 @@ def observe_lab(lab: Lab) -> Observation:
                               frozenset(ip for m in local for ip in m.ips), neighbours))
     vms = tuple(VmPlace(vm.name, vm.mac, str(vm.ip), lab.topo.network(vm.network).vni, str(h.vtep))
                 for h in lab.hosts_alive() for vm in h.attached)
-    return Observation(tuple(hosts), _rib(lab, lab.plan.controller_ns), vms)
+    alive = lab.controllers_alive()
+    first = _rib(lab, alive[0].ns) if alive else None
+    others = tuple((c.name, _rib(lab, c.ns)) for c in alive[1:])
+    return Observation(tuple(hosts), first, vms, other_controllers=others)
 
 
 def vm_pairs(lab: Lab) -> list[tuple[Vm, Vm]]:
@@ -144,7 +165,9 @@ def judge(lab: Lab) -> tuple[list[str], float]:
 
 
 def _controller_macs(lab: Lab) -> set[str]:
-    return {e.route.mac for e in observe.read_rib(lab, lab.plan.controller_ns) if isinstance(e.route, MacIpRoute)}
+    """The MACs every live controller holds a Type-2 route for."""
+    held = [{e.route.mac for e in observe.read_rib(lab, c.ns) if isinstance(e.route, MacIpRoute)} for c in lab.controllers_alive()]
+    return set.intersection(*held) if held else set()
 
 
 def mac_burst(lab: Lab, vm_name: str, macs: tuple[str, ...], gap: float = BURST_GAP) -> None:
@@ -199,15 +222,16 @@ def _pair_across(lab: Lab, host: Host | None) -> tuple[Vm, Vm]:
 
 def injection(lab: Lab, fault: Fault) -> Injection:
     if fault.kind in ROLE:
-        role, node = ROLE[fault.kind], fault.target
+        node = fault.target
+        role = controller_role(lab, node) if fault.kind == CONTROLLER_KILL else ROLE[fault.kind]
         ns_name = faults.node_ns(lab, node)
-        host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+        host = faults.host_of(lab, ns_name)
         old: list[int] = []
         return Injection(_pair_across(lab, host), lambda: old.append(faults.kill_daemon(lab, node, role)) and None,
                          lambda: faults.restarted(lab, ns_name, role, old[0]), f"{role} restarted")
     if fault.kind == LINK_FLAP:
         ns_name = faults.node_ns(lab, fault.target)
-        host = None if ns_name == lab.plan.controller_ns else lab.host(ns_name)
+        host = faults.host_of(lab, ns_name)
         # a link back within the hold time may still cost the session: TCP retransmits what the link lost
         # only after its backoff, and the peer's hold timer may expire meanwhile. The flap is over once
         # that timer would have expired (hold time after the link went down, and a second).

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Generic, Iterable, Iterator, TypeVar
 
-from agent.entries import FdbEntry
+from agent.entries import FdbEntry, NeighEntry
 from agent.errors import GobgpUnavailable
 from agent.netlink_bulk import NetlinkBulk, open_socket
 from agent.routes import ImetRoute, MacIpRoute, RouteEvent
@@ -118,8 +118,10 @@ def read_neighbours(lab: Lab, host: Host, bridge: str) -> dict[str, str]:
 
 def read_neighbour_entries(lab: Lab, host: Host, bridge: str) -> set[NeighEntry]:
     """The neighbour entries (with a link-layer address) of a hypervisor's bridge."""
-    with Kernel(netns=host.name) as kernel:
-        return {e for e in kernel.entries([], [bridge]) if isinstance(e, NeighEntry)}
+    with _bulk(host.name) as (bulk, indexes):
+        index = indexes.get(bridge)
+        records = bulk.dump_neigh(ifindex=index) if index is not None else []
+    return {NeighEntry(bridge, ipaddress.ip_address(r.dst), r.mac) for r in records if r.ifindex == index and r.dst and r.mac}
 
 
 def sessions(lab: Lab) -> dict[str, str]:

@@ -16,6 +16,7 @@ from scapy.layers.vxlan import VXLAN
 from scapy.utils import rdpcap
 
 from labctl.lab import Lab
+from labctl.topology import Vm
 
 from .labkit import LABCTL, labctl, make_topology, run_in, write_topology
 
@@ -43,11 +44,25 @@ def _started(proc: subprocess.Popen[str]) -> None:
     time.sleep(1.5)
 
 
+def _learned(lab: Lab, src: str, dst: Vm) -> None:
+    """Warm up: `src` pings `dst` until its hypervisor has `dst`'s MAC in its vxlan FDB, so what the test
+    then captures is the conversation itself (no ARP, no flooding of a MAC not yet learned)."""
+    host = next(h for h in lab.topo.hosts if any(vm.name == src for vm in h.vms))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        _rtts(lab, src, str(dst.ip), count=1)
+        if dst.mac in run_in(host.name, "bridge", "fdb", "show", "dynamic", check=False).stdout:
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"{host.name} never learned {dst.name}'s MAC {dst.mac} within 20 s")
+
+
 def test_capture_writes_a_pcap_with_the_vxlan_of_a_cross_host_ping(tmp_path: Path) -> None:
     lab = _up(tmp_path, make_topology(CAP_LAB, hosts=3, vms_per_host=1))
     h1, h2 = lab.topo.hosts[0], lab.topo.hosts[1]
     a, b = h1.vms[0], h2.vms[0]
     vni = lab.topo.network(a.network).vni
+    _learned(lab, a.name, b)
     pcap = tmp_path / "f.pcap"
     proc = subprocess.Popen([LABCTL, "capture", h1.name, "-w", str(pcap), "--count", "6", "--filter", "udp port 4789", "--lab", CAP_LAB],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -250,6 +250,15 @@ def test_controller_rib_is_the_union_of_what_hosts_originate() -> None:
     assert "controller lacks routes hosts originate" in check_controller_union(replace(obs, controller_rib=lost))[0]
 
 
+def test_a_second_controller_must_hold_the_same_routes_as_the_first() -> None:
+    obs = healthy()
+    assert check_controller_union(replace(obs, other_controllers=(("controller2", obs.controller_rib),))) == []
+    behind = obs.controller_rib[:-1]
+    problems = check_controller_union(replace(obs, other_controllers=(("controller2", behind),)))
+    assert len(problems) == 1 and problems[0].startswith("controller controller2's RIB differs from the first controller's: extra none, missing")
+    assert check_controller_union(replace(obs, other_controllers=(("controller2", None),))) == ["controller controller2: RIB unreadable"]
+
+
 def test_orphans_are_routes_no_vm_or_live_host_explains() -> None:
     obs = healthy()
     unknown = mac_event("10.0.0.101", 100, "02:cc:00:00:00:01")
