@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import math
 import socket
 import subprocess
 import time
@@ -204,7 +205,7 @@ def ping(lab: Lab, src: Vm, dst: Vm, count: int = 3, deadline: float | None = No
     """(sent, received) of a real ping from one VM namespace to another VM's IP. With a `deadline` (seconds)
     ping keeps sending until `count` replies came back or the deadline passed (a lossy link: the probe
     proves reachability; the lost ones show as sent > received)."""
-    wait = ["-w", f"{deadline:g}"] if deadline is not None else []
+    wait = ["-w", str(math.ceil(deadline))] if deadline is not None else []  # ping takes whole seconds only
     out = subprocess.run(
         ["ip", "netns", "exec", lab.plan.vm_ns(src), "ping", "-n", "-q", "-c", str(count), "-i", "0.2", "-W", "1", *wait, str(dst.ip)],
         capture_output=True, text=True, timeout=(deadline or count) + 5,
