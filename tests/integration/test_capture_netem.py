@@ -152,7 +152,7 @@ def test_netem_delay_is_measured_by_ping_and_verify_passes_under_delay_and_loss(
     assert same_host and max(same_host) < 20, same_host  # the bridge, no uplink: not impaired
     result = labctl("verify", "--lab", NETEM_LAB, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "cross-host" in result.stdout and "0 failed" in result.stdout
+    assert "VMs across hosts talk over VXLAN" in result.stdout and "0 failed" in result.stdout
     # --clear on both ends: back to a clean link
     for host in (h1, h2):
         cleared = labctl("netem", host.name, "--clear", "--lab", NETEM_LAB)
