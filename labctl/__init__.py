@@ -22,9 +22,14 @@ Where things live (pure modules first, then the ones with side effects):
 - networks.py      attach / detach a VM on a running lab
 - migrate.py       move a VM between hypervisors, measuring the outage
 - faults.py        daemon kill/restart, link flap, host kill, each measured (10 ms ping loss, RIBs sampled)
+- chaos.py         `labctl chaos`, pure: the seeded fault scheduler, the invariants over an observation, the report
+- chaosrun.py      `labctl chaos`, doing: injecting each fault, observing the lab, waiting for the invariants
 - observe.py       READING a lab: RIBs, FDBs, neighbour tables, sessions, VM probes, waiting (`poll`
                    returns the last observation); nothing in it judges
-- capture.py       packet captures and raw frames inside namespaces
+- capture.py       packet captures and raw frames inside namespaces; one-line packet summaries (pure)
+- sniff.py         `labctl capture`: tcpdump inside a node's namespace, to a pcap or as live lines
+- netem.py         `labctl netem`: a host's uplink impaired (tc netem, or the delay line where the kernel lacks it)
+- delayline.py     the userspace delay line: delay, jitter and loss of what a host sends (a supervised daemon)
 - probes.py        hostile traffic made for real: VXLAN injection, spoofed ARP, raw IP from a namespace
 - portsec.py       tenant isolation on a hypervisor: per-port security, the host stack out of the VMs' reach (nftables)
 - verify.py        JUDGING: the checks of `labctl verify`, each with its evidence, from what observe read

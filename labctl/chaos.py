@@ -101,7 +101,7 @@ class Fault:
             return f"link of {self.target} down {self.down_for:.1f}s"
         if self.kind == MAC_BURST:
             return f"{self.target} MAC changed {len(self.macs)} times and back"
-        daemon = {AGENT_KILL: "agent", GOBGPD_KILL: "gobgpd", CONTROLLER_KILL: "gobgpd"}[self.kind]
+        daemon = {AGENT_KILL: "agent", GOBGPD_KILL: "gobgpd", CONTROLLER_KILL: "the BGP daemon"}[self.kind]
         return f"kill -9 {daemon} on {self.target}"
 
 
