@@ -61,9 +61,9 @@ def controllers(lab: Lab) -> list[str]:
 
 
 def controller_role(lab: Lab, name: str) -> str:
-    """The BGP daemon of a controller, the one a controller-kill hits: gobgpd, or FRR's bgpd."""
-    ctl = lab.plan.controller_of(name)
-    return "bgpd" if ctl is not None and ctl.kind == "frr" else "gobgpd"
+    """The BGP daemon of a controller, the one a controller-kill hits (gobgpd, or FRR's bgpd): the first
+    of its kind's supervised daemons."""
+    return lab.controller(name).roles[0]
 
 
 def host_sessions(lab: Lab) -> dict[str, str]:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from labctl.lab import Lab
-from labctl.observe import wait_until
+from labctl.observe import snapshot, wait_until
 from labctl.migrate import move_measured
 from labctl.verify import check_arp_suppression, check_mac_tables, check_migration
 
@@ -58,7 +58,7 @@ def test_migration_outage_under_a_second_and_every_fdb_follows(lab: Lab) -> None
     assert result.ok, result.evidence
     # the old hypervisor no longer advertises it, the new one does
     assert lab.topo.host(target.name).vms[-1].name == vm.name  # type: ignore[union-attr]
-    assert check_mac_tables(lab).ok
+    assert check_mac_tables(lab, snapshot(lab)).ok
     # and back, through the CLI, with its own report
     back = labctl("move", vm.name, source.name, "--lab", LAB)
     assert back.returncode == 0, back.stdout + back.stderr
