@@ -22,6 +22,8 @@ from .labkit import LABCTL, labctl, make_topology, run_in, write_topology
 
 CAP_LAB = "itcap"
 NETEM_LAB = "itnetem"
+# BPF: VXLAN whose inner frame is IPv4 ICMP (UDP header 8 + VXLAN header 8; inner ethertype at +12, IP protocol at +14+9)
+INNER_ICMP4 = "udp port 4789 and udp[28:2] = 0x0800 and udp[39] = 1"
 
 
 def _up(tmp_path: Path, doc: dict) -> Lab:
@@ -44,6 +46,19 @@ def _started(proc: subprocess.Popen[str]) -> None:
     time.sleep(1.5)
 
 
+def _capture_while_pinging(lab: Lab, capture_args: list[str], src: str, dst_ip: str, pings: int,
+                           timeout: float = 20) -> tuple[subprocess.CompletedProcess[str], list[float]]:
+    """`labctl capture ...` (ending by its --count) while `src` pings `dst_ip`: its outcome and the RTTs."""
+    proc = subprocess.Popen([LABCTL, "capture", *capture_args, "--lab", lab.topo.lab], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _started(proc)
+        rtts = _rtts(lab, src, dst_ip, count=pings)
+        out, err = proc.communicate(timeout=timeout)
+    finally:
+        proc.kill()
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err), rtts
+
+
 def _learned(lab: Lab, src: str, dst: Vm) -> None:
     """Warm up: `src` pings `dst` until its hypervisor has `dst`'s MAC in its vxlan FDB, so what the test
     then captures is the conversation itself (no ARP, no flooding of a MAC not yet learned)."""
@@ -64,15 +79,9 @@ def test_capture_writes_a_pcap_with_the_vxlan_of_a_cross_host_ping(tmp_path: Pat
     vni = lab.topo.network(a.network).vni
     _learned(lab, a.name, b)
     pcap = tmp_path / "f.pcap"
-    proc = subprocess.Popen([LABCTL, "capture", h1.name, "-w", str(pcap), "--count", "12", "--filter", "udp port 4789", "--lab", CAP_LAB],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _started(proc)
-        assert len(_rtts(lab, a.name, str(b.ip), count=10)) == 10
-        out, err = proc.communicate(timeout=20)
-    finally:
-        proc.kill()
-    assert proc.returncode == 0, err
+    done, rtts = _capture_while_pinging(lab, [h1.name, "-w", str(pcap), "--count", "12", "--filter", "udp port 4789"], a.name, str(b.ip), 10)
+    out = done.stdout
+    assert done.returncode == 0 and len(rtts) == 10, done.stderr
     assert f"wrote 12 packets to {pcap} (12 VXLAN: VNI {vni}: 12)" in out, out
     packets = rdpcap(str(pcap))  # what Wireshark opens: pcap, Ethernet, VXLAN on UDP 4789
     assert len(packets) == 12 and all(isinstance(p, Ether) and VXLAN in p and int(p[VXLAN].vni) == vni for p in packets)
@@ -106,15 +115,9 @@ def test_live_capture_shows_vnis_stops_on_ctrl_c_and_refuses_bad_input(tmp_path:
                for line in vxlan_lines), out
     assert any(f"IP {b.ip} > {a.ip} ICMP echo-reply" in line for line in vxlan_lines), out
     # --count ends a live capture by itself; a VM and an interface can be named
-    counted = subprocess.Popen([LABCTL, "capture", f"{a.name}:eth0", "--count", "2", "--filter", "icmp", "--lab", CAP_LAB],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _started(counted)
-        _rtts(lab, a.name, str(b.ip), count=3)
-        out, err = counted.communicate(timeout=15)
-    finally:
-        counted.kill()
-    assert counted.returncode == 0, err
+    counted, _ = _capture_while_pinging(lab, [f"{a.name}:eth0", "--count", "2", "--filter", "icmp"], a.name, str(b.ip), 3, timeout=15)
+    out = counted.stdout
+    assert counted.returncode == 0, counted.stderr
     lines = out.strip().splitlines()
     assert len(lines) == 2 and f"{a.mac} > {b.mac}, IP {a.ip} > {b.ip} ICMP echo-request" in lines[0], out
     # bad input: one line, exit 1
@@ -139,15 +142,9 @@ def test_netem_delay_is_measured_by_ping_and_verify_passes_under_delay_and_loss(
     assert len(rtts) >= 7 and min(rtts) >= 90 and sum(rtts) / len(rtts) >= 95, rtts
     # on this kernel (no sch_netem) a userspace delay line impairs the uplink: what the host sends is
     # captured on its tap, before the delay (the delay line's sends bypass the uplink's packet taps)
-    cap = subprocess.Popen([LABCTL, "capture", f"{h1.name}:nm-uplink", "--count", "2", "--filter", "udp port 4789", "--lab", NETEM_LAB],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        _started(cap)
-        _rtts(lab, a.name, str(b.ip), count=4)
-        out, err = cap.communicate(timeout=20)
-    finally:
-        cap.kill()
-    assert f"{h1.vtep} > {h2.vtep} VNI 100: {a.mac} > {b.mac}, IP {a.ip} > {b.ip} ICMP echo-request" in out, out + err
+    # (only VXLAN whose inner frame is IPv4 ICMP: a VM's IPv6 solicitations are flooded too, at any time)
+    cap, _ = _capture_while_pinging(lab, [f"{h1.name}:nm-uplink", "--count", "2", "--filter", INNER_ICMP4], a.name, str(b.ip), 4)
+    assert f"{h1.vtep} > {h2.vtep} VNI 100: {a.mac} > {b.mac}, IP {a.ip} > {b.ip} ICMP echo-request" in cap.stdout, cap.stdout + cap.stderr
     same_host = _rtts(lab, a.name, str(h1.vms[1].ip))
     assert same_host and max(same_host) < 20, same_host  # the bridge, no uplink: not impaired
     result = labctl("verify", "--lab", NETEM_LAB, timeout=600)
