@@ -69,15 +69,12 @@ def controller_role(lab: Lab, name: str) -> str:
 def host_sessions(lab: Lab) -> dict[str, str]:
     """Host VTEP -> its BGP state across every live controller: ESTABLISHED only if established at each."""
     merged: dict[str, str] = {}
-    for ctl in lab.controllers_alive():
-        try:
-            seen = ctl.sessions()
-        except (GobgpUnavailable, LabError):
-            seen = {}
+    for name, found in observe.controller_sessions_or_errors(lab).items():
+        seen = found if isinstance(found, dict) else {}
         for h in lab.topo.hosts:
             state = seen.get(str(h.vtep), "unknown")
             if merged.get(str(h.vtep), "ESTABLISHED") == "ESTABLISHED":
-                merged[str(h.vtep)] = state if state == "ESTABLISHED" or len(lab.topo.controllers) == 1 else f"{state} at {ctl.name}"
+                merged[str(h.vtep)] = state if state == "ESTABLISHED" or len(lab.topo.controllers) == 1 else f"{state} at {name}"
     return merged
 
 

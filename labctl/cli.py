@@ -517,8 +517,6 @@ GRAPH_SUFFIXES = {".svg": "svg", ".png": "png", ".dot": "dot", ".gv": "dot", ".m
 def graph(topology: Path | None, fmt: str | None, output: Path | None, lab_name: str | None) -> None:
     """Draw the running lab, or TOPOLOGY as planned: underlay router, controller, hypervisors with their VTEP
     and AS, VMs grouped by host and coloured by network, BGP sessions coloured by state, killed hosts down."""
-    from agent.errors import GobgpUnavailable
-
     from .graph import build_graph, render, render_image, to_dot
 
     fmt = fmt or (GRAPH_SUFFIXES.get(output.suffix.lower(), "dot") if output is not None else "dot")
@@ -528,13 +526,14 @@ def graph(topology: Path | None, fmt: str | None, output: Path | None, lab_name:
         from .lab import Lab
 
         lab = Lab.open(resolve_lab(lab_name))
+        from .observe import controller_sessions_or_errors
+
         states: dict[str, dict[str, str]] = {}
-        for ctl in lab.controllers_alive():
-            try:
-                states[ctl.name] = ctl.sessions()
-            except (GobgpUnavailable, LabError) as exc:
-                err_console.print(f"[yellow]controller {ctl.name} unreachable ({exc}): its sessions drawn as unknown[/yellow]", highlight=False)
-                states[ctl.name] = {str(h.vtep): "unknown" for h in lab.topo.hosts}
+        for name, found in controller_sessions_or_errors(lab).items():
+            if isinstance(found, str):
+                err_console.print(f"[yellow]controller {name} unreachable ({found}): its sessions drawn as unknown[/yellow]", highlight=False)
+                found = {str(h.vtep): "unknown" for h in lab.topo.hosts}
+            states[name] = found
         down_ctl = [c.name for c in lab.topo.controllers if lab.plan.controller_namespace(c) in lab.state.down_controllers]
         model = build_graph(lab.topo, lab.state.down_hosts, states, down_ctl)
     data = render_image(to_dot(model), fmt) if fmt in ("svg", "png") else render(model, fmt).encode()

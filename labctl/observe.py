@@ -135,6 +135,18 @@ def controller_sessions(lab: Lab) -> dict[str, dict[str, str]]:
     return {c.name: c.sessions() for c in lab.controllers_alive()}
 
 
+def controller_sessions_or_errors(lab: Lab) -> dict[str, dict[str, str] | str]:
+    """Each live controller's view as `controller_sessions`, or why it could not be read (a controller
+    restarting must not stop status, graph or chaos)."""
+    found: dict[str, dict[str, str] | str] = {}
+    for c in lab.controllers_alive():
+        try:
+            found[c.name] = c.sessions()
+        except (GobgpUnavailable, LabError) as exc:
+            found[c.name] = str(exc)
+    return found
+
+
 def control_view(lab: Lab, host: Host) -> ControlView:
     """What a hypervisor's control plane reports (its agent's status, or the kernel FRR programs)."""
     return lab.node(host).control_view()

@@ -16,9 +16,8 @@ from agent.routes import MacIpRoute
 
 from . import netem
 from .daemons import supervisor_info
-from .errors import LabError
 from .lab import Lab
-from .observe import control_view, expected_macs, read_fdb, read_rib
+from .observe import control_view, controller_sessions_or_errors, expected_macs, read_fdb, read_rib
 
 STATE_MARKUP = {
     "ready": "[green]ready[/green]",
@@ -128,16 +127,13 @@ def mac_rows(lab: Lab, host_name: str) -> list[MacRow]:
 def collect(lab: Lab, macs: bool = True) -> StatusView:
     """Read the lab once: each controller's sessions, each host's control plane, flood list and MAC table."""
     controllers = []
+    read = controller_sessions_or_errors(lab)
     peers: dict[str, dict[str, str] | None] = {}  # controller name -> its sessions (None: unreadable or down)
     for ctl in lab.controllers():
         down = ctl.ns in lab.state.down_controllers
-        error = None
-        peers[ctl.name] = None
-        if not down:
-            try:
-                peers[ctl.name] = ctl.sessions()
-            except (GobgpUnavailable, LabError) as exc:
-                error = str(exc)
+        found = read.get(ctl.name)
+        peers[ctl.name] = found if isinstance(found, dict) else None
+        error = found if isinstance(found, str) else None
         controllers.append(ControllerStatus(ctl.name, ctl.ns, ctl.kind, str(ctl.ctl.address), ctl.ctl.asn, down, error,
                                             () if down else restarts_of(lab, ctl.ns)))
     down_ctl = {c.name for c in controllers if c.down}
