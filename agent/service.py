@@ -276,6 +276,7 @@ class Agent:
         self._count_malformed(table.errors)
         self.rib.replace(table.events)
         self.learning.resequence(table.events)
+        self.learning.readopt_ips(table.events)  # our MAC/IP routes gobgpd kept: their IPs stay bound
         self.advertiser.sync(client, self.table, table.events)
         self.stale_pending_since = self.clock()
         settled = self._peers_settled(client)

@@ -47,6 +47,8 @@ def test_agent_kill_is_restarted_and_loses_nothing(lab: Lab) -> None:
     assert restarts(lab, host, "agent") == 1, result.line()
     assert result.recovered <= 2.0, f"agent restart to converged {result.recovered:.2f}s > 2 s: {result.line()}"
     assert result.outage.lost_ms == 0, f"already-programmed pair lost traffic: {result.line()}"
+    # its VMs' MAC/IP routes that gobgpd kept are taken back at start-up, not withdrawn until the next ARP
+    assert not any(result.withdrawn.values()), f"an agent restart withdrew routes elsewhere: {result.line()}"
 
 
 def test_host_gobgpd_kill_keeps_routes_everywhere(lab: Lab) -> None:
