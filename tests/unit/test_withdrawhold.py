@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.codec import decode_path, encode_imet
+from agent.config import ConfigError, parse_config
 from agent.routes import RouteDistinguisher, RouteEvent, RouteTarget
 from agent.withdrawhold import LOG_EACH_UP_TO, HoldChanges, WithdrawHold, log_changes
 from tests.unit.builders import add, imet, macip, withdraw
@@ -34,6 +35,20 @@ def test_the_decoder_carries_gobgps_stale_flag() -> None:
     path.is_withdraw, path.stale = True, True
     event = decode_path(path)
     assert event is not None and event.withdrawn and event.stale
+
+
+@pytest.mark.parametrize("value, expected", [(None, 3.0), (0, 0.0), (1.5, 1.5), (600, 600.0)])
+def test_the_grace_is_an_agent_config_option(value: float | None, expected: float) -> None:
+    raw = {"vtep": "10.0.0.1", "route_target_asn": 65000, "vnis": []}
+    if value is not None:
+        raw["stale_withdraw_grace"] = value
+    assert parse_config(raw).stale_withdraw_grace == expected
+
+
+@pytest.mark.parametrize("value", [-1, 601, "3", True])
+def test_a_bad_grace_is_refused_naming_the_key(value: object) -> None:
+    with pytest.raises(ConfigError, match="config.stale_withdraw_grace"):
+        parse_config({"vtep": "10.0.0.1", "vnis": [], "stale_withdraw_grace": value})
 
 
 def test_a_stale_withdrawal_is_held_and_cancelled_when_the_route_comes_back() -> None:
