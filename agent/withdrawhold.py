@@ -86,14 +86,18 @@ class WithdrawHold:
         """The events to apply now, in their order (stale withdrawals taken out and held), and what changed."""
         changes = changes if changes is not None else HoldChanges()
         passed: list[RouteEvent] = []
+        holding = self.grace > 0
         for event in events:
-            key = event.route.key
-            if event.withdrawn and event.stale and self.grace > 0 and not event.local:
+            if event.withdrawn and event.stale and holding and not event.local:
+                key = event.route.key
                 if key not in self._held:  # a repeated stale withdrawal keeps the first deadline
                     self._hold(key, event, now + self.grace)
                     changes.held.append(event)
                 continue
-            held = self._held.pop(key, None)
+            if not self._held:  # nothing held: no key to look up (the common case, 100k events a batch)
+                passed.append(event)
+                continue
+            held = self._held.pop(event.route.key, None)
             if held is not None:
                 if event.withdrawn:  # a genuine withdrawal: the route goes now
                     self.released_total += 1
