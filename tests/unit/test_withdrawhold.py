@@ -198,3 +198,15 @@ def test_the_rib_sees_what_gobgpd_says_once_the_grace_is_over(steps: list[tuple[
             assert key in hold and now - stale_since[key] < grace
     apply(hold.due(now + grace)[0])
     assert rib == gobgpd and len(hold) == 0
+
+
+def test_status_shows_the_withdrawals_held() -> None:
+    from agent.statusview import render, summary
+
+    status = {"name": "evpn-agent@h1", "vtep": "10.0.0.101", "pid": 42, "ready": True, "connected": True, "updated": 1000.0,
+              "held_withdrawals": 3, "withdrawals_held": 5, "withdrawals_cancelled": 2}
+    view = summary(status, now=1000.5)
+    assert view["held_withdrawals"] == 3
+    text = "\n".join(render(view))
+    assert "gobgpd session up  (3 stale withdrawals held)" in text and "withdrawals_held=5" in text and "withdrawals_cancelled=2" in text
+    assert "stale withdrawals held" not in "\n".join(render(summary(status | {"held_withdrawals": 0}, now=1000.5)))
