@@ -269,7 +269,7 @@ def decode_path(path: gobgp.Path) -> RouteEvent | None:
             label=nlri.label,  # type: ignore[attr-defined]
             attrs=attrs,
         )
-    return RouteEvent(route=route, withdrawn=path.is_withdraw, local=path.neighbor_ip in _NO_NEIGHBOR)
+    return RouteEvent(route=route, withdrawn=path.is_withdraw, local=path.neighbor_ip in _NO_NEIGHBOR, stale=path.stale)
 
 
 def decode_paths(paths: Iterable[gobgp.Path]) -> tuple[list[RouteEvent], list[str]]:

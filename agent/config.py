@@ -46,6 +46,7 @@ class AgentConfig:
     resync_interval: float = 60.0  # seconds between full kernel re-reads (self-heal)
     stale_settle: float = 1.0  # after (re)connecting: BGP up this long before stale entries go
     stale_timeout: float = 30.0  # ... or this long after (re)connecting, whatever the sessions do
+    stale_withdraw_grace: float = 3.0  # seconds a withdrawal of a stale path waits for the route to come back (0: off)
     dad_max_moves: int = 5  # duplicate address detection (as FRR): more than this many moves of one MAC ...
     dad_window: float = 180.0  # ... within this many seconds freezes it (no more updates from this host)
     mac_limit_per_port: int = 64  # local MACs learned behind one bridge port at most (a MAC flood stops here)
@@ -66,7 +67,7 @@ _TOP_KEYS = {
     "gobgp_address", "vtep", "route_target_asn", "seed_prefix_vteps", "state_file",
     "status_file", "batch_window", "resync_interval", "stale_settle", "stale_timeout", "name", "vnis",
     "dad_max_moves", "dad_window", "mac_limit_per_port", "mac_limit_per_vni", "metrics_address",
-    "vxlan_source_guard",
+    "vxlan_source_guard", "stale_withdraw_grace",
 }
 _VNI_KEYS = {"vni", "device", "bridge", "rd", "import_rts", "export_rts", "route_targets", "subnets"}
 
@@ -186,6 +187,10 @@ def parse_config(raw: Mapping[str, Any]) -> AgentConfig:
         if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
             raise ConfigError(f"config.{key}: {value!r} must be a positive number of seconds")
         numbers[key] = float(value)
+    grace = raw.get("stale_withdraw_grace", 3.0)
+    if not isinstance(grace, (int, float)) or isinstance(grace, bool) or not 0 <= grace <= 600:
+        raise ConfigError(f"config.stale_withdraw_grace: {grace!r} must be 0 (off) to 600 seconds")
+    numbers["stale_withdraw_grace"] = float(grace)
     moves = raw.get("dad_max_moves", 5)
     if not isinstance(moves, int) or isinstance(moves, bool) or moves < 1:
         raise ConfigError(f"config.dad_max_moves: {moves!r} must be a positive integer")

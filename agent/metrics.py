@@ -45,6 +45,7 @@ class MetricsSnapshot:
     connected: bool = False
     ready: bool = False
     last_full_sync: float = 0.0  # unix time
+    held_withdrawals: int = 0  # stale withdrawals waiting out the grace now
     counters: dict[str, int] = field(default_factory=dict)  # name (without evpn_agent_ / _total) -> value
 
 
@@ -59,6 +60,9 @@ COUNTER_HELP = {
     "entries_removed": "Kernel entries this agent removed",
     "resync_repaired": "Entries the periodic full resync found wrong in the kernel and repaired (drift)",
     "ignored_local_ips": "Addresses local VMs used that no VM may have (outside the subnet, broadcast...)",
+    "withdrawals_held": "Withdrawals of stale paths held for stale_withdraw_grace",
+    "withdrawals_cancelled": "Held withdrawals cancelled: the route was announced again within the grace",
+    "withdrawals_released": "Held withdrawals that reached the RIB (grace over, or withdrawn for good)",
 }
 
 
@@ -88,6 +92,8 @@ class SnapshotCollector(Collector):
         yield GaugeMetricFamily("evpn_agent_local_ips", "Local VM addresses known", value=s.local_ips)
         yield GaugeMetricFamily("evpn_agent_frozen_macs", "MACs frozen by duplicate detection", value=s.frozen_macs)
         yield GaugeMetricFamily("evpn_agent_frozen_ips", "IPs frozen by duplicate detection", value=s.frozen_ips)
+        yield GaugeMetricFamily("evpn_agent_held_withdrawals", "Withdrawals of stale paths held now (stale_withdraw_grace)",
+                                value=s.held_withdrawals)
         yield GaugeMetricFamily("evpn_agent_gobgp_connected", "1 while the agent has a session with gobgpd", value=int(s.connected))
         yield GaugeMetricFamily("evpn_agent_ready", "1 once the table is loaded and the kernel synced", value=int(s.ready))
         yield GaugeMetricFamily("evpn_agent_last_full_sync_timestamp_seconds", "Unix time of the last full kernel resync",
@@ -142,6 +148,7 @@ def snapshot_of(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacT
         connected=health.connected,
         ready=health.ready,
         last_full_sync=health.last_full_sync,
+        held_withdrawals=health.held_withdrawals,
         counters={
             "mac_moves": table.moves_total,
             "macs_over_limit": table.limited,
@@ -153,5 +160,8 @@ def snapshot_of(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacT
             "entries_removed": reconciler.removed,
             "resync_repaired": health.resync_repaired,
             "ignored_local_ips": ignored_local_ips,
+            "withdrawals_held": health.withdrawals_held,
+            "withdrawals_cancelled": health.withdrawals_cancelled,
+            "withdrawals_released": health.withdrawals_released,
         },
     )

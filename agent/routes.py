@@ -205,3 +205,4 @@ class RouteEvent:
     route: EvpnRoute
     withdrawn: bool = False
     local: bool = field(default=False)  # originated by this gobgpd (no neighbor)
+    stale: bool = False  # gobgpd's graceful-restart mark: on a withdrawal, a lost peer's stale path dropped

@@ -57,6 +57,7 @@ from .reload import plan_reload
 from .routes import RouteEvent
 from .status import Health, RecentErrors, StatusWriter, build_status
 from .vxlan_guard import VxlanGuard
+from .withdrawhold import WithdrawHold, log_changes
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
@@ -144,6 +145,7 @@ class Agent:
         self.client_factory = client_factory
         self.clock = clock
         self.rib = RibView(cfg)
+        self.withdraw_hold = WithdrawHold(cfg.stale_withdraw_grace)  # stale withdrawals wait here (agent/withdrawhold.py)
         self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
         self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock, cfg.mac_limit_per_port, cfg.mac_limit_per_vni)
         self.advertiser = Advertiser(cfg)
@@ -214,6 +216,7 @@ class Agent:
         self.learning.drop_vnis({v.vni for v in plan.kept})
         self.cfg = new
         self.rib = RibView(new)
+        self.withdraw_hold.grace = new.stale_withdraw_grace
         self.learning.reconfigure(new, self.rib)
         self.reconciler.serve([v.device for v in new.vnis], [v.bridge for v in new.vnis])
         self._start_local(plan.added)
@@ -274,7 +277,7 @@ class Agent:
         self.health.connected = True
         backoff.reset()
         self._count_malformed(table.errors)
-        self.rib.replace(table.events)
+        self.rib.replace(self._with_held(table.events))
         self.learning.resequence(table.events)
         self.learning.readopt_ips(table.events)  # our MAC/IP routes gobgpd kept: their IPs stay bound
         self.advertiser.sync(client, self.table, table.events)
@@ -299,9 +302,10 @@ class Agent:
                 self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
             if self.reload_requested:
                 self._reload()
-            first = self.events.get(0.5 if self.stale_pending_since else 1.0)
+            first = self.events.get(self._held_wait(0.5 if self.stale_pending_since else 1.0))
             if first is not None:
                 self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session))
+            self._release_held()
             self._maybe_remove_stale(client)
             self._maybe_resync()
             if self.events.empty():
@@ -312,7 +316,7 @@ class Agent:
         if batch.failed is not None:
             raise AgentFailure(f"worker {batch.failed.worker} died: {batch.failed.error}")
         self._count_malformed(batch.malformed)
-        touched = self.rib.apply(batch.routes) | self._kernel_lost(batch.lost)
+        touched = self.rib.apply(self._hold_stale(batch.routes)) | self._kernel_lost(batch.lost)
         self.learning.remote_claims(batch.routes)
         try:
             touched |= self.learning.ips_seen(batch.seen)  # first: a MAC learned in this batch is announced with its addresses
@@ -327,6 +331,38 @@ class Agent:
             self._write_status()
         if batch.ended is not None:
             raise batch.ended
+
+    # -- stale withdrawal grace: the RIB sees a stale path's withdrawal `stale_withdraw_grace` s late, or never
+
+    def _hold_stale(self, routes: list[RouteEvent]) -> list[RouteEvent]:
+        """The batch's route events the RIB takes now: stale withdrawals are held, a route back cancels its hold."""
+        passed, changes = self.withdraw_hold.admit(routes, self.clock())
+        if changes:
+            log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
+        return passed
+
+    def _with_held(self, table: list[RouteEvent]) -> list[RouteEvent]:
+        """A new session's table plus the routes whose withdrawal is still held (they stay until their deadline)."""
+        events, changes = self.withdraw_hold.resync(table, self.clock())
+        if changes or len(self.withdraw_hold):
+            log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
+        return events
+
+    def _held_wait(self, default: float) -> float:
+        """How long the loop may wait for events: not past the next held withdrawal's deadline."""
+        deadline = self.withdraw_hold.next_deadline()
+        return default if deadline is None else max(0.0, min(default, deadline - self.clock()))
+
+    def _release_held(self) -> None:
+        """Hand the withdrawals whose grace is over to the RIB, and the kernel."""
+        released, changes = self.withdraw_hold.due(self.clock())
+        if not released:
+            return
+        log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
+        touched = self.rib.apply(released)
+        if touched:
+            self.reconciler.sync_touched(touched, self.rib.wants)
+        self._write_status()
 
     def _kernel_lost(self, lost: list[NeighLost]) -> set[KernelEntry]:
         """Owned neighbour entries the kernel dropped by itself: forget them, so they are made again if wanted.
@@ -410,10 +446,18 @@ class Agent:
 
     def status(self) -> dict[str, object]:
         self.health.stale_pending = self.stale_pending_since is not None
+        self._count_held()
         return build_status(self.cfg, self.health, self.rib, self.table, self.reconciler, self.advertiser.refused,
                             self.learning.ignored_ips, self.recent_errors.recent())
 
+    def _count_held(self) -> None:
+        hold = self.withdraw_hold
+        self.health.held_withdrawals = len(hold)
+        self.health.withdrawals_held, self.health.withdrawals_cancelled, self.health.withdrawals_released = (
+            hold.held_total, hold.cancelled_total, hold.released_total)
+
     def _publish_metrics(self) -> None:
+        self._count_held()
         self.metrics.publish(snapshot_of(self.cfg, self.health, self.rib, self.table, self.reconciler,
                                          self.advertiser.refused, self.learning.ignored_ips))
 

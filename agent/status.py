@@ -31,6 +31,10 @@ class Health:
     malformed_routes: int = 0
     resync_repaired: int = 0  # entries the periodic resync found wrong (drift) and repaired
     last_full_sync: float = 0.0  # unix time
+    held_withdrawals: int = 0  # stale withdrawals waiting out stale_withdraw_grace now (agent/withdrawhold.py)
+    withdrawals_held: int = 0  # ... held in all, cancelled (their route came back), released to the RIB
+    withdrawals_cancelled: int = 0
+    withdrawals_released: int = 0
 
 
 def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacTable, reconciler: Reconciler,
@@ -54,6 +58,10 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "ready": health.ready,
         "connected": health.connected,
         "stale_pending": health.stale_pending,
+        "held_withdrawals": health.held_withdrawals,
+        "withdrawals_held": health.withdrawals_held,
+        "withdrawals_cancelled": health.withdrawals_cancelled,
+        "withdrawals_released": health.withdrawals_released,
         "reconnects": health.reconnects,
         "routes": len(rib),
         "owned_fdb_entries": len(reconciler.owned),

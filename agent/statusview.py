@@ -23,6 +23,7 @@ def summary(status: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "ready": bool(status.get("ready")) and age <= LIVE_WITHIN,
         "gobgp_session": "up" if status.get("connected") else "down",
         "stale_pending": bool(status.get("stale_pending")),
+        "held_withdrawals": int(status.get("held_withdrawals") or 0),
         "vnis": {vni: {"remote_vteps": remote.get(vni, []), **info} for vni, info in (status.get("vnis") or {}).items()},
         "routes": status.get("routes"),
         "owned_entries": status.get("owned_fdb_entries"),
@@ -30,7 +31,8 @@ def summary(status: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "frozen_macs": status.get("frozen_macs", []),
         "frozen_ips": status.get("frozen_ips", []),
         "counters": {key: status.get(key) for key in ("reconnects", "malformed_routes", "kernel_errors", "refused_requests",
-                                                         "macs_over_limit", "ignored_local_ips", "resync_repaired")},
+                                                         "macs_over_limit", "ignored_local_ips", "resync_repaired",
+                                                         "withdrawals_held", "withdrawals_cancelled", "withdrawals_released")},
         "last_errors": status.get("last_errors", []),
     }
 
@@ -39,7 +41,8 @@ def render(view: dict[str, Any]) -> list[str]:
     """Plain text lines of a summary."""
     state = "ready" if view["ready"] else ("NOT LIVE" if not view["live"] else "not ready")
     lines = [f"{view['name']}  vtep {view['vtep']}  pid {view['pid']}  {state} (status {view['status_age_seconds']}s old)",
-             f"gobgpd session {view['gobgp_session']}" + ("  (stale entries pending removal)" if view["stale_pending"] else ""),
+             f"gobgpd session {view['gobgp_session']}" + ("  (stale entries pending removal)" if view["stale_pending"] else "")
+             + (f"  ({view['held_withdrawals']} stale withdrawals held)" if view.get("held_withdrawals") else ""),
              f"routes {view['routes']}  owned kernel entries {view['owned_entries']}  local MACs {view['local_macs']}"]
     for vni, info in sorted(view["vnis"].items(), key=lambda kv: int(kv[0])):
         vteps = ", ".join(info["remote_vteps"]) or "-"

@@ -218,13 +218,19 @@ def kill(host: str, lab_name: str | None, no_wait: bool) -> None:
 @clean_errors
 def restart(node: str, daemon: str, sig: str, lab_name: str | None) -> None:
     """Kill DAEMON on NODE (a hypervisor or a controller's name); its supervisor restarts it. Prints the recovery
-    time and the loss a 10 ms ping across NODE saw, and routes other hosts lost meanwhile."""
-    from .faults import restart_measured
+    time and the loss a 10 ms ping across NODE saw, routes other hosts lost meanwhile, and what happened to the
+    other hosts' kernel entries (sampled every 0.1 s, and their agents' counters)."""
+    from .faults import KernelSampler, restart_measured
     from .lab import Lab
 
     lab = Lab.open(resolve_lab(lab_name))
-    result = restart_measured(lab, node, daemon, getattr(signal, f"SIG{sig}"))
+    kernel = KernelSampler(lab, [h for h in lab.hosts_alive() if h.name != node])
+    try:
+        result = restart_measured(lab, node, daemon, getattr(signal, f"SIG{sig}"))
+    finally:
+        churn = kernel.stop()
     console.print(result.line(), highlight=False, soft_wrap=True)
+    console.print(churn.line(), highlight=False, soft_wrap=True)
 
 
 @main.command(epilog=example("labctl flap evpn-2 --down-for 4"))

@@ -130,6 +130,78 @@ class RibSampler:
         return missing_routes(self.baseline, self.samples)
 
 
+def kernel_entries(lab: Lab, host: Host) -> set[object]:
+    """A hypervisor's overlay entries in the kernel: vxlan FDB (flood and unicast) and its bridges' neighbours."""
+    entries: set[object] = set(observe.read_fdb(lab, host))
+    for net in lab.plan.host_networks(host):
+        entries |= observe.read_neighbour_entries(lab, host, net.bridge)
+    return entries
+
+
+AGENT_COUNTERS = ("entries_removed", "withdrawals_held", "withdrawals_cancelled")
+
+
+def agent_counters(lab: Lab, hosts: Iterable[Host]) -> dict[str, dict[str, int]]:
+    """Each host's agent's AGENT_COUNTERS so far, from its status file (0 for a host without an agent)."""
+    counts = {}
+    for host in hosts:
+        status = getattr(lab.node(host), "agent_status", lambda: {})()
+        counts[host.name] = {key: int(status.get(key) or 0) for key in AGENT_COUNTERS}
+    return counts
+
+
+@dataclass(frozen=True)
+class KernelChurn:
+    """What happened to the hosts' kernel entries during a fault."""
+
+    missing: dict[str, int]  # host -> baseline entries absent from at least one 0.1 s sample
+    removed_by_agent: dict[str, int]  # host -> entries its agent removed meanwhile (its counter: no sample can miss one)
+    samples: int
+    held: dict[str, int] = field(default_factory=dict)  # host -> stale withdrawals its agent held meanwhile
+    cancelled: dict[str, int] = field(default_factory=dict)  # ... of which the route came back within the grace
+
+    def line(self) -> str:
+        gone = ", ".join(f"{h} {n}" for h, n in sorted(self.missing.items()) if n) or "none"
+        removed = ", ".join(f"{h} {n}" for h, n in sorted(self.removed_by_agent.items()) if n) or "none"
+        held = ", ".join(f"{h} {n}/{self.cancelled.get(h, 0)}" for h, n in sorted(self.held.items()) if n) or "none"
+        return (f"kernel entries missing in {self.samples} samples: {gone}; removed by the agents: {removed}; "
+                f"stale withdrawals held/cancelled: {held}")
+
+
+class KernelSampler:
+    """Reads the hosts' kernel entries every 0.1 s in a thread (as RibSampler reads RIBs), and their agents'
+    removal counters before and after."""
+
+    def __init__(self, lab: Lab, hosts: list[Host]) -> None:
+        self.lab = lab
+        self.hosts = hosts
+        self.baseline = {h.name: kernel_entries(lab, h) for h in hosts}
+        self.counters = agent_counters(lab, hosts)
+        self.samples: dict[str, list[set[object]]] = {h.name: [] for h in hosts}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="kernel-sampler", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(SAMPLE_INTERVAL):
+            for host in self.hosts:
+                self.samples[host.name].append(kernel_entries(self.lab, host))
+
+    def stop(self) -> KernelChurn:
+        self._stop.set()
+        self._thread.join(5)
+        missing = missing_routes(self.baseline, self.samples)  # type: ignore[arg-type]
+        for host, keys in self.baseline.items():
+            for entry in sorted({k for sample in self.samples[host] for k in keys - sample}, key=str)[:5]:
+                log.warning("event=kernel-entry-missing-during-fault host=%s entry=%s", host, entry)
+        after = agent_counters(self.lab, self.hosts)
+        delta = {key: {h: after[h][key] - self.counters[h][key] for h in after} for key in AGENT_COUNTERS}
+        churn = KernelChurn(missing, delta["entries_removed"], min((len(v) for v in self.samples.values()), default=0),
+                            delta["withdrawals_held"], delta["withdrawals_cancelled"])
+        log.info("event=kernel-churn %s", churn.line())
+        return churn
+
+
 @dataclass(frozen=True)
 class FaultResult:
     fault: str

@@ -381,15 +381,23 @@ def check_arp_suppression(lab: Lab) -> CheckResult | None:
 
 
 def _migration_problems(vm: Vm, source: Host, target: Host, fdbs: dict[str, set[FdbEntry]],
-                        controller_rib: list[RouteEvent]) -> list[str]:
+                        controller_ribs: dict[str, list[RouteEvent]]) -> list[str]:
+    """What is still wrong after `vm` moved from `source` to `target`: a host's FDB pointing its MAC elsewhere,
+    a controller (each live one: its name -> RIB) still holding the source's route for it."""
     problems = []
     for host_name, entries in fdbs.items():
         pointing = {str(e.vtep) for e in entries if not e.is_flood and e.mac == vm.mac}
         if pointing != {str(target.vtep)}:
             problems.append(f"{host_name} points {vm.mac} at {sorted(pointing) or 'nothing'}")
-    if any(isinstance(e.route, MacIpRoute) and e.route.mac == vm.mac and str(e.route.vtep) == str(source.vtep) for e in controller_rib):
-        problems.append(f"controller still has {source.name}'s route for {vm.mac}")
+    for name, rib in sorted(controller_ribs.items()):
+        if any(isinstance(e.route, MacIpRoute) and e.route.mac == vm.mac and str(e.route.vtep) == str(source.vtep) for e in rib):
+            problems.append(f"{name} still has {source.name}'s route for {vm.mac}")
     return problems
+
+
+def _controller_ribs(lab: Lab) -> dict[str, list[RouteEvent]]:
+    """Every live controller's RIB, by its name."""
+    return {c.name: read_rib(lab, c.ns) for c in lab.controllers_alive()}
 
 
 def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult:
@@ -397,20 +405,21 @@ def check_migration(lab: Lab, vm: Vm, source: Host, target: Host) -> CheckResult
     hypervisor withdrew its route, and nobody still names the old VTEP for it."""
     network = lab.topo.network(vm.network)
 
-    def read() -> tuple[dict[str, set[FdbEntry]], list[RouteEvent]]:
+    def read() -> tuple[dict[str, set[FdbEntry]], dict[str, list[RouteEvent]]]:
         fdbs = {h.name: read_fdb(lab, h) for h in lab.hosts_alive() if h.name != target.name}
-        return fdbs, read_rib(lab, lab.plan.controller_ns)
+        return fdbs, _controller_ribs(lab)
 
-    def judge(seen: tuple[dict[str, set[FdbEntry]], list[RouteEvent]]) -> list[str]:
+    def judge(seen: tuple[dict[str, set[FdbEntry]], dict[str, list[RouteEvent]]]) -> list[str]:
         return _migration_problems(vm, source, target, *seen)
 
     polled = poll(read, lambda seen: not judge(seen), 10, 0.05)
     problems = judge(polled.value) if polled.value is not None else ["the RIBs could not be read"]
-    seq = next(((r.route.attrs.mac_mobility_seq or 0) for r in read_rib(lab, lab.plan.controller_ns)
+    ribs = polled.value[1] if polled.value is not None else {}
+    seq = next(((r.route.attrs.mac_mobility_seq or 0) for rib in ribs.values() for r in rib
                 if isinstance(r.route, MacIpRoute) and r.route.mac == vm.mac and r.route.ip is None), "unknown")
     return CheckResult("migration", f"after moving {vm.name} every FDB follows it", not problems,
                        "; ".join(problems) or f"all FDBs point {vm.mac} at {target.vtep} ({network.vxlan_device}), "
-                       f"{source.name} withdrew its route, sequence number now {seq}")
+                       f"{source.name} withdrew its route at {', '.join(sorted(ribs)) or 'no controller'}, sequence number now {seq}")
 
 
 def run_migration_scenario(lab: Lab, progress: Progress = lambda _: None, limit: float = 1.0) -> list[CheckResult]:
@@ -574,7 +583,7 @@ def check_arp_spoof(lab: Lab) -> CheckResult | None:
         time.sleep(1.5 + 4 * _worst_delay(lab))  # what a learned spoof would take to reach the other hosts (Type-2 route)
         views = {h.name: read_neighbours(lab, h, bridge).get(str(b.ip)) for h in observers}
         dropped = nft_drops(host.name, "bridge", portsec.PORTS_TABLE) - before
-        claimed = [e for e in read_rib(lab, lab.plan.controller_ns) if isinstance(e.route, MacIpRoute)
+        claimed = [e for rib in _controller_ribs(lab).values() for e in rib if isinstance(e.route, MacIpRoute)
                    and e.route.mac == a.mac and str(e.route.ip) == str(b.ip)]
         ok = all(mac == b.mac for mac in views.values()) and not claimed and dropped >= 3
         evidence = (f"{a.name}@{host.name} claimed {b.ip} ({b.name}@{vhost.name}): {dropped} frames dropped at its port, "

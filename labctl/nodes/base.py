@@ -30,7 +30,7 @@ class ControlView:
 
     state: str  # "ready", "starting", "unreachable" (its BGP daemon), or the kind's own word ("FRR")
     ready: bool  # done with its first full sync
-    settled: bool  # no stale-entry removal pending
+    settled: bool  # no stale-entry removal pending, no stale withdrawal held (agent/withdrawhold.py)
     remote_vteps: dict[str, list[str]]  # VNI (as text) -> the remote VTEPs it floods to
 
 

@@ -88,7 +88,8 @@ class GobgpAgentNode(HostNode):
         if status and not status.get("connected"):
             state = "unreachable"
         remote = status.get("remote_vteps") or {}
-        return ControlView(state, bool(status.get("ready")), not status.get("stale_pending", True),
+        settled = not status.get("stale_pending", True) and not status.get("held_withdrawals")  # nothing pending removal
+        return ControlView(state, bool(status.get("ready")), settled,
                            {str(k): list(v) for k, v in remote.items()} if isinstance(remote, dict) else {})
 
     def reconfigure(self) -> None:

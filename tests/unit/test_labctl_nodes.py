@@ -50,6 +50,8 @@ def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.M
     plan.files("t-1").agent_status.write_text(json.dumps(status))
     view = node.control_view()
     assert (view.state, view.ready, view.settled, view.remote_vteps) == ("ready", True, True, {"100": ["10.0.0.102"]})
+    plan.files("t-1").agent_status.write_text(json.dumps(status | {"held_withdrawals": 2}))
+    assert not node.control_view().settled  # stale withdrawals held: its kernel may still change
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"connected": False}))
     assert node.control_view().state == "unreachable"
     with pytest.raises(LabError, match="does not run FRR"):

@@ -7,6 +7,9 @@ worker threads are started (the test puts their events on the queue itself).
 
 from __future__ import annotations
 
+import dataclasses
+import ipaddress
+import logging
 import queue
 import threading
 import time
@@ -19,6 +22,7 @@ from agent.events import LocalMacsChanged, WorkerFailed
 from agent.localmacs import LocalMac, LocalMacEvent
 from agent.routes import EvpnRoute, MacIpRoute, RouteEvent
 from agent.service import Agent
+from agent.vxlan_guard import VxlanGuard
 from tests.unit.builders import CFG, E, FakeKernel, U, add, imet, macip, withdraw
 
 VM = LocalMac(100, "02:00:00:00:00:01")
@@ -197,3 +201,105 @@ def test_metrics_follow_the_rib_and_the_kernel() -> None:
         gobgp.stream.put([withdraw(imet("10.0.0.2", 100))])
         wait_for("latency observed", lambda: (_sample(agent, "evpn_agent_route_to_kernel_seconds_count") or 0) >= 1)
         wait_for("VTEP gone", lambda: _sample(agent, "evpn_agent_remote_vteps", vni="100") == 0)
+
+
+# -- the stale withdrawal grace (agent/withdrawhold.py) -----------------------------------------------
+
+def stale_withdraw(route: EvpnRoute) -> RouteEvent:
+    """What gobgpd's watch reports when it drops a lost peer's stale path (graceful restart)."""
+    return RouteEvent(route, withdrawn=True, stale=True)
+
+
+class ReconnectingGobgp(FakeGobgp):
+    """A gobgpd whose watch the test ends (`stream.put(None)`); the agent reconnects to the same one."""
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def grace_agent(gobgp: FakeGobgp, grace: float, guard: VxlanGuard | None = None) -> tuple[Agent, Kernel]:
+    kernel = Kernel()
+    agent = Agent(dataclasses.replace(CFG, stale_withdraw_grace=grace), kernel, client_factory=lambda _: gobgp,  # type: ignore[arg-type,return-value]
+                  worker_factory=lambda *_: [], vxlan_guard=guard)
+    return agent, kernel
+
+
+REMOTE_MAC = macip("10.0.0.3", mac="02:00:00:00:00:33", mac_ip="192.168.1.33", seq=1)
+TABLE = [add(imet("10.0.0.2", 100)), add(imet("10.0.0.3", 100)), add(REMOTE_MAC)]
+
+
+def test_a_stale_withdrawal_changes_nothing_when_the_route_comes_back_within_the_grace() -> None:
+    sent: list[str] = []
+    gobgp = FakeGobgp(list(TABLE))
+    agent, kernel = grace_agent(gobgp, grace=30.0, guard=VxlanGuard(runner=lambda doc: sent.append(doc) or ""))
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        before = set(kernel.table)
+        assert len(before) == 4  # two flood entries, the MAC, its neighbour entry
+        # the controller restarted: this host's gobgpd got its End-of-RIB early and dropped 10.0.0.3's stale routes
+        gobgp.stream.put([stale_withdraw(imet("10.0.0.3", 100)), stale_withdraw(REMOTE_MAC)])
+        wait_for("held", lambda: agent.status()["held_withdrawals"] == 2)
+        time.sleep(0.2)
+        assert kernel.table == before and agent.reconciler.removed == 0
+        assert agent.vxlan_guard is not None and ipaddress.ip_address("10.0.0.3") in (agent.vxlan_guard.applied or ())
+        wait_for("metric", lambda: _sample(agent, "evpn_agent_held_withdrawals") == 2)
+        gobgp.stream.put([add(imet("10.0.0.3", 100)), add(REMOTE_MAC)])  # 10.0.0.3 is back at the controller
+        wait_for("cancelled", lambda: agent.status()["held_withdrawals"] == 0)
+        status = agent.status()
+        assert (status["withdrawals_held"], status["withdrawals_cancelled"], status["withdrawals_released"]) == (2, 2, 0)
+        time.sleep(0.2)
+        assert kernel.table == before and agent.reconciler.removed == 0
+        assert not [c for c in kernel.calls if c[0] != "add"], "no kernel entry was touched"
+
+
+def test_a_held_withdrawal_is_released_on_time_without_further_events(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="evpn.agent.withdrawhold")
+    gobgp = FakeGobgp(list(TABLE))
+    agent, kernel = grace_agent(gobgp, grace=0.3)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        held_at = time.monotonic()
+        gobgp.stream.put([stale_withdraw(imet("10.0.0.3", 100))])
+        wait_for("held", lambda: len(agent.withdraw_hold) == 1)
+        assert E("vx100", "10.0.0.3") in kernel.table
+        assert agent._held_wait(1.0) <= 0.3  # the idle loop wakes at the deadline, not after its usual 1 s
+        wait_for("released and removed", lambda: E("vx100", "10.0.0.3") not in kernel.table, timeout=2.0)
+        assert time.monotonic() - held_at >= 0.3, "released before the grace was over"
+        assert E("vx100", "10.0.0.2") in kernel.table
+    assert "event=withdraw-held type=imet" in caplog.text and "event=withdraw-released type=imet" in caplog.text
+
+
+def test_a_genuine_withdrawal_is_not_delayed_by_the_grace() -> None:
+    gobgp = FakeGobgp(list(TABLE))
+    agent, kernel = grace_agent(gobgp, grace=60.0)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        gobgp.stream.put([withdraw(REMOTE_MAC)])  # the MAC left 10.0.0.3: an UPDATE withdrew it
+        wait_for("removed at once", lambda: U("vx100", REMOTE_MAC.mac, "10.0.0.3") not in kernel.table, timeout=1.0)
+        assert len(agent.withdraw_hold) == 0
+
+
+def test_grace_zero_removes_a_stale_withdrawal_at_once() -> None:
+    gobgp = FakeGobgp(list(TABLE))
+    agent, kernel = grace_agent(gobgp, grace=0.0)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        gobgp.stream.put([stale_withdraw(imet("10.0.0.3", 100))])
+        wait_for("removed at once", lambda: E("vx100", "10.0.0.3") not in kernel.table, timeout=1.0)
+
+
+def test_held_withdrawals_outlive_a_new_session_until_their_deadline() -> None:
+    gobgp = ReconnectingGobgp(list(TABLE))
+    agent, kernel = grace_agent(gobgp, grace=1.5)
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready)
+        gobgp.stream.put([stale_withdraw(imet("10.0.0.3", 100)), stale_withdraw(imet("10.0.0.2", 100))])
+        wait_for("held", lambda: len(agent.withdraw_hold) == 2)
+        # the session ends; the new session's table has 10.0.0.2 back, not 10.0.0.3 (every peer up: no stale wait)
+        gobgp.table = [add(imet("10.0.0.2", 100)), add(REMOTE_MAC)]
+        gobgp.stream.put(None)
+        wait_for("second session", lambda: agent.session == 2 and agent.health.ready)
+        assert len(agent.withdraw_hold) == 1 and imet("10.0.0.3", 100).key in agent.withdraw_hold
+        assert E("vx100", "10.0.0.3") in kernel.table and E("vx100", "10.0.0.2") in kernel.table
+        wait_for("released at its deadline", lambda: E("vx100", "10.0.0.3") not in kernel.table, timeout=3.0)
+        assert E("vx100", "10.0.0.2") in kernel.table and U("vx100", REMOTE_MAC.mac, "10.0.0.3") in kernel.table
