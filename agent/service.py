@@ -162,6 +162,7 @@ class Agent:
         self.stale_pending_since: float | None = None
         self.peers_up_since: float | None = None
         self._sessions = itertools.count(1)
+        self._guard_due = True  # the flood lists may have changed since the VXLAN source guard last followed them
 
     # -- local workers ----------------------------------------------------------------------
 
@@ -292,9 +293,14 @@ class Agent:
             self.stale_pending_since = None
         self.health.ready = True
         self._write_status(force=True)
+        self._guard_due = True
         while not self.stop_event.is_set():
-            if self.vxlan_guard is not None:  # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py)
-                # while stale entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too
+            if self.vxlan_guard is not None and self._guard_due:
+                # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py); while stale
+                # entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too. Only after
+                # something that can change them (route changes, stale removal): a big lab's agent loops ~100
+                # times while converging, and the flood lists are sorted and parsed each time.
+                self._guard_due = False
                 self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
             if self.reload_requested:
                 self._reload()
@@ -311,6 +317,7 @@ class Agent:
         if batch.failed is not None:
             raise AgentFailure(f"worker {batch.failed.worker} died: {batch.failed.error}")
         self._count_malformed(batch.malformed)
+        self._guard_due = self._guard_due or bool(batch.routes)
         touched = self.rib.apply(batch.routes) | self._kernel_lost(batch.lost)
         self.learning.remote_claims(batch.routes)
         try:
@@ -376,6 +383,7 @@ class Agent:
             self.last_full_sync = now
             self.health.last_full_sync = time.time()
             self.stale_pending_since = self.peers_up_since = None
+            self._guard_due = True  # the stale VTEPs the guard kept may go now
             log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
                      "sessions-up" if settled else "timeout")
             self._write_status(force=True)
