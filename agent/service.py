@@ -63,6 +63,7 @@ log = logging.getLogger("evpn.agent")
 
 STATE_WRITE_INTERVAL = 0.5  # seconds: the status file is rewritten at most this often
 STATUS_HEARTBEAT = 5.0  # seconds: the status file is rewritten at least this often while the loop runs
+GUARD_INTERVAL = 0.5  # seconds: the VXLAN source guard's set is updated at most this often (coalesced)
 WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
@@ -163,6 +164,7 @@ class Agent:
         self.peers_up_since: float | None = None
         self._sessions = itertools.count(1)
         self._guard_due = True  # the flood lists may have changed since the VXLAN source guard last followed them
+        self._guard_at = float("-inf")  # (clock) when the guard last followed them
 
     # -- local workers ----------------------------------------------------------------------
 
@@ -293,18 +295,15 @@ class Agent:
             self.stale_pending_since = None
         self.health.ready = True
         self._write_status(force=True)
-        self._guard_due = True
+        self._guard_due, self._guard_at = True, float("-inf")
         while not self.stop_event.is_set():
-            if self.vxlan_guard is not None and self._guard_due:
-                # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py); while stale
-                # entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too. Only after
-                # something that can change them (route changes, stale removal): a big lab's agent loops ~100
-                # times while converging, and the flood lists are sorted and parsed each time.
-                self._guard_due = False
-                self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
+            self._follow_guard()
             if self.reload_requested:
                 self._reload()
-            first = self.events.get(0.5 if self.stale_pending_since else 1.0)
+            wait = 0.5 if self.stale_pending_since else 1.0
+            if self._guard_due:  # back in time for the guard's next update
+                wait = max(0.0, min(wait, self._guard_at + GUARD_INTERVAL - self.clock()))
+            first = self.events.get(wait)
             if first is not None:
                 self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session))
             self._maybe_remove_stale(client)
@@ -312,6 +311,19 @@ class Agent:
             if self.events.empty():
                 self._flush_state()
             self._publish_metrics()
+
+    def _follow_guard(self) -> None:
+        """VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py); while stale
+        entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too.
+
+        Only after something that could change them (route changes, stale removal), and at most every
+        GUARD_INTERVAL: each update runs `nft`, and a big lab's agent takes its 49 peers' VTEPs in over
+        dozens of batches while it converges (16-34 nft runs per agent of a 50 x 10 lab, one per batch).
+        The first update of a session (the install) is at once."""
+        if self.vxlan_guard is None or not self._guard_due or self.clock() - self._guard_at < GUARD_INTERVAL:
+            return
+        self._guard_due, self._guard_at = False, self.clock()
+        self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
 
     def _process(self, batch: Batch) -> None:
         if batch.failed is not None:
