@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
-"""Big-lab benchmark: write a `scale:` topology (the lab `labctl gen` makes), then time `labctl up`, `labctl verify` and `labctl down`
-through the real CLI, read the memory of every process of the lab while it runs, and check that `down`
-left no namespace and no process behind.
+"""Big-lab benchmark: write a `scale:` topology (the lab `labctl gen` makes), then time `labctl up`,
+`labctl verify` and `labctl down` through the real CLI, sum the CPU `up` cost (labctl and the helpers it
+waited for, and every process of the lab, per role: agents, gobgpd, supervisors, keeper), read the memory
+of every process of the lab while it runs, and check that `down` left no namespace and no process behind.
+`--profile-up FILE` records `up` with py-spy (collapsed stacks; heavy: its own CPU shows in the figures).
 
 Not a pytest test: run it as root (under the integration lock on a shared machine), read the figures:
 
