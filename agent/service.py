@@ -64,6 +64,7 @@ log = logging.getLogger("evpn.agent")
 
 STATE_WRITE_INTERVAL = 0.5  # seconds: the status file is rewritten at most this often
 STATUS_HEARTBEAT = 5.0  # seconds: the status file is rewritten at least this often while the loop runs
+GUARD_INTERVAL = 0.5  # seconds: the VXLAN source guard's set is updated at most this often (coalesced)
 WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
@@ -164,6 +165,8 @@ class Agent:
         self.stale_pending_since: float | None = None
         self.peers_up_since: float | None = None
         self._sessions = itertools.count(1)
+        self._guard_due = True  # the flood lists may have changed since the VXLAN source guard last followed them
+        self._guard_at = float("-inf")  # (clock) when the guard last followed them
 
     # -- local workers ----------------------------------------------------------------------
 
@@ -296,13 +299,15 @@ class Agent:
             self.stale_pending_since = None
         self.health.ready = True
         self._write_status(force=True)
+        self._guard_due, self._guard_at = True, float("-inf")
         while not self.stop_event.is_set():
-            if self.vxlan_guard is not None:  # VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py)
-                # while stale entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too
-                self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
+            self._follow_guard()
             if self.reload_requested:
                 self._reload()
-            first = self.events.get(self._held_wait(0.5 if self.stale_pending_since else 1.0))
+            wait = self._held_wait(0.5 if self.stale_pending_since else 1.0)
+            if self._guard_due:  # back in time for the guard's next update
+                wait = max(0.0, min(wait, self._guard_at + GUARD_INTERVAL - self.clock()))
+            first = self.events.get(wait)
             if first is not None:
                 self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session))
             self._release_held()
@@ -312,10 +317,24 @@ class Agent:
                 self._flush_state()
             self._publish_metrics()
 
+    def _follow_guard(self) -> None:
+        """VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py); while stale
+        entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too.
+
+        Only after something that could change them (route changes, stale removal), and at most every
+        GUARD_INTERVAL: each update runs `nft`, and a big lab's agent takes its 49 peers' VTEPs in over
+        dozens of batches while it converges (16-34 nft runs per agent of a 50 x 10 lab, one per batch).
+        The first update of a session (the install) is at once."""
+        if self.vxlan_guard is None or not self._guard_due or self.clock() - self._guard_at < GUARD_INTERVAL:
+            return
+        self._guard_due, self._guard_at = False, self.clock()
+        self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
+
     def _process(self, batch: Batch) -> None:
         if batch.failed is not None:
             raise AgentFailure(f"worker {batch.failed.worker} died: {batch.failed.error}")
         self._count_malformed(batch.malformed)
+        self._guard_due = self._guard_due or bool(batch.routes)
         touched = self.rib.apply(self._hold_stale(batch.routes)) | self._kernel_lost(batch.lost)
         self.learning.remote_claims(batch.routes)
         try:
@@ -359,6 +378,7 @@ class Agent:
         if not released:
             return
         log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
+        self._guard_due = True  # their VTEPs may leave the allowed set now
         touched = self.rib.apply(released)
         if touched:
             self.reconciler.sync_touched(touched, self.rib.wants)
@@ -413,6 +433,7 @@ class Agent:
             self.last_full_sync = now
             self.health.last_full_sync = time.time()
             self.stale_pending_since = self.peers_up_since = None
+            self._guard_due = True  # the stale VTEPs the guard kept may go now
             log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
                      "sessions-up" if settled else "timeout")
             self._write_status(force=True)

@@ -4,6 +4,9 @@ Where things live (pure modules first, then the ones with side effects):
 - errors.py        LabError / TopologyError: one actionable line each, printed by the CLI
 - topology.py      the topology file (strict YAML loader), validated into dataclasses; lab-name rule;
                    editing returns a new, validated Topology
+- scale.py         the generated lab of H hosts x M VMs over K networks: what `labctl gen` prints and what a
+                   topology's `scale:` shorthand expands to (pure)
+- generate.py      `labctl gen`: that lab, checked by the loader, as YAML text (pure)
 - plan.py          what a topology becomes: the naming scheme (stated once, in its docstring), addresses,
                    file names, BGP neighbours, daemon configs
 - bgp.py           one BGP neighbour, rendered as gobgpd TOML, a gobgp protobuf Peer and FRR config lines
@@ -11,7 +14,8 @@ Where things live (pure modules first, then the ones with side effects):
 - rundir.py        the run directory on disk: 0700 directories, 0600 files whatever the umask
 - netns.py         netlink primitives: namespaces, links, addresses, bridges, vxlan (pyroute2, via setns)
 - daemons.py       starting/stopping processes inside namespaces, by PID only
-- supervise.py     the small supervisor every lab daemon runs under (restart with backoff, restarts recorded)
+- supervise.py     the small supervisor every lab daemon runs under (restart with backoff, restarts recorded;
+                   stdlib only, run as `python -S -P supervise.py`)
 - keeper.py        the underlay router's route keeper (puts back a flapped link's /32 route)
 - build.py         wiring a lab from its plan: namespaces, uplinks, bridges, vxlan devices, VM ports
 - nodes/           hypervisor kinds, one module each, loaded by name (base.py: the protocol;

@@ -99,12 +99,15 @@ def main(verbose: bool) -> None:
 @click.option("--vms", type=int, required=True, help="VMs per hypervisor (at most 512 in all)")
 @click.option("--networks", type=int, default=1, show_default=True, help="networks the VMs are spread over")
 @click.option("--lab", "lab_name", default="gen", show_default=True, help="lab name")
+@click.option("--asn", type=int, default=65001, show_default=True, help="the first hypervisor's AS (the next ones count up)")
+@click.option("--vtep", default="10.0.0.101", show_default=True, help="the first hypervisor's VTEP (the next ones count up)")
 @clean_errors
-def gen(hosts: int, vms: int, networks: int, lab_name: str) -> None:
-    """Print a topology of HOSTS hypervisors with VMS VMs each (labctl gen ... > big.yaml)."""
+def gen(hosts: int, vms: int, networks: int, lab_name: str, asn: int, vtep: str) -> None:
+    """Print a topology of HOSTS hypervisors with VMS VMs each (labctl gen ... > big.yaml). A topology can
+    also say `scale: {hosts: 50, vms: 10, networks: 4}` instead of listing them: it loads as this lab."""
     from .generate import generate, render
 
-    click.echo(render(generate(hosts, vms, networks, check_lab_name(lab_name))), nl=False)
+    click.echo(render(generate(hosts, vms, networks, check_lab_name(lab_name), asn, vtep)), nl=False)
 
 
 @main.command(epilog=example("labctl check topologies/3x3.yaml", "labctl check --json topologies/3x3.yaml | jq .ok"))

@@ -1,56 +1,42 @@
 """`labctl gen`: a topology of H hypervisors with M VMs each over K networks, as a YAML document.
 
 Pure: `generate` returns the document (a dict), `render` its YAML text; nothing is read or written.
-What it makes, for host h (1..H), VM v (1..M) and network k (1..K):
-
-    lab          --lab (default "gen")
-    hosts        <lab>-<h>, AS 65000 + h, VTEP 10.0.0.(100 + h); the controller is 10.0.0.100, AS 65000
-    networks     net<k>, VNI 100 + k - 1, subnet 10.(100 + k).0.0/16 (far from the VTEPs and 10.255/16)
-    VMs          vm<h>x<v> (names fit the 13 characters a port name p-<vm> leaves), in network
-                 net<1 + (v - 1) mod K> (so every host has every network once M >= K),
-                 MAC 02:00:00:<h>:<v>, IP 10.(100 + k).<h>.<v>  (v <= 250: the subnet's last host is kept for FRR)
-    bgp timers   hold 3 s / keepalive 1 s up to 10 hosts; 9 s / 3 s above (dozens of daemons on a few cores
-                 start slowly: a 3 s hold time then resets sessions while the lab comes up)
-
-Every limit of the topology loader is checked by parsing the result (labctl.topology), so what is
-printed is always a topology `labctl up` accepts; a request beyond them is a TopologyError naming it.
+The document is labctl.scale's (the same a topology's `scale:` shorthand expands to; that module
+says what it makes). Every limit of the topology loader is checked by parsing the result
+(labctl.topology), so what is printed is always a topology `labctl up` accepts; a request beyond them
+is a TopologyError naming it.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Any
 
 import yaml
 
 from .errors import TopologyError
+from .scale import BIG_LAB_HOSTS, FIRST_ASN, FIRST_VTEP, MAX_VMS_PER_HOST, Scale, document
 from .topology import parse_topology
 
-MAX_VMS_PER_HOST = 250  # the last octet of a VM's address
-BIG_LAB_HOSTS = 10  # above: relaxed BGP timers
+__all__ = ["BIG_LAB_HOSTS", "MAX_VMS_PER_HOST", "generate", "render"]
 
 
-def generate(hosts: int, vms: int, networks: int = 1, lab: str = "gen") -> dict[str, Any]:
-    """The topology document of `hosts` hypervisors with `vms` VMs each over `networks` networks."""
+def generate(hosts: int, vms: int, networks: int = 1, lab: str = "gen", asn: int = FIRST_ASN,
+             vtep: ipaddress.IPv4Address | str = FIRST_VTEP) -> dict[str, Any]:
+    """The topology document of `hosts` hypervisors with `vms` VMs each over `networks` networks (the first
+    hypervisor has AS `asn` and VTEP `vtep`, the next ones count up from there)."""
     if hosts < 1 or networks < 1 or vms < 0:
         raise TopologyError(f"labctl gen: --hosts and --networks must be at least 1, --vms at least 0 (got {hosts}, {networks}, {vms})")
     if vms > MAX_VMS_PER_HOST:
         raise TopologyError(f"labctl gen: at most {MAX_VMS_PER_HOST} VMs per host (got {vms})")
-    hold, keepalive = (3, 1) if hosts <= BIG_LAB_HOSTS else (9, 3)
-    doc: dict[str, Any] = {
-        "lab": lab,
-        "bgp": {"hold_time": hold, "keepalive": keepalive},
-        "underlay": {"links": "10.255.0.0/16"},
-        "controller": {"asn": 65000, "address": "10.0.0.100"},
-        "networks": [{"name": f"net{k}", "vni": 100 + k - 1, "subnet": f"10.{100 + k}.0.0/16"} for k in range(1, networks + 1)],
-        "hosts": [],
-    }
-    for h in range(1, hosts + 1):
-        host: dict[str, Any] = {"name": f"{lab}-{h}", "asn": 65000 + h, "vtep": f"10.0.0.{100 + h}", "vms": []}
-        for v in range(1, vms + 1):
-            k = 1 + (v - 1) % networks
-            host["vms"].append({"name": f"vm{h}x{v}", "mac": f"02:00:00:{h:02x}:{v >> 8:02x}:{v & 255:02x}",
-                                "ip": f"10.{100 + k}.{h}.{v}", "network": f"net{k}"})
-        doc["hosts"].append(host)
+    try:
+        first = ipaddress.IPv4Address(str(vtep))
+        first + (hosts - 1)  # noqa: B018 - raises if the last VTEP is beyond 255.255.255.255
+    except ValueError as exc:
+        raise TopologyError(f"labctl gen: --vtep: {exc}") from None
+    if asn < 1 or asn + hosts - 1 > 4294967294:
+        raise TopologyError(f"labctl gen: --asn {asn}: the hosts would take AS {asn}..{asn + hosts - 1}, beyond 1..4294967294")
+    doc = document(Scale(hosts, vms, networks, asn, first), lab)
     parse_topology(doc, "labctl gen")  # every loader rule (host, VM and network limits, address clashes)
     return doc
 

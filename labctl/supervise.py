@@ -1,4 +1,4 @@
-"""A small supervisor for one lab daemon: `python -m labctl.supervise --role R --status FILE -- ARGV...`.
+"""A small supervisor for one lab daemon: `python -S -P labctl/supervise.py --role R --status FILE -- ARGV...`.
 
 Why our own and not systemd-run: the lab must run where no systemd runs (containers, this CI:
 `systemctl is-system-running` says `offline`), and every daemon lives inside a network namespace

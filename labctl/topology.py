@@ -15,6 +15,8 @@ from agent.routes import RouteError, RouteTarget
 
 from .errors import TopologyError
 from .nodes import DEFAULT_KIND, KINDS
+from .scale import MAX_VMS_PER_HOST, SCALE_KEYS, Scale
+from .scale import document as scale_document
 from .plan import CONTROLLER_SUFFIX, ROUTER_SUFFIX, UPLINK, bridge_name, namespace_name, vxlan_name
 
 RESERVED_DEVICE_RE = re.compile(rf"^(lo|{UPLINK}|vxlan\d+)\Z")  # interfaces a hypervisor already has or gets
@@ -378,8 +380,11 @@ class _Reader:
 def parse_topology(data: Any, source: str = "topology") -> Topology:
     """Validate a loaded YAML document; raise TopologyError naming the first problem found.
 
-    Everything `up` would trip over is refused here, so `labctl check` says what `up` would say."""
+    Everything `up` would trip over is refused here, so `labctl check` says what `up` would say.
+    A document with `scale:` is expanded first (`expand_scale`)."""
     r = _Reader(source)
+    if isinstance(data, Mapping) and "scale" in data:
+        return _parse_expanded(r, expand_scale(r, data))
     top = r.mapping(data, "", {"lab", "networks", "hosts"}, {"bgp", "underlay", "controller", "controllers"})
     lab = r.name(top["lab"], "lab", LAB_NAME_RE, LAB_NAME_HINT)
     bgp = r.mapping(top.get("bgp") or {}, "bgp", set(), {"hold_time", "keepalive", "connect_retry"})
@@ -514,6 +519,51 @@ def parse_topology(data: Any, source: str = "topology") -> Topology:
     if links.prefixlen > 30 or 2 ** (30 - links.prefixlen) < len(hosts) + len(controllers):
         raise r.fail("underlay.links", f"{links} has too few /30 links for {len(controllers)} controller(s) and {len(hosts)} hosts")
     return Topology(lab, timers, links, controllers, tuple(networks), tuple(hosts))
+
+
+SCALE_GENERATES = ("hosts", "networks", "controllers")  # fields `scale:` makes itself (the one controller may be given)
+HOST_FIELD_RE = re.compile(r"^hosts\[(\d+)\]\.(asn|vtep)(: .*)\Z")
+
+
+def expand_scale(r: _Reader, top: Mapping[str, Any]) -> dict[str, Any]:
+    """The document a `scale: {hosts, vms, networks, asn, vtep}` topology stands for (labctl/scale.py: the
+    lab `labctl gen` writes). Beside `scale:` only lab, bgp, underlay and controller may be given (they
+    replace the generated ones); hosts and networks are refused, naming the field."""
+    for field in SCALE_GENERATES:
+        if field in top:
+            raise r.fail(field, "not with scale: (scale generates the hosts, their VMs and the networks; "
+                                "'labctl gen' writes them out for editing)")
+    r.mapping(top, "", {"lab", "scale"}, {"bgp", "underlay", "controller"})
+    lab = r.name(top["lab"], "lab", LAB_NAME_RE, LAB_NAME_HINT)
+    m = r.mapping(top["scale"], "scale", {"hosts"}, set(SCALE_KEYS) - {"hosts"})
+    hosts = r.integer(m["hosts"], "scale.hosts", 1, MAX_HOSTS)
+    vms = r.integer(m.get("vms", 0), "scale.vms", 0, MAX_VMS_PER_HOST)
+    if hosts * vms > MAX_VMS:
+        raise r.fail("scale.vms", f"{hosts} hosts x {vms} VMs = {hosts * vms} VMs: a lab takes at most {MAX_VMS}")
+    networks = r.integer(m.get("networks", 1), "scale.networks", 1, MAX_NETWORKS)
+    asn = r.integer(m.get("asn", Scale.asn), "scale.asn", 1, 4294967295 - hosts)
+    vtep = r.ipv4(m.get("vtep", str(Scale.vtep)), "scale.vtep")
+    if int(vtep) + hosts - 1 > 0xFFFFFFFF:
+        raise r.fail("scale.vtep", f"{vtep} leaves no room for {hosts} consecutive VTEPs")
+    for field in ("bgp", "underlay", "controller"):
+        if top.get(field) is not None and not isinstance(top[field], Mapping):
+            raise r.fail(field, f"expected a mapping, got {type(top[field]).__name__}")
+    return scale_document(Scale(hosts, vms, networks, asn, vtep), lab, top.get("controller"), top.get("bgp"), top.get("underlay"))
+
+
+def _parse_expanded(r: _Reader, doc: dict[str, Any]) -> Topology:
+    """Parse what `scale:` expanded to; a problem of a generated host is reported on the scale field that made it."""
+    try:
+        return parse_topology(doc, r.source)
+    except TopologyError as exc:
+        where = str(exc).removeprefix(f"{r.source}: ")
+        host = HOST_FIELD_RE.match(where)
+        if host is not None:
+            index, field, problem = host.groups()
+            raise r.fail(f"scale.{field}", f"hypervisor {int(index) + 1}'s {field.upper() if field == 'vtep' else 'AS'}{problem}") from None
+        if where.startswith(("bgp", "underlay", "controller", "lab")):
+            raise
+        raise r.fail("scale", f"the lab it makes is refused: {where}") from None
 
 
 def _controller_fields(top: Mapping[str, Any]) -> list[str]:
