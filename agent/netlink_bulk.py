@@ -101,6 +101,8 @@ RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
 RTM_SETLINK = 19
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
 NTF_SELF = 0x02
 NTF_MASTER = 0x04
 NTF_EXT_LEARNED = 0x10
@@ -114,6 +116,7 @@ NDA_IFINDEX = 8
 NDA_MASTER = 9
 NDA_SRC_VNI = 11
 IFLA_PROTINFO = 12
+IFLA_MASTER = 10
 IFLA_BRPORT_NEIGH_SUPPRESS = 32
 NLA_F_NESTED = 0x8000
 
@@ -363,6 +366,46 @@ def encode_neigh_suppress(ifindex: int, on: bool, seq: int) -> bytes:
     body = _NLA.pack(4 + len(inner), IFLA_PROTINFO | NLA_F_NESTED) + inner
     size = _IFINFO.size + len(body)
     return _IFINFO.pack(size, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0, AF_BRIDGE, 0, ifindex, 0, 0) + body
+
+
+def encode_link_dump(seq: int, master: int) -> bytes:
+    """RTM_GETLINK dump of the links whose IFLA_MASTER is `master` (the ports of a bridge; the kernel
+    filters on it with NETLINK_GET_STRICT_CHK, and `parse_ports` again)."""
+    body = _NLA.pack(8, IFLA_MASTER) + _U32.pack(master)
+    size = _IFINFO.size + len(body)
+    return _IFINFO.pack(size, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, socket.AF_UNSPEC, 0, 0, 0, 0) + body
+
+
+def parse_ports(data: bytes | bytearray | memoryview, seq: int, master: int, into: list[int]) -> bool:
+    """Add to `into` the index of every RTM_NEWLINK of sequence `seq` in `data` whose IFLA_MASTER is
+    `master`; True once NLMSG_DONE came. NetlinkDumpError if the kernel refused the dump,
+    NetlinkFormatError on a malformed buffer."""
+    size, offset, done = len(data), 0, False
+    while offset + _HDR_LEN <= size:
+        length, msg_type, _flags, msg_seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _HDR_LEN or offset + length > size:
+            raise NetlinkFormatError(f"bad netlink message length {length} at offset {offset} (buffer {size} bytes)")
+        if msg_seq == seq:
+            if msg_type == NLMSG_DONE:
+                done = True
+            elif msg_type == NLMSG_ERROR and length >= _HDR_LEN + 4:
+                code = -_ERRNO.unpack_from(data, offset + _HDR_LEN)[0]
+                if code:
+                    raise NetlinkDumpError(code)
+            elif msg_type == RTM_NEWLINK and length >= _IFINFO.size:
+                index = _IFINFO.unpack_from(data, offset)[7]
+                pos, end = offset + _IFINFO.size, offset + length
+                while pos + 8 <= end:
+                    nla_len, nla_type = _NLA.unpack_from(data, pos)
+                    if nla_len < 4:
+                        break
+                    if nla_type & 0x3FFF == IFLA_MASTER and nla_len >= 8:
+                        if _U32.unpack_from(data, pos + 4)[0] == master:
+                            into.append(index)
+                        break
+                    pos += (nla_len + 3) & ~3
+        offset += (length + 3) & ~3
+    return done
 
 
 def encode_dump_request(family: int, seq: int, ifindex: int = 0, master: int = 0) -> bytes:
@@ -859,6 +902,19 @@ class NetlinkBulk:
         ("self") entries and the bridge's ("master") entries pointing at it. `master`: only ports
         of that bridge. `skip`: see parse_messages."""
         return self.dump(AF_BRIDGE, ifindex, master, skip)
+
+    def bridge_ports(self, bridge: int) -> list[int]:
+        """Indexes of the ports of bridge `bridge` (one RTM_GETLINK dump)."""
+        seq = self._next_seq(1)
+        self.sock.send(encode_link_dump(seq, bridge))
+        ports: list[int] = []
+        done = False
+        while not done:
+            size = self._recv(time.monotonic() + self.timeout)
+            if size is None:
+                raise NetlinkBulkError(f"netlink link dump: no answer within {self.timeout} s")
+            done = parse_ports(self._view[:size], seq, bridge, ports)
+        return ports
 
     def dump_neigh(self, family: int = socket.AF_UNSPEC, ifindex: int = 0) -> list[NeighRecord]:
         """The IPv4 and/or IPv6 neighbour entries on `ifindex` (0: all); AF_UNSPEC: both families."""

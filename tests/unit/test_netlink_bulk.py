@@ -812,3 +812,26 @@ def test_skipped_messages_make_no_record() -> None:
 
     assert nb.parse_messages(data, skip=skip).records == [own]
     assert seen == [(nb.AF_BRIDGE, 5, NTF_SELF), (nb.AF_BRIDGE, 5, NTF_EXT_LEARNED)]
+
+
+def _link(seq: int, index: int, master: int | None, flags: int = 0) -> bytes:
+    attrs = struct.pack("=HH", 8, 3) + b"eth\0"  # IFLA_IFNAME first: the parser reads past it
+    if master is not None:
+        attrs += struct.pack("=HHI", 8, 10, master)
+    head = struct.pack("=IHHIIBxHiII", 32 + len(attrs), 16, flags, seq, 0, 0, 1, index, 0, 0)
+    return head + attrs
+
+
+def test_parse_ports_keeps_the_links_of_that_master_and_sees_the_end() -> None:
+    from agent.netlink_bulk import NetlinkDumpError, encode_link_dump, parse_ports
+
+    request = encode_link_dump(7, 4)
+    assert struct.unpack_from("=IHHI", request)[:4] == (len(request), 18, NLM_F_REQUEST | NLM_F_DUMP, 7)
+    assert request[-8:] == struct.pack("=HHI", 8, 10, 4)
+    ports: list[int] = []
+    data = _link(7, 5, 4) + _link(7, 6, 9) + _link(7, 8, None) + _link(3, 11, 4) + _link(7, 12, 4)
+    assert parse_ports(data, 7, 4, ports) is False
+    assert ports == [5, 12]  # not another master's port, not one without master, not another sequence's
+    assert parse_ports(struct.pack("=IHHIIi", 20, NLMSG_DONE, 0, 7, 0, 0), 7, 4, ports) is True
+    with pytest.raises(NetlinkDumpError):
+        parse_ports(struct.pack("=IHHIIi", 20, NLMSG_ERROR, 0, 7, 0, -errno.EINVAL) + bytes(16), 7, 4, [])

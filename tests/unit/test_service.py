@@ -76,6 +76,9 @@ class FakeWatch:
 
 
 class FakeBulk:
+    def bridge_ports(self, bridge: int) -> list[int]:
+        return [bridge + 1]  # the vxlan device (no VM ports)
+
     def dump_fdb(self, *_: object, **__: object) -> list[object]:
         return []
 
