@@ -77,7 +77,7 @@ class GobgpClient:
     def delete_route(self, route: EvpnRoute) -> None:
         self.delete_path(encode_route(route))
 
-    def watch(self) -> RouteWatch:
+    def watch(self, batch: int = WATCH_BATCH) -> RouteWatch:
         """A watch of the best-path table: gobgpd's dump of the whole table first, then every change
         after it, on one stream (gobgpd registers the watch and queues the dump in one step, so
         nothing is missed or doubled between the two). Raises GobgpUnavailable if gobgpd has not
@@ -91,9 +91,9 @@ class GobgpClient:
         request = gobgp.WatchEventRequest(
             table=gobgp.WatchEventRequest.Table(filters=[gobgp.WatchEventRequest.Table.Filter(
                 type=gobgp.WatchEventRequest.Table.Filter.BEST, init=True)]),
-            batch_size=WATCH_BATCH,
+            batch_size=batch,
         )
-        return RouteWatch(self._stub.WatchEvent(request), self.address)
+        return RouteWatch(self._stub.WatchEvent(request), self.address, batch)
 
     def list_routes(self) -> tuple[list[RouteEvent], list[str]]:
         """The whole EVPN best-path table, decoded, read with ListPath (one message per destination;
