@@ -240,7 +240,8 @@ def synced_lines(lab: Lab, host: str) -> list[str]:
 
 def cold_start(lab: Lab, host: str, size: int, timeout: float) -> dict[str, float | None]:
     """Kill the agent of `host` after removing its entries and its ledger; seconds until its replacement
-    (started by the supervisor) has all `size` MACs in the kernel again, and that agent's CPU seconds."""
+    (started by the supervisor) has all `size` MACs in the kernel again (its last netlink write, seen by
+    a monitor socket, once a dump confirms all N), and that agent's CPU seconds."""
     old = daemon_pids(host)["agent"]
     files = lab.plan.files(host)
     os.kill(old, signal.SIGSTOP)
@@ -255,20 +256,22 @@ def cold_start(lab: Lab, host: str, size: int, timeout: float) -> dict[str, floa
             path.unlink(missing_ok=True)
         if count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP)) != KernelCount(0, 0, 0):
             raise RuntimeError("cold start: entries left in the kernel after removal")
+        monitor = NeighMonitor(host).__enter__()  # from here on: the new agent's writes
     finally:
         os.kill(old, signal.SIGKILL)
         os.kill(old, signal.SIGCONT)
     start = time.monotonic()
-    complete: float | None = None
-    new = 0
-    while time.monotonic() - start < timeout:
-        time.sleep(0.1)
-        if not new and (pid := daemon_pids(host).get("agent", 0)) != old:
-            new = pid
-        count = count_kernel(host, VXLAN, BRIDGE, str(FAKE_VTEP))
-        if count.vxlan == size and count.neigh == size:
-            complete = time.monotonic() - start
-            break
+    try:
+        new = 0
+        while not new and time.monotonic() - start < timeout:
+            time.sleep(0.05)
+            if (pid := daemon_pids(host).get("agent", 0)) != old:
+                new = pid
+        # the time of the agent's last write once the kernel holds all N (the tables are dumped only
+        # when the writes pause: a dump of 100k FDB entries costs the kernel seconds and would slow the agent)
+        complete = wait_kernel([Side("agent", host)], {"agent": monitor}, size, start, timeout)["agent"][0]
+    finally:
+        monitor.__exit__(None, None, None)
     if not new:
         raise RuntimeError(f"cold start: no agent running on {host} after the kill")
     wait_ready(lab, host, old, timeout)
