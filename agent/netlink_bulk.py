@@ -551,6 +551,48 @@ def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
     return out
 
 
+def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, ifindex: int,
+                self_only: bool = False) -> Parsed:
+    """What parse_messages does, for the agent's whole-table reads: every RTM_NEWNEIGH of `seq` on
+    `ifindex` (with NTF_SELF if `self_only`) that has both NDA_LLADDR and NDA_DST becomes a pair
+    (link-layer address bytes, destination address bytes) in `into.records`, nothing else is built.
+    ACKs/errors, NLMSG_DONE and NLM_F_DUMP_INTR are read as parse_messages reads them."""
+    records, size, offset = into.records, len(data), 0
+    unpack_hdr, unpack_nla, unpack_ndm = _NLMSGHDR.unpack_from, _NLA.unpack_from, _NDMSG.unpack_from
+    while offset < size:
+        if size - offset < _HDR_LEN:
+            raise NetlinkFormatError(f"truncated netlink header at offset {offset} ({size - offset} bytes left)")
+        length, msg_type, msg_flags, msg_seq, _pid = unpack_hdr(data, offset)
+        if length < _HDR_LEN or offset + length > size:
+            raise NetlinkFormatError(f"bad netlink message length {length} at offset {offset} (buffer {size} bytes)")
+        if msg_seq == seq:
+            if msg_flags & NLM_F_DUMP_INTR:
+                into.interrupted = True
+            if msg_type == RTM_NEWNEIGH:
+                if length < _HDR_LEN + _NDMSG_LEN:
+                    raise NetlinkFormatError(f"RTM_NEWNEIGH too short ({length} bytes) at offset {offset}")
+                _family, index, _state, ndm_flags, _type = unpack_ndm(data, offset + _HDR_LEN)
+                if index == ifindex and (ndm_flags & NTF_SELF or not self_only):
+                    lladdr = dst = None
+                    pos, end = offset + _HDR_LEN + _NDMSG_LEN, offset + length
+                    while pos + 4 <= end:
+                        nla_len, nla_type = unpack_nla(data, pos)
+                        if nla_len < 4 or pos + nla_len > end:
+                            raise NetlinkFormatError(f"bad attribute length {nla_len} at offset {pos}")
+                        nla_type &= 0x3FFF
+                        if nla_type == NDA_LLADDR:
+                            lladdr = bytes(data[pos + 4:pos + nla_len])
+                        elif nla_type == NDA_DST:
+                            dst = bytes(data[pos + 4:pos + nla_len])
+                        pos += (nla_len + 3) & ~3
+                    if lladdr and dst:
+                        records.append((lladdr, dst))  # type: ignore[arg-type]
+            elif msg_type != RTM_NEWNEIGH:
+                parse_messages(data[offset:offset + ((length + 3) & ~3)], seq, into)  # errors, done: as ever
+        offset += (length + 3) & ~3
+    return into
+
+
 # --------------------------------------------------------------------------------------------
 # the socket
 
@@ -855,7 +897,13 @@ class NetlinkBulk:
 
     # -- dumps
 
-    def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None) -> list[NeighRecord]:
+    def dump_pairs(self, family: int, ifindex: int, self_only: bool = False) -> list[tuple[bytes, bytes]]:
+        """(link-layer address, destination address) bytes of every entry of `family` on `ifindex` that
+        has both (see parse_pairs); same request, retries and errors as `dump`, no record objects."""
+        return self.dump(family, ifindex, parse=lambda data, seq, into: parse_pairs(data, seq, into, ifindex, self_only))  # type: ignore[return-value]
+
+    def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None,
+             parse: Callable[[memoryview, int, Parsed], object] | None = None) -> list[NeighRecord]:
         """Every RTM_NEWNEIGH of an RTM_GETNEIGH dump of `family`, filtered by the kernel as
         `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter),
         and here by `skip` (see parse_messages: no record is made for those).
@@ -879,14 +927,17 @@ class NetlinkBulk:
                 if size is None:
                     raise NetlinkBulkError(f"netlink dump: no answer within {self.timeout} s")
                 deadline = time.monotonic() + self.timeout
-                parse_messages(self._view[:size], seq, parsed, skip)
+                if parse is None:
+                    parse_messages(self._view[:size], seq, parsed, skip)
+                else:
+                    parse(self._view[:size], seq, parsed)
                 if parsed.acks:
                     ack = parsed.acks[0]
                     raise NetlinkDumpError(ack.error, ack.message)
             if parsed.done_error:
                 raise NetlinkDumpError(parsed.done_error)
             records = parsed.records
-            if ifindex:
+            if ifindex and parse is None:
                 records = [r for r in records if r.ifindex == ifindex]
             if not parsed.interrupted:
                 log.debug("event=netlink-dump family=%d ifindex=%d records=%d seconds=%.3f",
