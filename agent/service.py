@@ -143,7 +143,8 @@ class Agent:
         self.client_factory = client_factory
         self.clock = clock
         self.rib = RibView(cfg)
-        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
+        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis],
+                                     load_in_background=True)  # read beside start-up and the table read
         self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock, cfg.mac_limit_per_port, cfg.mac_limit_per_vni)
         self.advertiser = Advertiser(cfg)
         self.learning = LocalLearning(cfg, self.rib, self.advertiser, self.table)
