@@ -161,7 +161,8 @@ class RouteWatch:
         try:
             while not self.table_done:
                 paths = self._next_paths()
-                self.table_done = len(paths) <= self._batch
+                # the rest of the dump (at most batch_size paths), or a gobgpd that does not cut messages
+                self.table_done = len(paths) <= self._batch or len(paths) > self._batch + 1
                 yield decode_paths(paths)
         finally:
             timer.cancel()
