@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.reconcile")
+READ_SWITCH_INTERVAL = 0.0005  # seconds: the interpreter's thread switch interval while KernelRead runs
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
 
 
@@ -70,11 +72,16 @@ class KernelRead:
 
     def _read(self) -> None:
         started = time.monotonic()
+        # A dump is ~1000 recv()s of 32 KiB, each giving up the GIL and waiting to get it back; with the
+        # main thread busy that wait is the switch interval (5 ms: 5 s in all). Shorter while reading.
+        interval = sys.getswitchinterval()
+        sys.setswitchinterval(min(interval, READ_SWITCH_INTERVAL))
         try:
             self._entries = self._kernel.entries(self._devices, self._bridges)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
             self._error = exc
         finally:
+            sys.setswitchinterval(interval)
             self.seconds = time.monotonic() - started
 
     def wait(self) -> None:
