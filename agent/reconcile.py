@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence, Union
 
@@ -13,7 +11,6 @@ from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
 
 log = logging.getLogger("evpn.agent.reconcile")
-READ_SWITCH_INTERVAL = 0.0005  # seconds: the interpreter's thread switch interval while KernelRead runs
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
 
 
@@ -54,45 +51,6 @@ class FdbTable(Protocol):
 class OwnershipStore(Protocol):
     def load(self) -> set[KernelEntry]: ...
     def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: set[KernelEntry]) -> None: ...
-
-
-class KernelRead:
-    """`kernel.entries(devices, bridges)` in a thread of its own; `result()` waits for it (and raises
-    what the read raised). Nothing else may use the kernel's socket until then."""
-
-    def __init__(self, kernel: FdbTable, devices: Sequence[str], bridges: Sequence[str]) -> None:
-        self._kernel = kernel
-        self._devices = devices
-        self._bridges = bridges
-        self._entries: set[KernelEntry] = set()
-        self._error: BaseException | None = None
-        self.seconds = 0.0  # how long the read took (in its thread)
-        self._thread = threading.Thread(target=self._read, name="kernel-read", daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        started = time.monotonic()
-        # A dump is ~1000 recv()s of 32 KiB, each giving up the GIL and waiting to get it back; with the
-        # main thread busy that wait is the switch interval (5 ms: 5 s in all). Shorter while reading.
-        interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(interval, READ_SWITCH_INTERVAL))
-        try:
-            self._entries = self._kernel.entries(self._devices, self._bridges)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller of result()
-            self._error = exc
-        finally:
-            sys.setswitchinterval(interval)
-            self.seconds = time.monotonic() - started
-
-    def wait(self) -> None:
-        """Until the read is over (its outcome is kept for result())."""
-        self._thread.join()
-
-    def result(self) -> set[KernelEntry]:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._entries
 
 
 class Reconciler:
@@ -148,18 +106,12 @@ class Reconciler:
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
 
-    def read_ahead(self) -> KernelRead:
-        """Start reading the kernel's entries in a thread (for a full sync that follows soon): the
-        kernel walks its tables on the other core while this thread reads gobgpd's table."""
-        return KernelRead(self.kernel, self.devices, self.bridges)
-
-    def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True, present: KernelRead | None = None) -> Plan:
-        """Read the kernel once (or take `present`, read since the caller last changed the kernel),
-        forget owned entries that vanished, and apply the whole-table plan.
+    def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True) -> Plan:
+        """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        entries = present.result() if present is not None else self.kernel.entries(self.devices, self.bridges)
+        entries = self.kernel.entries(self.devices, self.bridges)
         for entry in self.owned - entries:
             self.forget(entry)  # on disk too: a later hand-made copy is not ours
         plan = plan_full(desired, entries, self.owned)

@@ -264,40 +264,36 @@ class Agent:
         self.session = session = next(self._sessions)
         started = time.monotonic()
         watch = client.watch()  # the table first, then the changes after it, on one stream
-        present = self.reconciler.read_ahead()  # the kernel's entries, read meanwhile on the other core
+        events: list[RouteEvent] = []
+        errors: list[str] = []
         try:
-            events: list[RouteEvent] = []
-            errors: list[str] = []
-            try:
-                for found, failed in watch.table():
-                    events += found
-                    errors += failed
-            except BaseException:
-                watch.cancel()
-                raise
-            read = time.monotonic()
-            reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
-            reader.start()
-            table = RoutesChanged(session, events, errors)
-            self.health.connected = True
-            backoff.reset()
-            self._count_malformed(table.errors)
-            self.rib.replace(table.events)
-            self.learning.resequence(table.events)
-            self.advertiser.sync(client, self.table, table.events)
-            self.stale_pending_since = self.clock()
-            settled = self._peers_settled(client)
-            selected = time.monotonic()
-            plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled, present=present)
-        finally:
-            present.wait()  # never two users of the kernel's socket
+            for found, failed in watch.table():
+                events += found
+                errors += failed
+        except BaseException:
+            watch.cancel()
+            raise
+        read = time.monotonic()
+        reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
+        reader.start()
+        table = RoutesChanged(session, events, errors)
+        self.health.connected = True
+        backoff.reset()
+        self._count_malformed(table.errors)
+        self.rib.replace(table.events)
+        self.learning.resequence(table.events)
+        self.advertiser.sync(client, self.table, table.events)
+        self.stale_pending_since = self.clock()
+        settled = self._peers_settled(client)
+        selected = time.monotonic()
+        plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
         self.last_full_sync = self.clock()
         self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
-                 "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f seconds_kernel_read=%.2f (beside the table read)",
+                 "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
                  len(table.events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.table),
                  "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
-                 time.monotonic() - selected, present.seconds)
+                 time.monotonic() - selected)
         if settled:
             self.stale_pending_since = None
         self.health.ready = True
