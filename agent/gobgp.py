@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Callable, Iterator
 
 import grpc
@@ -18,7 +19,7 @@ from .routes import EvpnRoute, RouteEvent
 log = logging.getLogger("evpn.agent.gobgp")
 
 # gRPC codes that mean "no gobgpd to talk to" (the session is over); any other is a refusal of one request
-WATCH_BATCH = 2000  # paths per watch message at most
+WATCH_BATCH = 2000  # watch batch_size: gobgpd sends at most this + 1 paths per message
 TABLE_TIMEOUT = 300.0  # seconds to read a whole table (100k routes take a few)
 MAX_MESSAGE = 64 * 1024 * 1024  # bytes: a defence; table reads are streamed and batched anyway
 _CONNECTION_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
@@ -76,34 +77,27 @@ class GobgpClient:
     def delete_route(self, route: EvpnRoute) -> None:
         self.delete_path(encode_route(route))
 
-    def watch_routes(self, on_subscribed: Callable[[], None] = lambda: None) -> Iterator[tuple[list[RouteEvent], list[str]]]:
-        """Decoded best-path changes (events, malformed-path errors) from now on, at most WATCH_BATCH
-        paths per message. `on_subscribed` is called once gobgpd has registered the watch (its
-        END_OF_INIT of the peer states, sent only when there is at least one neighbor): from then on no
-        change is missed, so a table read after it (list_routes) plus this stream is complete."""
-        request = gobgp.WatchEventRequest(
-            peer=gobgp.WatchEventRequest.Peer(),
-            table=gobgp.WatchEventRequest.Table(filters=[gobgp.WatchEventRequest.Table.Filter(type=gobgp.WatchEventRequest.Table.Filter.BEST)]),
-            batch_size=WATCH_BATCH,
-        )
-        stream = self._stub.WatchEvent(request)
-        end_of_init = gobgp.WatchEventResponse.PeerEvent.END_OF_INIT
+    def watch(self, batch: int = WATCH_BATCH) -> RouteWatch:
+        """A watch of the best-path table: gobgpd's dump of the whole table first, then every change
+        after it, on one stream (gobgpd registers the watch and queues the dump in one step, so
+        nothing is missed or doubled between the two). Raises GobgpUnavailable if gobgpd has not
+        started BGP yet (it would send no dump)."""
         try:
-            for rsp in stream:
-                if rsp.HasField("peer"):
-                    if rsp.peer.type == end_of_init:
-                        on_subscribed()
-                elif rsp.HasField("table"):
-                    yield decode_paths(rsp.table.paths)
+            bgp = self._stub.GetBgp(gobgp.GetBgpRequest(), timeout=self.timeout)
         except grpc.RpcError as exc:
-            raise GobgpUnavailable(f"gobgpd at {self.address}: watch ended: {exc.code().name}") from exc
-        finally:
-            stream.cancel()
-        raise GobgpUnavailable(f"gobgpd at {self.address}: watch stream closed")
+            raise GobgpUnavailable(f"gobgpd at {self.address}: GetBgp failed: {exc.code().name}") from exc
+        if not bgp.HasField("global") or getattr(bgp, "global").asn == 0:
+            raise GobgpUnavailable(f"gobgpd at {self.address}: BGP not started yet (no global AS)")
+        request = gobgp.WatchEventRequest(
+            table=gobgp.WatchEventRequest.Table(filters=[gobgp.WatchEventRequest.Table.Filter(
+                type=gobgp.WatchEventRequest.Table.Filter.BEST, init=True)]),
+            batch_size=batch,
+        )
+        return RouteWatch(self._stub.WatchEvent(request), self.address, batch)
 
     def list_routes(self) -> tuple[list[RouteEvent], list[str]]:
-        """The whole EVPN best-path table, decoded. gobgpd streams it one destination per message, so
-        no message grows with the table (one message of the whole table broke gRPC's 4 MiB limit)."""
+        """The whole EVPN best-path table, decoded, read with ListPath (one message per destination;
+        `watch` is about 3x cheaper for a big table)."""
         request = gobgp.ListPathRequest(table_type=gobgp.GLOBAL, family=EVPN_FAMILY)
         events: list[RouteEvent] = []
         errors: list[str] = []
@@ -124,3 +118,62 @@ class GobgpClient:
             if exc.code() in _CONNECTION_CODES:
                 raise GobgpUnavailable(message) from exc
             raise GobgpRefused(message) from exc
+
+
+class RouteWatch:
+    """One WatchEvent stream of the best-path table (BEST filter, init): `table()` reads gobgpd's dump
+    of the table, `changes()` everything after it. Read `table()` to its end first, then `changes()`
+    (from any one thread at a time).
+
+    Where the dump ends: gobgpd 3.x (pkg/server/server.go, WatchEvent) cuts one event's path list into
+    messages of batch_size + 1 paths and always sends the rest, possibly empty, as a last message; the
+    dump is one event queued before any later change. So the dump ends with its first message of at
+    most batch_size paths (tests/integration/test_gobgp_watch.py holds gobgpd to that, at the
+    boundaries)."""
+
+    def __init__(self, stream: Any, address: str, batch: int = WATCH_BATCH, timeout: float = TABLE_TIMEOUT) -> None:
+        self._stream = stream
+        self._address = address
+        self._batch = batch
+        self._timeout = timeout
+        self._responses = iter(stream)
+        self.table_done = False
+
+    def cancel(self) -> None:
+        self._stream.cancel()
+
+    def _next_paths(self) -> Any:
+        """The paths of the next table message (peer messages are not asked for); GobgpUnavailable at the end."""
+        try:
+            for rsp in self._responses:
+                if rsp.HasField("table"):
+                    return rsp.table.paths
+        except grpc.RpcError as exc:
+            raise GobgpUnavailable(f"gobgpd at {self._address}: watch ended: {exc.code().name}") from exc
+        raise GobgpUnavailable(f"gobgpd at {self._address}: watch stream closed")
+
+    def table(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        """The table, decoded one message (up to batch_size + 1 paths) at a time. A dump that takes
+        longer than `timeout` seconds cancels the stream (GobgpUnavailable)."""
+        timer = threading.Timer(self._timeout, self._stream.cancel)
+        timer.daemon = True
+        timer.start()
+        try:
+            while not self.table_done:
+                paths = self._next_paths()
+                # the rest of the dump (at most batch_size paths), or a gobgpd that does not cut messages
+                self.table_done = len(paths) <= self._batch or len(paths) > self._batch + 1
+                yield decode_paths(paths)
+        finally:
+            timer.cancel()
+
+    def changes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        """Decoded best-path changes after the table (events, malformed-path errors), message by
+        message, until the stream ends (GobgpUnavailable)."""
+        if not self.table_done:
+            raise RuntimeError("RouteWatch.changes() before the table was read")
+        try:
+            while True:
+                yield decode_paths(self._next_paths())
+        finally:
+            self._stream.cancel()

@@ -8,24 +8,23 @@ would add about 11 MB to the agent's RSS)."""
 from __future__ import annotations
 
 import errno
+import ipaddress
 import logging
 import socket
-from collections.abc import Callable, Iterable, Sequence
-from functools import partial
+from socket import AF_BRIDGE, AF_INET, AF_INET6
+from collections.abc import Iterable, Sequence
 from typing import Union
 
 from .entries import FdbEntry, KernelEntry, NeighEntry, describe
 from .errors import KernelError
 from .netlink_bulk import (
-    NTF_SELF,
-    NeighRecord,
     NetlinkBulk,
     NetlinkBulkError,
     Op,
     Request,
 )
 from .nsenter import NoSuchNamespace, made_in
-from .routes import IPAddress, parse_ip
+from .routes import IPAddress
 
 Outcome = Union[bool, KernelError]
 
@@ -33,9 +32,8 @@ log = logging.getLogger("evpn.agent.kernel")
 
 
 
-def _not_self(_family: int, _ifindex: int, flags: int) -> bool:
-    """A bridge's entry for the vxlan port (no VTEP): read past it without making a record."""
-    return not flags & NTF_SELF
+def _address(packed: bytes) -> IPAddress:
+    return ipaddress.IPv4Address(packed) if len(packed) == 4 else ipaddress.IPv6Address(packed)
 
 
 class Kernel:
@@ -80,29 +78,35 @@ class Kernel:
 
     def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
         """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
-        neighbour entry with a link-layer address on `bridges` (read through the bulk parser)."""
+        neighbour entry with a link-layer address on `bridges` (read as raw address pairs: no record
+        object per entry, one address object per VTEP)."""
         found: set[KernelEntry] = set()
-        address = parse_ip
-        vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
+        vteps: dict[bytes, IPAddress] = {}  # one object per VTEP, shared by its entries
         for bridge in bridges:
             index = self.ifindex(bridge)
             if index is None:
                 log.warning("event=device-missing device=%s", bridge)
                 continue
-            found.update(NeighEntry(bridge, address(r.dst), r.mac) for r in self._dump(self._bulk.dump_neigh, index) if r.dst and r.mac)
+            for family in (AF_INET, AF_INET6):
+                found.update(NeighEntry(bridge, _address(dst), lladdr.hex(":"))
+                             for lladdr, dst in self._pairs(family, index, False) if len(dst) in (4, 16))
         for device in devices:
             index = self.ifindex(device)
             if index is None:
                 log.warning("event=device-missing device=%s", device)
                 continue
-            found.update(FdbEntry(device, r.mac, vteps.get(r.dst) or vteps.setdefault(r.dst, address(r.dst)))
-                         for r in self._dump(partial(self._bulk.dump_fdb, skip=_not_self), index) if r.dst and r.mac)
+            for lladdr, dst in self._pairs(AF_BRIDGE, index, True):
+                vtep = vteps.get(dst)
+                if vtep is None:
+                    if len(dst) not in (4, 16):
+                        continue
+                    vtep = vteps[dst] = _address(dst)
+                found.add(FdbEntry(device, lladdr.hex(":"), vtep))
         return found
 
-    @staticmethod
-    def _dump(dump: Callable[..., list[NeighRecord]], index: int) -> list[NeighRecord]:
+    def _pairs(self, family: int, index: int, self_only: bool) -> list[tuple[bytes, bytes]]:
         try:
-            return [r for r in dump(ifindex=index) if r.ifindex == index]
+            return self._bulk.dump_pairs(family, index, self_only)
         except NetlinkBulkError as exc:
             raise KernelError(f"reading entries of ifindex {index}: {exc}") from exc
 

@@ -101,6 +101,8 @@ RTM_NEWNEIGH = 28
 RTM_DELNEIGH = 29
 RTM_GETNEIGH = 30
 RTM_SETLINK = 19
+RTM_NEWLINK = 16
+RTM_GETLINK = 18
 NTF_SELF = 0x02
 NTF_MASTER = 0x04
 NTF_EXT_LEARNED = 0x10
@@ -114,6 +116,7 @@ NDA_IFINDEX = 8
 NDA_MASTER = 9
 NDA_SRC_VNI = 11
 IFLA_PROTINFO = 12
+IFLA_MASTER = 10
 IFLA_BRPORT_NEIGH_SUPPRESS = 32
 NLA_F_NESTED = 0x8000
 
@@ -365,6 +368,46 @@ def encode_neigh_suppress(ifindex: int, on: bool, seq: int) -> bytes:
     return _IFINFO.pack(size, RTM_SETLINK, NLM_F_REQUEST | NLM_F_ACK, seq, 0, AF_BRIDGE, 0, ifindex, 0, 0) + body
 
 
+def encode_link_dump(seq: int, master: int) -> bytes:
+    """RTM_GETLINK dump of the links whose IFLA_MASTER is `master` (the ports of a bridge; the kernel
+    filters on it with NETLINK_GET_STRICT_CHK, and `parse_ports` again)."""
+    body = _NLA.pack(8, IFLA_MASTER) + _U32.pack(master)
+    size = _IFINFO.size + len(body)
+    return _IFINFO.pack(size, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, seq, 0, socket.AF_UNSPEC, 0, 0, 0, 0) + body
+
+
+def parse_ports(data: bytes | bytearray | memoryview, seq: int, master: int, into: list[int]) -> bool:
+    """Add to `into` the index of every RTM_NEWLINK of sequence `seq` in `data` whose IFLA_MASTER is
+    `master`; True once NLMSG_DONE came. NetlinkDumpError if the kernel refused the dump,
+    NetlinkFormatError on a malformed buffer."""
+    size, offset, done = len(data), 0, False
+    while offset + _HDR_LEN <= size:
+        length, msg_type, _flags, msg_seq, _pid = _NLMSGHDR.unpack_from(data, offset)
+        if length < _HDR_LEN or offset + length > size:
+            raise NetlinkFormatError(f"bad netlink message length {length} at offset {offset} (buffer {size} bytes)")
+        if msg_seq == seq:
+            if msg_type == NLMSG_DONE:
+                done = True
+            elif msg_type == NLMSG_ERROR and length >= _HDR_LEN + 4:
+                code = -_ERRNO.unpack_from(data, offset + _HDR_LEN)[0]
+                if code:
+                    raise NetlinkDumpError(code)
+            elif msg_type == RTM_NEWLINK and length >= _IFINFO.size:
+                index = _IFINFO.unpack_from(data, offset)[7]
+                pos, end = offset + _IFINFO.size, offset + length
+                while pos + 8 <= end:
+                    nla_len, nla_type = _NLA.unpack_from(data, pos)
+                    if nla_len < 4:
+                        break
+                    if nla_type & 0x3FFF == IFLA_MASTER and nla_len >= 8:
+                        if _U32.unpack_from(data, pos + 4)[0] == master:
+                            into.append(index)
+                        break
+                    pos += (nla_len + 3) & ~3
+        offset += (length + 3) & ~3
+    return done
+
+
 def encode_dump_request(family: int, seq: int, ifindex: int = 0, master: int = 0) -> bytes:
     """RTM_GETNEIGH dump. AF_BRIDGE (FDB): `ifindex` = bridge port (ndm_ifindex), `master` = bridge
     (NDA_MASTER); honoured by the kernel with NETLINK_GET_STRICT_CHK. AF_INET/AF_INET6: `ifindex`
@@ -506,6 +549,48 @@ def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
             pass
         offset += (length + 3) & ~3
     return out
+
+
+def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, ifindex: int,
+                self_only: bool = False) -> Parsed:
+    """What parse_messages does, for the agent's whole-table reads: every RTM_NEWNEIGH of `seq` on
+    `ifindex` (with NTF_SELF if `self_only`) that has both NDA_LLADDR and NDA_DST becomes a pair
+    (link-layer address bytes, destination address bytes) in `into.records`, nothing else is built.
+    ACKs/errors, NLMSG_DONE and NLM_F_DUMP_INTR are read as parse_messages reads them."""
+    records, size, offset = into.records, len(data), 0
+    unpack_hdr, unpack_nla, unpack_ndm = _NLMSGHDR.unpack_from, _NLA.unpack_from, _NDMSG.unpack_from
+    while offset < size:
+        if size - offset < _HDR_LEN:
+            raise NetlinkFormatError(f"truncated netlink header at offset {offset} ({size - offset} bytes left)")
+        length, msg_type, msg_flags, msg_seq, _pid = unpack_hdr(data, offset)
+        if length < _HDR_LEN or offset + length > size:
+            raise NetlinkFormatError(f"bad netlink message length {length} at offset {offset} (buffer {size} bytes)")
+        if msg_seq == seq:
+            if msg_flags & NLM_F_DUMP_INTR:
+                into.interrupted = True
+            if msg_type == RTM_NEWNEIGH:
+                if length < _HDR_LEN + _NDMSG_LEN:
+                    raise NetlinkFormatError(f"RTM_NEWNEIGH too short ({length} bytes) at offset {offset}")
+                _family, index, _state, ndm_flags, _type = unpack_ndm(data, offset + _HDR_LEN)
+                if index == ifindex and (ndm_flags & NTF_SELF or not self_only):
+                    lladdr = dst = None
+                    pos, end = offset + _HDR_LEN + _NDMSG_LEN, offset + length
+                    while pos + 4 <= end:
+                        nla_len, nla_type = unpack_nla(data, pos)
+                        if nla_len < 4 or pos + nla_len > end:
+                            raise NetlinkFormatError(f"bad attribute length {nla_len} at offset {pos}")
+                        nla_type &= 0x3FFF
+                        if nla_type == NDA_LLADDR:
+                            lladdr = bytes(data[pos + 4:pos + nla_len])
+                        elif nla_type == NDA_DST:
+                            dst = bytes(data[pos + 4:pos + nla_len])
+                        pos += (nla_len + 3) & ~3
+                    if lladdr and dst:
+                        records.append((lladdr, dst))  # type: ignore[arg-type]
+            elif msg_type != RTM_NEWNEIGH:
+                parse_messages(data[offset:offset + ((length + 3) & ~3)], seq, into)  # errors, done: as ever
+        offset += (length + 3) & ~3
+    return into
 
 
 # --------------------------------------------------------------------------------------------
@@ -812,7 +897,13 @@ class NetlinkBulk:
 
     # -- dumps
 
-    def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None) -> list[NeighRecord]:
+    def dump_pairs(self, family: int, ifindex: int, self_only: bool = False) -> list[tuple[bytes, bytes]]:
+        """(link-layer address, destination address) bytes of every entry of `family` on `ifindex` that
+        has both (see parse_pairs); same request, retries and errors as `dump`, no record objects."""
+        return self.dump(family, ifindex, parse=lambda data, seq, into: parse_pairs(data, seq, into, ifindex, self_only))  # type: ignore[return-value]
+
+    def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None,
+             parse: Callable[[memoryview, int, Parsed], object] | None = None) -> list[NeighRecord]:
         """Every RTM_NEWNEIGH of an RTM_GETNEIGH dump of `family`, filtered by the kernel as
         `encode_dump_request` says (and again here by ifindex: an old kernel may ignore the filter),
         and here by `skip` (see parse_messages: no record is made for those).
@@ -836,14 +927,17 @@ class NetlinkBulk:
                 if size is None:
                     raise NetlinkBulkError(f"netlink dump: no answer within {self.timeout} s")
                 deadline = time.monotonic() + self.timeout
-                parse_messages(self._view[:size], seq, parsed, skip)
+                if parse is None:
+                    parse_messages(self._view[:size], seq, parsed, skip)
+                else:
+                    parse(self._view[:size], seq, parsed)
                 if parsed.acks:
                     ack = parsed.acks[0]
                     raise NetlinkDumpError(ack.error, ack.message)
             if parsed.done_error:
                 raise NetlinkDumpError(parsed.done_error)
             records = parsed.records
-            if ifindex:
+            if ifindex and parse is None:
                 records = [r for r in records if r.ifindex == ifindex]
             if not parsed.interrupted:
                 log.debug("event=netlink-dump family=%d ifindex=%d records=%d seconds=%.3f",
@@ -859,6 +953,19 @@ class NetlinkBulk:
         ("self") entries and the bridge's ("master") entries pointing at it. `master`: only ports
         of that bridge. `skip`: see parse_messages."""
         return self.dump(AF_BRIDGE, ifindex, master, skip)
+
+    def bridge_ports(self, bridge: int) -> list[int]:
+        """Indexes of the ports of bridge `bridge` (one RTM_GETLINK dump)."""
+        seq = self._next_seq(1)
+        self.sock.send(encode_link_dump(seq, bridge))
+        ports: list[int] = []
+        done = False
+        while not done:
+            size = self._recv(time.monotonic() + self.timeout)
+            if size is None:
+                raise NetlinkBulkError(f"netlink link dump: no answer within {self.timeout} s")
+            done = parse_ports(self._view[:size], seq, bridge, ports)
+        return ports
 
     def dump_neigh(self, family: int = socket.AF_UNSPEC, ifindex: int = 0) -> list[NeighRecord]:
         """The IPv4 and/or IPv6 neighbour entries on `ifindex` (0: all); AF_UNSPEC: both families."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Protocol, Sequence, Union
 
@@ -59,17 +60,46 @@ class Reconciler:
     so keeping it costs O(changes), never O(owned), per batch.
     """
 
-    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = ()) -> None:
+    def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = (),
+                 load_in_background: bool = False) -> None:
         self.kernel = kernel
         self.ledger = ledger
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
-        self.owned: set[KernelEntry] = ledger.load()
+        self._owned: set[KernelEntry] | None = None
+        self._loading: threading.Thread | None = None
+        if load_in_background:  # the ledger is read while the caller does other work (gRPC waits)
+            self._loading = threading.Thread(target=self._load, name="ledger-load", daemon=True)
+            self._loading.start()
+        else:
+            self._load()
         self.added = 0
         self.removed = 0
         self.errors = 0
         self._gained: set[KernelEntry] = set()
         self._lost: set[KernelEntry] = set()
+
+    def _load(self) -> None:
+        try:
+            self._owned = self.ledger.load()
+        finally:
+            if self._owned is None:
+                self._owned = set()  # (Ledger.load logs and owns nothing on an unreadable file; this is a crash)
+
+    @property
+    def owned(self) -> set[KernelEntry]:
+        """The entries this agent made (waits for the ledger on first use if it is being read)."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+        return self._owned  # type: ignore[return-value]
+
+    @owned.setter
+    def owned(self, entries: set[KernelEntry]) -> None:
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+        self._owned = entries
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
         """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""
@@ -81,10 +111,10 @@ class Reconciler:
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        present = self.kernel.entries(self.devices, self.bridges)
-        for entry in self.owned - present:
+        entries = self.kernel.entries(self.devices, self.bridges)
+        for entry in self.owned - entries:
             self.forget(entry)  # on disk too: a later hand-made copy is not ours
-        plan = plan_full(desired, present, self.owned)
+        plan = plan_full(desired, entries, self.owned)
         if not remove_stale:
             plan.remove = []
         self._apply(plan)

@@ -1,7 +1,7 @@
 """The agent's session loop: connect to gobgpd, load the table, then apply batches of events.
 
-A session starts the gobgpd watch, waits until gobgpd confirms it, then reads the whole table
-(streamed); changes from then on arrive through the watch. Producers feed one typed queue
+A session starts a gobgpd watch of the best-path table: gobgpd sends the whole table first, then
+every change after it, on the same stream. Producers feed one typed queue
 (events.py): the gobgpd watch (remote routes, decoded in its thread), the bridge FDB watcher and the ARP/ND snooper (local VMs). The main thread drains the
 queue in batches and hands each batch to the RIB view (remote routes -> desired entries), to
 local learning (VM MACs/IPs -> our routes), and to the reconciler (desired -> kernel).
@@ -38,7 +38,7 @@ from .events import (
     WatchEnded,
     WorkerFailed,
 )
-from .gobgp import GobgpClient
+from .gobgp import GobgpClient, RouteWatch
 from .ipsnoop import IpSeen, IpSnooper
 from .kernel import Kernel
 from .learning import LocalLearning
@@ -65,7 +65,6 @@ log = logging.getLogger("evpn.agent")
 STATE_WRITE_INTERVAL = 0.5  # seconds: the status file is rewritten at most this often
 STATUS_HEARTBEAT = 5.0  # seconds: the status file is rewritten at least this often while the loop runs
 GUARD_INTERVAL = 0.5  # seconds: the VXLAN source guard's set is updated at most this often (coalesced)
-WATCH_SETUP_TIMEOUT = 2.0  # seconds to wait for gobgpd to confirm the watch before reading the table
 
 
 @dataclass
@@ -147,7 +146,8 @@ class Agent:
         self.clock = clock
         self.rib = RibView(cfg)
         self.withdraw_hold = WithdrawHold(cfg.stale_withdraw_grace)  # stale withdrawals wait here (agent/withdrawhold.py)
-        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis])
+        self.reconciler = Reconciler(kernel, Ledger(cfg.state_file), [v.device for v in cfg.vnis], [v.bridge for v in cfg.vnis],
+                                     load_in_background=True)  # read beside start-up and the table read
         self.table = LocalMacTable(cfg.dad_max_moves, cfg.dad_window, clock, cfg.mac_limit_per_port, cfg.mac_limit_per_vni)
         self.advertiser = Advertiser(cfg)
         self.learning = LocalLearning(cfg, self.rib, self.advertiser, self.table)
@@ -268,14 +268,20 @@ class Agent:
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
-        subscribed = threading.Event()
-        reader = threading.Thread(target=self._read_stream, args=(client, session, subscribed.set), name="gobgp-watch", daemon=True)
-        reader.start()
-        if not subscribed.wait(WATCH_SETUP_TIMEOUT):
-            log.warning("event=watch-unconfirmed waited=%.0fs (gobgpd sends no confirmation without neighbors)", WATCH_SETUP_TIMEOUT)
         started = time.monotonic()
-        events, errors = client.list_routes()  # changes after the watch started follow on the queue
+        watch = client.watch()  # the table first, then the changes after it, on one stream
+        events: list[RouteEvent] = []
+        errors: list[str] = []
+        try:
+            for found, failed in watch.table():
+                events += found
+                errors += failed
+        except BaseException:
+            watch.cancel()
+            raise
         read = time.monotonic()
+        reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
+        reader.start()
         table = RoutesChanged(session, events, errors)
         self.health.connected = True
         backoff.reset()
@@ -452,9 +458,9 @@ class Agent:
             self.health.malformed_routes += 1
             log.warning("event=route-malformed error=%r", error)
 
-    def _read_stream(self, client: GobgpClient, session: int, subscribed: Callable[[], None]) -> None:
+    def _read_stream(self, watch: RouteWatch, session: int) -> None:
         try:
-            for events, errors in client.watch_routes(subscribed):
+            for events, errors in watch.changes():
                 self.events.put(RoutesChanged(session, events, errors, time.monotonic()))
                 if self.stop_event.is_set():
                     return

@@ -6,6 +6,7 @@ import ipaddress
 import json
 import os
 import stat
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -236,3 +237,16 @@ def test_journal_lines_are_what_json_dumps_writes(device: str, mac: str, ip: obj
 
     entry = FdbEntry(device, mac, ip) if fdb else NeighEntry(device, ip, mac)  # type: ignore[arg-type]
     assert _line(op, entry) == json.dumps([op, *_row(entry)])
+
+
+def test_a_journal_line_of_the_wrong_shape_is_skipped_also_when_the_whole_journal_parses(tmp_path: Path) -> None:
+    """The journal is parsed in one go when every line is JSON; a line of the wrong shape among them
+    still costs only that line (and one that holds two values is not taken as two lines)."""
+    state = tmp_path / "state.json"
+    state.with_name("state.json.journal").write_text(
+        '["+", "fdb", "vx100", "02:00:00:00:00:01", "10.0.0.2"]\n'
+        '["+", "fdb", "vx100"]\n'
+        '["+", "neigh", "br100", "10.1.0.1", "02:00:00:00:00:01"], ["+", "neigh", "br100", "10.1.0.2", "02:00:00:00:00:02"]\n'
+        '["-", "fdb", "vx100", "02:00:00:00:00:01", "10.0.0.2"]\n'
+        '["+", "neigh", "br100", "10.1.0.3", "02:00:00:00:00:03"]\n')
+    assert Ledger(state).load() == {NeighEntry("br100", ipaddress.ip_address("10.1.0.3"), "02:00:00:00:00:03")}

@@ -812,3 +812,57 @@ def test_skipped_messages_make_no_record() -> None:
 
     assert nb.parse_messages(data, skip=skip).records == [own]
     assert seen == [(nb.AF_BRIDGE, 5, NTF_SELF), (nb.AF_BRIDGE, 5, NTF_EXT_LEARNED)]
+
+
+def _link(seq: int, index: int, master: int | None, flags: int = 0) -> bytes:
+    attrs = struct.pack("=HH", 8, 3) + b"eth\0"  # IFLA_IFNAME first: the parser reads past it
+    if master is not None:
+        attrs += struct.pack("=HHI", 8, 10, master)
+    head = struct.pack("=IHHIIBxHiII", 32 + len(attrs), 16, flags, seq, 0, 0, 1, index, 0, 0)
+    return head + attrs
+
+
+def test_parse_ports_keeps_the_links_of_that_master_and_sees_the_end() -> None:
+    from agent.netlink_bulk import NetlinkDumpError, encode_link_dump, parse_ports
+
+    request = encode_link_dump(7, 4)
+    assert struct.unpack_from("=IHHI", request)[:4] == (len(request), 18, NLM_F_REQUEST | NLM_F_DUMP, 7)
+    assert request[-8:] == struct.pack("=HHI", 8, 10, 4)
+    ports: list[int] = []
+    data = _link(7, 5, 4) + _link(7, 6, 9) + _link(7, 8, None) + _link(3, 11, 4) + _link(7, 12, 4)
+    assert parse_ports(data, 7, 4, ports) is False
+    assert ports == [5, 12]  # not another master's port, not one without master, not another sequence's
+    assert parse_ports(struct.pack("=IHHIIi", 20, NLMSG_DONE, 0, 7, 0, 0), 7, 4, ports) is True
+    with pytest.raises(NetlinkDumpError):
+        parse_ports(struct.pack("=IHHIIi", 20, NLMSG_ERROR, 0, 7, 0, -errno.EINVAL) + bytes(16), 7, 4, [])
+
+
+_records = st.builds(
+    NeighRecord,
+    family=st.sampled_from([socket.AF_BRIDGE, socket.AF_INET, socket.AF_INET6]),
+    ifindex=st.sampled_from([3, 4]),
+    mac=st.none() | macs,
+    dst=st.none() | ips,
+    flags=st.sampled_from([0, NTF_SELF, NTF_EXT_LEARNED, NTF_SELF | NTF_EXT_LEARNED]),
+    state=st.sampled_from([NUD_NOARP, NUD_PERMANENT]),
+    master=st.none() | st.just(9),
+)
+
+
+@settings(max_examples=200)
+@given(records=st.lists(_records, max_size=20), self_only=st.booleans(), done=st.booleans(), intr=st.booleans())
+def test_parse_pairs_is_parse_messages_reduced_to_address_pairs(records: list[NeighRecord], self_only: bool,
+                                                                 done: bool, intr: bool) -> None:
+    """The agent's whole-table reads (Kernel.entries) use parse_pairs: the same entries as parse_messages
+    then filtering on ifindex / NTF_SELF / both addresses, as raw bytes; DONE, INTR and other sequences alike."""
+    flags = NLM_F_MULTI | (NLM_F_DUMP_INTR if intr else 0)
+    data = b"".join(pyroute2_neigh_message(r, seq=5, flags=flags) for r in records)
+    data += pyroute2_neigh_message(NeighRecord(socket.AF_BRIDGE, 3, "02:00:00:00:00:09", "10.9.9.9", NTF_SELF, 0), seq=6)
+    if done:
+        data += struct.pack("=IHHIIi", 20, NLMSG_DONE, NLM_F_MULTI, 5, 0, 0)
+    full = nb.parse_messages(data, 5)
+    pairs = nb.parse_pairs(data, 5, nb.Parsed([], []), 3, self_only)
+    assert pairs.records == [
+        (bytes.fromhex(r.mac.replace(":", "")), socket.inet_pton(socket.AF_INET6 if ":" in r.dst else socket.AF_INET, r.dst))
+        for r in full.records if r.ifindex == 3 and r.mac and r.dst and (r.flags & NTF_SELF or not self_only)]
+    assert (pairs.done, pairs.interrupted) == (full.done, full.interrupted)

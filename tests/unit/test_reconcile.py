@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import threading
 
 import pytest
 from hypothesis import given, settings
@@ -666,3 +667,25 @@ def test_reconciler_invariants(steps: list[tuple]) -> None:
         assert not rec.owned & kernel.foreign  # never claims one either
         if plan:
             assert ledger.stored == rec.owned
+
+
+class SlowLedger(MemoryLedger):
+    """A ledger whose load waits until the test lets it go."""
+
+    def __init__(self, owned: set[KernelEntry]) -> None:
+        super().__init__(owned)
+        self.release = threading.Event()
+
+    def load(self) -> set[KernelEntry]:
+        assert self.release.wait(5)
+        return super().load()
+
+
+def test_a_ledger_read_in_the_background_is_waited_for_on_first_use() -> None:
+    ledger = SlowLedger({A, C})
+    kernel = FakeKernel({A})
+    rec = Reconciler(kernel, ledger, DEVICES, load_in_background=True)  # returns before the ledger is read
+    threading.Timer(0.1, ledger.release.set).start()
+    plan = rec.full_sync({A, B})  # C was ours and is gone from the kernel: forgotten; B is added
+    assert plan.add == [B] and plan.remove == []
+    assert rec.owned == ledger.stored == {A, B}

@@ -56,17 +56,33 @@ class FakeGobgp:
         if self.refuse_deletes:
             raise GobgpRefused("DeletePath failed: INVALID_ARGUMENT: invalid MAC mobility sequence number")
 
-    def list_routes(self) -> tuple[list[RouteEvent], list[str]]:
-        return list(self.table), []
+    def watch(self) -> FakeWatch:
+        return FakeWatch(self)
 
-    def watch_routes(self, on_subscribed: Callable[[], None]) -> Iterator[tuple[list[RouteEvent], list[str]]]:
-        on_subscribed()
-        while (events := self.stream.get()) is not None:
+
+class FakeWatch:
+    """The agent's view of a gobgpd watch: the table at the time of the call, then what the test feeds."""
+
+    def __init__(self, gobgp: FakeGobgp) -> None:
+        self.gobgp = gobgp
+        self.table_events = list(gobgp.table)
+
+    def table(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        yield self.table_events, []
+
+    def changes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+        while (events := self.gobgp.stream.get()) is not None:
             yield events, []
         raise GobgpUnavailable("closed")
 
+    def cancel(self) -> None:
+        self.gobgp.stream.put(None)
+
 
 class FakeBulk:
+    def bridge_ports(self, bridge: int) -> list[int]:
+        return [bridge + 1]  # the vxlan device (no VM ports)
+
     def dump_fdb(self, *_: object, **__: object) -> list[object]:
         return []
 
