@@ -285,28 +285,43 @@ class RibView:
 
     def _add_claim(self, mac: str, claim: Claim, touched: set[KernelEntry] | None) -> None:
         origin, ip = claim
-        held = self._macs.get(mac)
-        old = None if held is None else self._mac_outcome(origin.vni, mac)
-        if ip is not None:
-            key, bridge = ip_key(ip), self._bridges[origin.vni]
+        if ip is not None:  # the neighbour slot's winner before the claim (it is None for a new address)
+            key = int(ip) if type(ip) is ipaddress.IPv4Address else ip
+            bridge = self._bridges[origin.vni]
             macs = self._ips.get(key)
-            before = None if macs is None and not self._local_ips else self._neigh_best(bridge, key)
-        if held is None:
+            first_on_ip = macs is None and (bridge, key) not in self._local_ips
+            before = None if first_on_ip else self._neigh_best(bridge, key)
+        held = self._macs.get(mac)
+        if held is None:  # the first claim on this MAC (nearly always, loading a table): it wins
             self._macs[mac] = claim
-        elif type(held) is tuple:
-            self._macs[mac] = [held, claim]  # type: ignore[list-item]
+            if origin.vtep is not None:
+                device = self._devices[origin.vni]
+                self._entry_counts[("mac", device)] += 1
+                if touched is not None:
+                    touched.add(FdbEntry(device, mac, origin.vtep))
         else:
-            held.append(claim)  # type: ignore[union-attr]
-        self._mac_changed(origin.vni, mac, old, touched)
-        if ip is not None:
-            if macs is None:
-                self._ips[key] = mac
-            elif type(macs) is str:
-                if macs != mac:
-                    self._ips[key] = [macs, mac]
-            elif mac not in macs:
-                macs.append(mac)  # type: ignore[union-attr]
-            self._neigh_changed(bridge, key, ip, before, touched)
+            old = self._mac_outcome(origin.vni, mac)
+            if type(held) is tuple:
+                self._macs[mac] = [held, claim]  # type: ignore[list-item]
+            else:
+                held.append(claim)  # type: ignore[union-attr]
+            self._mac_changed(origin.vni, mac, old, touched)
+        if ip is None:
+            return
+        if first_on_ip:  # it wins
+            self._ips[key] = mac
+            self._entry_counts[("neigh", bridge)] += 1
+            if touched is not None:
+                touched.add(NeighEntry(bridge, ip, mac))
+            return
+        if macs is None:
+            self._ips[key] = mac
+        elif type(macs) is str:
+            if macs != mac:
+                self._ips[key] = [macs, mac]
+        elif mac not in macs:
+            macs.append(mac)  # type: ignore[union-attr]
+        self._neigh_changed(bridge, key, ip, before, touched)
 
     def _drop_claim(self, mac: str, claim: Claim, touched: set[KernelEntry] | None) -> None:
         """Remove one claim (held for `mac`, compared by identity) and report what that changes."""
@@ -359,6 +374,8 @@ class RibView:
     def _remove_route(self, route: EvpnRoute, touched: set[KernelEntry] | None) -> None:
         """Forget what the held version of `route` (same key) claimed, if any."""
         if isinstance(route, MacIpRoute):
+            if route.mac not in self._macs:
+                return
             claim = self._find_claim(route.mac, route.rd.text, route.ethernet_tag, route.ip)
             if claim is None:
                 return
@@ -392,7 +409,9 @@ class RibView:
         verdict = cache.get(key)
         if verdict is None:
             verdict = cache[key] = classify_attrs(route, self.cfg)
-        return verdict if verdict.vni is None or route.ip is None else ip_verdict(route, verdict)
+        if verdict.vni is None or route.ip is None or (problem := host_ip_problem(route.ip, verdict.vni.subnets)) is None:
+            return verdict
+        return Verdict(None, f"type-2 IP {route.ip} is not a VM address: {problem}", verdict.vtep)
 
     def _add_route(self, route: EvpnRoute, verdict: Verdict, touched: set[KernelEntry] | None) -> bool:
         """Hold an accepted route; False if it asks for nothing after all (a Type-2 non-unicast MAC)."""
