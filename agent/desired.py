@@ -562,40 +562,40 @@ class RibView:
         outcome = self._mac_outcome(vni, entry.mac)
         return outcome is not None and outcome is not LOCAL and outcome == entry.vtep
 
-    def _fdb_winners(self) -> Iterable[FdbEntry]:
-        for (vni, vtep) in self._flood_claims:
-            yield flood_entry(self._devices[vni], vtep)
+    def _fdb_winners(self) -> set[FdbEntry]:
+        devices = self._devices
+        out = {flood_entry(devices[vni], vtep) for vni, vtep in self._flood_claims}
+        # one claim on a MAC (nearly every MAC): a remote one wins
+        out.update([FdbEntry(devices[held[0].vni], mac, held[0].vtep) for mac, held in self._macs.items()
+                    if type(held) is tuple and held[0].vtep is not None])
         for mac, held in self._macs.items():
-            if type(held) is tuple:
-                origin = held[0]
-                if origin.vtep is not None:
-                    yield FdbEntry(self._devices[origin.vni], mac, origin.vtep)
-                continue
-            for vni in {origin.vni for origin, _ in held}:  # type: ignore[union-attr]
-                best = self._mac_best(vni, mac)
-                if best is not None and best.vtep is not None:
-                    yield FdbEntry(self._devices[vni], mac, best.vtep)
+            if type(held) is list:
+                for vni in {origin.vni for origin, _ in held}:
+                    best = self._mac_best(vni, mac)
+                    if best is not None and best.vtep is not None:
+                        out.add(FdbEntry(devices[vni], mac, best.vtep))
+        return out
 
-    def _neigh_winners(self) -> Iterable[NeighEntry]:
+    def _neigh_winners(self) -> set[NeighEntry]:
+        bridges, macs, local = self._bridges, self._macs, self._local_ips
+        # one MAC with one claim on an address (nearly every address): it wins unless the address is local
+        out = {NeighEntry(bridge, claim[1], mac) for key, mac in self._ips.items() if type(mac) is str
+               for claim in (macs[mac],) if type(claim) is tuple
+               for bridge in (bridges[claim[0].vni],) if not local or (bridge, key) not in local}
         for key, held in self._ips.items():
-            if type(held) is str:
-                claim = self._macs[held]
-                if type(claim) is tuple:  # one MAC with one claim (nearly every address): it wins unless the IP is local
-                    bridge = self._bridges[claim[0].vni]
-                    if (bridge, key) not in self._local_ips:
-                        yield NeighEntry(bridge, claim[1], held)
-                    continue
-            bridges = {self._bridges[origin.vni] for mac in self._macs_of_ip(key) for origin, ip in self._claims_of(mac)
-                       if ip is not None and ip_key(ip) == key}
-            for bridge in bridges:
+            if type(held) is str and type(macs[held]) is tuple:
+                continue
+            for bridge in {bridges[origin.vni] for mac in self._macs_of_ip(key) for origin, ip in self._claims_of(mac)
+                           if ip is not None and ip_key(ip) == key}:
                 best = self._neigh_best(bridge, key)
                 if type(best) is tuple:
-                    yield NeighEntry(bridge, best[1], best[0])
+                    out.add(NeighEntry(bridge, best[1], best[0]))  # type: ignore[arg-type]
+        return out
 
     def desired(self) -> set[KernelEntry]:
         """Every entry the routes ask for now (made afresh: the view keeps claims, not entries)."""
-        out: set[KernelEntry] = set(self._fdb_winners())
-        out.update(self._neigh_winners())
+        out: set[KernelEntry] = self._fdb_winners()  # type: ignore[assignment]
+        out |= self._neigh_winners()
         return out
 
     def desired_count(self) -> int:
