@@ -418,6 +418,9 @@ def rss_child(n: int) -> dict[str, int]:
 
 
 def rss_child_main(n: int) -> int:
+    from agent.cli import tune_malloc
+
+    tune_malloc()  # as `evpn-agent run` does
     cfg = make_cfg(PURE_VNIS)
     RibView(cfg).apply(_events(0, 1))  # every code path warm, nothing held
     gc.collect()
