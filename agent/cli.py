@@ -52,8 +52,8 @@ def tune_malloc() -> None:
     - at most MALLOC_ARENA_MAX arenas (default 8 per core: gRPC's idle threads each kept one);
     - allocations from MMAP_THRESHOLD up always mmap()ed: a dict or set of 100k entries that grows
       frees its old table back to the kernel. glibc otherwise raises the threshold after the first
-      such free, and the old tables become holes in the heap that stay resident (33 B per route
-      held, measured by bench_scale.py's RSS figure).
+      such free, and the old tables become holes in the heap that stay resident (31 B per route
+      held at 100k, measured by bench_scale.py's RSS figure).
     MALLOC_ARENA_MAX etc. in the environment are read only when the process starts; mallopt applies
     from now on."""
     import ctypes
