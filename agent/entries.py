@@ -12,6 +12,7 @@ hundreds of thousands of them at every start and full sync, and the generated `_
 from __future__ import annotations
 
 from functools import total_ordering
+from sys import intern
 from typing import Any, Union
 
 from .routes import IPAddress
@@ -33,7 +34,7 @@ class FdbEntry:
     vtep: IPAddress
 
     def __init__(self, device: str, mac: str, vtep: IPAddress) -> None:
-        _fdb_device(self, device)
+        _fdb_device(self, intern(device))  # one string per device name, whoever made the entry (a ledger load makes 200k)
         _fdb_mac(self, mac)
         _fdb_vtep(self, vtep)
 
@@ -83,7 +84,7 @@ class NeighEntry:
     mac: str
 
     def __init__(self, device: str, ip: IPAddress, mac: str) -> None:
-        _neigh_device(self, device)
+        _neigh_device(self, intern(device))
         _neigh_ip(self, ip)
         _neigh_mac(self, mac)
 
