@@ -510,7 +510,9 @@ class RibView:
     def set_local(self, device: str, mac: str, sequence: int | None) -> set[KernelEntry]:
         """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
         touched: set[KernelEntry] = set()
-        vni = self._device_index[device]
+        vni = self._device_index.get(device)
+        if vni is None:  # not a served device: no slot to claim (its routes are not imported either)
+            return touched
         claim = self._find_claim(mac, None, 0, None, vni)
         if claim is not None:
             self._drop_claim(mac, claim, touched)
