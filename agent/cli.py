@@ -1,19 +1,25 @@
-"""`evpn-agent`: run the host agent, or show what it sees."""
+"""`evpn-agent`: run the host agent, or show what it sees.
+
+`evpn-agent run` is the daemon: its options are read with argparse and it never imports click (the
+other sub-commands, for people, use click: 1.2 MB of the daemon's memory saved), nor PyYAML for a
+JSON config.
+"""
 
 from __future__ import annotations
 
-import json
+import argparse
 import logging
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
-import click
-
 from .config import AgentConfig, ConfigError, load_config_file, parse_config
 from .errors import AgentFailure
 from .routes import is_number
+
+MALLOC_ARENA_MAX = 2  # glibc malloc arenas (see tune_malloc)
+MMAP_THRESHOLD = 1 << 20  # bytes: allocations this big are mmap()ed, and returned when freed
 
 
 def _setup_logging(level: str) -> None:
@@ -40,41 +46,63 @@ def _vni_flags(values: tuple[str, ...]) -> list[dict[str, Any]]:
     return out
 
 
-@click.group()
-def main() -> None:
-    """BGP-EVPN host agent: advertises this VTEP through gobgpd and programs VXLAN flood entries."""
+def tune_malloc() -> None:
+    """glibc malloc for a long-running process that holds big tables; call before any thread starts.
+
+    - at most MALLOC_ARENA_MAX arenas (default 8 per core: gRPC's idle threads each kept one);
+    - allocations from MMAP_THRESHOLD up always mmap()ed: a dict or set of 100k entries that grows
+      frees its old table back to the kernel. glibc otherwise raises the threshold after the first
+      such free, and the old tables become holes in the heap that stay resident (31 B per route
+      held at 100k, measured by bench_scale.py's RSS figure).
+    MALLOC_ARENA_MAX etc. in the environment are read only when the process starts; mallopt applies
+    from now on."""
+    import ctypes
+
+    M_MMAP_THRESHOLD, M_ARENA_MAX = -3, -8
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(M_ARENA_MAX, MALLOC_ARENA_MAX)
+    mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)
 
 
-@main.command()
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="YAML/JSON config file")
-@click.option("--gobgp", "gobgp_address", help="gobgpd gRPC address (default 127.0.0.1:50051)")
-@click.option("--vtep", help="this host's VTEP IPv4 address")
-@click.option("--vni", "vnis", multiple=True, help="VNI:DEVICE:BRIDGE, repeatable (replaces the file's vnis)")
-@click.option("--route-target-asn", type=int, help="AS used for default route targets ASN:VNI")
-@click.option("--status-file", type=click.Path(path_type=Path))
-@click.option("--state-file", type=click.Path(path_type=Path))
-@click.option("--log-level", default="info", show_default=True)
-def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, vnis: tuple[str, ...],
-        route_target_asn: int | None, status_file: Path | None, state_file: Path | None, log_level: str) -> None:
-    """Run the agent until SIGTERM/SIGINT."""
+def run_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="evpn-agent run", description="Run the agent until SIGTERM/SIGINT.")
+    parser.add_argument("--config", dest="config_file", type=Path, help="YAML/JSON config file")
+    parser.add_argument("--gobgp", dest="gobgp_address", help="gobgpd gRPC address (default 127.0.0.1:50051)")
+    parser.add_argument("--vtep", help="this host's VTEP IPv4 address")
+    parser.add_argument("--vni", dest="vnis", action="append", default=[], help="VNI:DEVICE:BRIDGE, repeatable (replaces the file's vnis)")
+    parser.add_argument("--route-target-asn", type=int, help="AS used for default route targets ASN:VNI")
+    parser.add_argument("--status-file", type=Path)
+    parser.add_argument("--state-file", type=Path)
+    parser.add_argument("--log-level", default="info", help="(default: info)")
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    """`evpn-agent run [options]`: the daemon. Exit status 1 on a config error or an agent failure."""
+    args = run_parser().parse_args(argv)
+    tune_malloc()
     from .kernel import Kernel
     from .service import Agent
     from .vxlan_guard import VxlanGuard
 
-    _setup_logging(log_level)
+    _setup_logging(args.log_level)
     try:
         overrides = {
-            "gobgp_address": gobgp_address, "vtep": vtep, "route_target_asn": route_target_asn,
-            "status_file": str(status_file) if status_file else None,
-            "state_file": str(state_file) if state_file else None,
-            "vnis": _vni_flags(vnis) or None,
+            "gobgp_address": args.gobgp_address, "vtep": args.vtep, "route_target_asn": args.route_target_asn,
+            "status_file": str(args.status_file) if args.status_file else None,
+            "state_file": str(args.state_file) if args.state_file else None,
+            "vnis": _vni_flags(tuple(args.vnis)) or None,
         }
-        cfg = _load(config_file, overrides)
+        cfg = _load(args.config_file, overrides)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
     kernel = Kernel()
     guard = VxlanGuard() if cfg.vxlan_source_guard else None  # VXLAN only from the RIB's VTEPs (agent/vxlan_guard.py)
-    agent = Agent(cfg, kernel, config_loader=lambda: _load(config_file, overrides), vxlan_guard=guard)
+    agent = Agent(cfg, kernel, config_loader=lambda: _load(args.config_file, overrides), vxlan_guard=guard)
 
     def _stop(signum: int, _frame: object) -> None:
         logging.getLogger("evpn.agent").info("event=stopping signal=%d", signum)
@@ -94,78 +122,20 @@ def run(config_file: Path | None, gobgp_address: str | None, vtep: str | None, v
         agent.run()
     except AgentFailure as exc:
         logging.getLogger("evpn.agent").error("event=agent-failed error=%r (exiting for a restart)", str(exc))
-        raise click.ClickException(f"agent failed: {exc}") from None
+        print(f"Error: agent failed: {exc}", file=sys.stderr)
+        return 1
     finally:
         kernel.close()
+    return 0
 
 
-@main.command()
-@click.option("--config", "config_file", type=click.Path(path_type=Path), help="the agent's config (its status_file is read)")
-@click.option("--status-file", type=click.Path(path_type=Path), help="status file to read (default: from --config)")
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def status(config_file: Path | None, status_file: Path | None, as_json: bool) -> None:
-    """Is the agent live, is its gobgpd session up, which VTEPs does each VNI flood to, what went wrong lately.
+def main() -> None:
+    """Entry point: `run` straight to the daemon, every other sub-command through click."""
+    if sys.argv[1:2] == ["run"]:
+        sys.exit(run(sys.argv[2:]))
+    from .tools import tools
 
-    Example: evpn-agent status --config /etc/evpn-agent/agent.yaml --json
-    """
-    from .statusview import render, summary
-
-    path = status_file
-    if path is None:
-        try:
-            cfg = _load(config_file, {}) if config_file else None
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
-        path = cfg.status_file if cfg is not None else None
-    if path is None:
-        raise click.ClickException("no status file: give --status-file, or --config with status_file set")
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise click.ClickException(f"status file {path}: {exc} (is the agent running with status_file set?)") from None
-    if not isinstance(data, dict):
-        raise click.ClickException(f"status file {path}: not a JSON object")
-    view = summary(data)
-    if as_json:
-        click.echo(json.dumps(view, indent=1, sort_keys=True))
-    else:
-        for line in render(view):
-            click.echo(line)
-    if not view["ready"]:
-        sys.exit(1)
-
-
-@main.command()
-@click.option("--gobgp", "gobgp_address", default="127.0.0.1:50051", show_default=True)
-@click.option("--json", "as_json", is_flag=True, help="machine-readable output")
-def rib(gobgp_address: str, as_json: bool) -> None:
-    """Show the EVPN routes in the local gobgpd, decoded as the agent sees them."""
-    from .codec import MalformedRoute, decode_path
-    from .errors import GobgpUnavailable
-    from .gobgp import GobgpClient
-    from .views import route_row
-
-    client = GobgpClient(gobgp_address)
-    try:
-        client.wait_ready(timeout=3.0)
-        rows = []
-        for path in client.list_evpn():
-            try:
-                event = decode_path(path)
-            except MalformedRoute as exc:
-                rows.append({"type": "malformed", "error": str(exc)})
-                continue
-            if event is not None:
-                rows.append(route_row(event))
-    except GobgpUnavailable as exc:
-        raise click.ClickException(str(exc)) from None
-    finally:
-        client.close()
-    if as_json:
-        click.echo(json.dumps(rows, indent=1))
-    else:
-        for row in rows:
-            click.echo(" ".join(f"{k}={v}" for k, v in row.items()))
+    tools()
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ the reconciler works on changes, not on the whole table.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections import Counter
 from collections.abc import Iterable
@@ -45,6 +46,7 @@ from .routes import (
     PrefixRoute,
     RouteEvent,
     describe_route,
+    parse_ip,
 )
 
 log = logging.getLogger("evpn.agent.desired")
@@ -64,7 +66,23 @@ def _vni_by_route_targets(route: EvpnRoute, cfg: AgentConfig) -> list[VniConfig]
 
 
 def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
-    """Decide which served VNI (if any) a remote route belongs to.
+    """Decide which served VNI (if any) a remote route belongs to (see `classify_attrs`); a Type-2
+    route's IP must also be one a VM of that VNI may have."""
+    verdict = classify_attrs(route, cfg)
+    return verdict if verdict.vni is None else ip_verdict(route, verdict)
+
+
+def ip_verdict(route: EvpnRoute, verdict: Verdict) -> Verdict:
+    """`verdict` (a served VNI) unless `route` is a Type-2 route whose IP no VM of that VNI may have."""
+    assert verdict.vni is not None
+    if isinstance(route, MacIpRoute) and route.ip is not None and (problem := host_ip_problem(route.ip, verdict.vni.subnets)) is not None:
+        return Verdict(None, f"type-2 IP {route.ip} is not a VM address: {problem}", verdict.vtep)
+    return verdict
+
+
+def classify_attrs(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
+    """Decide which served VNI (if any) a remote route belongs to, from everything but a Type-2 IP
+    (so routes that share their attributes, label and Ethernet tag share the verdict).
 
     The VNI comes from the route itself (PMSI label for Type-3, label for Type-2,
     RFC 8365), else from a non-zero Ethernet tag, else from a unique route-target
@@ -110,80 +128,34 @@ def classify(route: EvpnRoute, cfg: AgentConfig) -> Verdict:
     if route.attrs.route_targets and not (vni.import_rts & route.attrs.route_targets):
         rts = ",".join(sorted(map(str, route.attrs.route_targets)))
         return Verdict(None, f"route targets {rts} not imported by VNI {vni.vni}", vtep)
-    if isinstance(route, MacIpRoute) and route.ip is not None and (problem := host_ip_problem(route.ip, vni.subnets)) is not None:
-        return Verdict(None, f"type-2 IP {route.ip} is not a VM address: {problem}", vtep)
     return Verdict(vni, "", vtep)
 
 
-class MacSlot(NamedTuple):
-    """One unicast MAC on a vxlan device: one winner among the claims (remote routes, or local)."""
-
-    device: str
-    mac: str
-    kind: str = "mac"
-
-
-class FloodSlot(NamedTuple):
-    """One VTEP in a vxlan device's flood list: every Type-3 route for it asks for the same entry."""
-
-    device: str
-    vtep: str
-    kind: str = "flood"
-
-
-class NeighSlot(NamedTuple):
-    """One IP on a bridge (ARP/ND suppression): one winner among the MACs claiming it."""
-
-    bridge: str
-    ip: str
-    kind: str = "neigh"
-
-
-Slot = Union[MacSlot, FloodSlot, NeighSlot]
-
-
-class Rank(NamedTuple):
-    """How good a claim is; the smallest wins (RFC 7432 15.1): highest sequence, then lowest VTEP,
-    then (for an IP claimed by two MACs of one VTEP with one sequence) the lowest MAC: a fixed tie-break."""
-
-    minus_sequence: int
-    vtep: int
-    mac: str = ""
-
-
-class Claim(NamedTuple):
-    """What one route (or the local bridge) asks of a slot: the entry to install if it wins
-    (None: the MAC is local here, install nothing)."""
-
-    rank: Rank
-    entry: KernelEntry | None
-
-
-class LocalKey(NamedTuple):
-    """The key under which a locally learned MAC claims its slot (remote routes use their route key)."""
-
-    device: str
-    mac: str
-    kind: str = "local"
-
-
-class LocalIpKey(NamedTuple):
-    """The key under which an address of a local VM claims its neighbour slot."""
-
-    bridge: str
-    ip: str
-    kind: str = "local-ip"
-
-
-def _by_rank(claim: Claim) -> Rank:
-    return claim.rank
-
-
-RANKS_MAX = 4096  # shared Rank objects kept at most (one per VTEP and sequence in use)
-LOCAL_IP_RANK = Rank(-(1 << 40), -1)  # beats every remote claim: sequences are 32-bit, VTEPs >= 0
+LOCAL = "local"  # the winner of a slot held by this host's own VM: install nothing
+RouteKey = tuple  # a route's own key (routes.py)
+IpKey = Union[int, ipaddress.IPv6Address]  # an IPv4 address as its integer (the object its IPv4Address holds), an IPv6 address as is
 IGNORED_REASONS_MAX = 64
+ORIGINS_MAX = 4096  # shared Origin objects kept at most (one per VTEP, sequence, VNI, RD and tag in use)
 
-RouteKey = tuple  # a route's own key (routes.py), a LocalKey or a LocalIpKey
+
+def ip_key(ip: IPAddress) -> IpKey:
+    """The key of an address in the neighbour index: no IPv4 integer equals an IPv6Address."""
+    return int(ip) if type(ip) is ipaddress.IPv4Address else ip
+
+
+class Origin(NamedTuple):
+    """Where a claim on a MAC comes from. Shared by every claim of one VTEP, sequence, VNI, RD and
+    Ethernet tag: a table of 100k MACs behind 200 VTEPs holds a few hundred of these."""
+
+    minus_sequence: int  # the rank, smallest wins (RFC 7432 15.1): highest sequence ...
+    vtep_rank: int  # ... then the lowest VTEP, as an integer
+    vni: int  # position of the VNI in cfg.vnis (its device and bridge)
+    rd: str | None  # the route's RD; None: the MAC is local here
+    ethernet_tag: int
+    vtep: IPAddress | None  # where the entry sends frames (None: local, no entry)
+
+
+Claim = tuple  # (Origin, IPAddress | None): one Type-2 route (its IP, if any), or the local MAC (None)
 
 
 @dataclass(frozen=True)
@@ -195,170 +167,324 @@ class MacOwner:
 
 
 class RibView:
-    """The remote routes the agent imported and the local MACs, indexed by the FDB entries they ask for."""
+    """The remote routes the agent imported and the local MACs, as the slots they claim.
+
+    Three kinds of slot, one winner each; a winning remote claim is one desired kernel entry:
+
+    - MAC slot (VNI, MAC) -> FdbEntry(device, MAC, VTEP) (+ the bridge's extern_learn entry).
+      `_macs`: MAC -> its claims (one tuple, or a list when several routes or VNIs claim it).
+      Highest sequence wins, then the lowest VTEP; the local MAC competes with its own sequence.
+    - neighbour slot (bridge, IP) -> NeighEntry(bridge, IP, MAC). `_ips`: IP -> the MAC(s) whose
+      claims carry it; the winner is ranked as above, then the lowest MAC. An IP of a local VM
+      (`_local_ips`) beats every remote claim.
+    - flood slot (VNI, VTEP) -> the flood entry; `_floods`: Type-3 (and seed Type-5) routes, counted
+      per slot in `_flood_claims`.
+
+    Per Type-2 route the view keeps one claim tuple and two index entries; the MAC text and the
+    IPv4Address it holds are the route's own objects, which the kernel entries made from them share.
+    Kernel entries themselves are made when asked for (`desired`, the entries a batch touched).
+    """
 
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
-        self._route_slots: dict[RouteKey, tuple[Slot, ...]] = {}
-        # per slot its claims: one claim (nearly every slot) as a (key, claim) tuple, several as a dict
-        self._slots: dict[Slot, tuple[RouteKey, Claim] | dict[RouteKey, Claim]] = {}
-        self._ranks: dict[tuple[int, int], Rank] = {}  # (minus sequence, VTEP) -> one shared Rank
-        self._winner: dict[Slot, KernelEntry | None] = {}
-        self._desired: set[KernelEntry] = set()
-        self._flood: set[FdbEntry] = set()  # the flood entries among them (status reads these often)
-        self._entry_counts: Counter[tuple[str, str]] = Counter()  # (slot kind, device) -> desired entries
+        self._devices = [v.device for v in cfg.vnis]
+        self._bridges = [v.bridge for v in cfg.vnis]
+        self._vni_index = {v.vni: i for i, v in enumerate(cfg.vnis)}
+        self._device_index = {v.device: i for i, v in enumerate(cfg.vnis)}
+        self._own_rank = int(cfg.vtep)
+        self._macs: dict[str, Claim | list[Claim]] = {}
+        self._ips: dict[IpKey, str | list[str]] = {}
+        self._local_ips: set[tuple[str, IpKey]] = set()
+        self._floods: dict[RouteKey, tuple[int, IPAddress]] = {}
+        self._flood_claims: Counter[tuple[int, IPAddress]] = Counter()
+        self._origins: dict[tuple, Origin] = {}
+        self._remote = 0  # remote routes held
+        self._local_macs = 0
+        self._entry_counts: Counter[tuple[str, str]] = Counter()  # (slot kind, device or bridge) -> desired entries
         self._route_counts: Counter[tuple[str, str]] = Counter()  # (route type, device) -> routes imported
         self.ignored: Counter[str] = Counter()
 
     def __len__(self) -> int:
-        return len(self._route_slots)
+        """Remote routes held, local MACs and local VM addresses."""
+        return self._remote + self._local_macs + len(self._local_ips)
 
-    # -- mapping a route to a slot and a candidate --------------------------------
+    # -- the winner of a slot -------------------------------------------------------------
 
-    def _rank(self, minus_sequence: int, vtep: int) -> Rank:
-        """The Rank of a MAC claim, shared by every claim of that VTEP and sequence (bounded)."""
-        rank = self._ranks.get((minus_sequence, vtep))
-        if rank is None:
-            if len(self._ranks) >= RANKS_MAX:
-                self._ranks.clear()
-            rank = self._ranks[(minus_sequence, vtep)] = Rank(minus_sequence, vtep)
-        return rank
-
-    def _claims(self, route: EvpnRoute, key: RouteKey) -> list[tuple[Slot, Claim]]:
-        verdict = classify(route, self.cfg)
-        if verdict.vni is None:
-            if verdict.reason != "own route":
-                self._count_ignored(verdict.reason)
-                log.info("event=route-ignored %s reason=%r", describe_route(route), verdict.reason)
-            return []
-        assert verdict.vtep is not None
-        device = verdict.vni.device
-        if isinstance(route, MacIpRoute):
-            if int(route.mac[:2], 16) & 1 or route.mac == ZERO_MAC:
-                self.ignored["type-2 with a non-unicast MAC"] += 1
-                return []
-            seq, vtep = -(route.attrs.mac_mobility_seq or 0), int(verdict.vtep)
-            found: list[tuple[Slot, Claim]] = [(MacSlot(device, route.mac), Claim(self._rank(seq, vtep), FdbEntry(device, route.mac, verdict.vtep)))]
-            if route.ip is not None:
-                bridge = verdict.vni.bridge
-                ip_text = key[4]  # str(route.ip), the string the route key holds already
-                found.append((NeighSlot(bridge, ip_text), Claim(Rank(seq, vtep, route.mac), NeighEntry(bridge, route.ip, route.mac))))
-            return found
-        return [(FloodSlot(device, str(verdict.vtep)), Claim(Rank(0, 0), flood_entry(device, verdict.vtep)))]
-
-    # -- applying changes ------------------------------------------------------------
-
-    def _claims_in(self, slot: Slot) -> Iterable[Claim]:
-        held = self._slots.get(slot)
+    def _claims_of(self, mac: str) -> tuple[Claim, ...] | list[Claim]:
+        held = self._macs.get(mac)
         if held is None:
             return ()
-        return (held[1],) if type(held) is tuple else held.values()  # type: ignore[union-attr]
+        return (held,) if type(held) is tuple else held  # type: ignore[return-value]
 
-    def _claim_of(self, slot: Slot, key: RouteKey) -> Claim:
-        held = self._slots[slot]
-        return held[1] if type(held) is tuple else held[key]  # type: ignore[call-overload,return-value]
+    def _mac_best(self, vni: int, mac: str) -> Origin | None:
+        """The winning claim's origin of MAC slot (vni, mac)."""
+        best: Origin | None = None
+        for origin, _ in self._claims_of(mac):
+            if origin.vni == vni and (best is None or (origin.minus_sequence, origin.vtep_rank) < (best.minus_sequence, best.vtep_rank)):
+                best = origin
+        return best
 
-    def _rechoose(self, slot: Slot, touched: set[KernelEntry]) -> None:
-        held = self._slots.get(slot)
+    def _mac_outcome(self, vni: int, mac: str) -> IPAddress | str | None:
+        """What MAC slot (vni, mac) asks of the kernel: an entry towards a VTEP, LOCAL (nothing), or no claim."""
+        best = self._mac_best(vni, mac)
+        return None if best is None else (LOCAL if best.vtep is None else best.vtep)
+
+    def _macs_of_ip(self, key: IpKey) -> tuple[str, ...] | list[str]:
+        held = self._ips.get(key)
         if held is None:
-            new = None
-            old = self._winner.pop(slot, None)
+            return ()
+        return (held,) if type(held) is str else held  # type: ignore[return-value]
+
+    def _neigh_best(self, bridge: str, key: IpKey) -> tuple[str, IPAddress] | str | None:
+        """The winner of neighbour slot (bridge, IP): (MAC, IP) of the best remote claim, LOCAL, or None."""
+        if (bridge, key) in self._local_ips:
+            return LOCAL
+        best: tuple[int, int, str] | None = None
+        found: IPAddress | None = None
+        for mac in self._macs_of_ip(key):
+            for origin, ip in self._claims_of(mac):
+                if ip is not None and self._bridges[origin.vni] == bridge and ip_key(ip) == key:
+                    rank = (origin.minus_sequence, origin.vtep_rank, mac)
+                    if best is None or rank < best:
+                        best, found = rank, ip
+        return None if best is None else (best[2], found)  # type: ignore[return-value]
+
+    # -- keeping counts and reporting changes -----------------------------------------------
+
+    def _mac_changed(self, vni: int, mac: str, old: IPAddress | str | None, touched: set[KernelEntry] | None) -> None:
+        new = self._mac_outcome(vni, mac)
+        if new is old or new == old:
+            return
+        device = self._devices[vni]
+        if old is not None and old is not LOCAL:
+            self._entry_counts[("mac", device)] -= 1
+            if touched is not None:
+                touched.add(FdbEntry(device, mac, old))  # type: ignore[arg-type]
+        if new is not None and new is not LOCAL:
+            self._entry_counts[("mac", device)] += 1
+            if touched is not None:
+                touched.add(FdbEntry(device, mac, new))  # type: ignore[arg-type]
+
+    def _neigh_changed(self, bridge: str, key: IpKey, ip: IPAddress, old: tuple[str, IPAddress] | str | None,
+                       touched: set[KernelEntry] | None) -> None:
+        new = self._neigh_best(bridge, key)
+        old_mac = old[0] if type(old) is tuple else old
+        new_mac = new[0] if type(new) is tuple else new
+        if old_mac == new_mac:
+            return
+        if type(old) is tuple:
+            self._entry_counts[("neigh", bridge)] -= 1
+            if touched is not None:
+                touched.add(NeighEntry(bridge, ip, old_mac))  # type: ignore[arg-type]
+        if type(new) is tuple:
+            self._entry_counts[("neigh", bridge)] += 1
+            if touched is not None:
+                touched.add(NeighEntry(bridge, ip, new_mac))  # type: ignore[arg-type]
+
+    # -- MAC claims ---------------------------------------------------------------------------
+
+    def _add_claim(self, mac: str, claim: Claim, touched: set[KernelEntry] | None) -> None:
+        origin, ip = claim
+        if ip is not None:  # the neighbour slot's winner before the claim (it is None for a new address)
+            key = int(ip) if type(ip) is ipaddress.IPv4Address else ip
+            bridge = self._bridges[origin.vni]
+            macs = self._ips.get(key)
+            first_on_ip = macs is None and (bridge, key) not in self._local_ips
+            before = None if first_on_ip else self._neigh_best(bridge, key)
+        held = self._macs.get(mac)
+        if held is None:  # the first claim on this MAC (nearly always, loading a table): it wins
+            self._macs[mac] = claim
+            if origin.vtep is not None:
+                device = self._devices[origin.vni]
+                self._entry_counts[("mac", device)] += 1
+                if touched is not None:
+                    touched.add(FdbEntry(device, mac, origin.vtep))
         else:
-            new = held[1].entry if type(held) is tuple else min(held.values(), key=_by_rank).entry  # type: ignore[union-attr]
-            old = self._winner.get(slot)
-            self._winner[slot] = new
-        if old != new:
-            if old is not None:
-                self._desired.discard(old)
-                self._flood.discard(old)  # type: ignore[arg-type]
-                self._entry_counts[(slot.kind, slot[0])] -= 1
-                touched.add(old)
-            if new is not None:
-                self._desired.add(new)
-                if isinstance(slot, FloodSlot):
-                    self._flood.add(new)  # type: ignore[arg-type]
-                self._entry_counts[(slot.kind, slot[0])] += 1
-                touched.add(new)
-
-    def _remove(self, key: RouteKey, touched: set[KernelEntry]) -> None:
-        slots = self._route_slots.get(key)
-        if slots and not isinstance(key, (LocalKey, LocalIpKey)):
-            self._route_counts[(key[0], slots[0][0])] -= 1
-        for slot in self._route_slots.pop(key, ()):
-            held = self._slots.get(slot)
+            old = self._mac_outcome(origin.vni, mac)
             if type(held) is tuple:
-                if held[0] == key:  # type: ignore[index]
-                    del self._slots[slot]
-            elif held is not None:
-                held.pop(key, None)  # type: ignore[union-attr]
-                if len(held) <= 1:
-                    if held:
-                        self._slots[slot] = next(iter(held.items()))  # type: ignore[union-attr]
-                    else:
-                        del self._slots[slot]
-            self._rechoose(slot, touched)
-
-    def _insert(self, key: RouteKey, found: list[tuple[Slot, Claim]], touched: set[KernelEntry]) -> None:
-        self._route_slots[key] = tuple(slot for slot, _ in found)
-        if not isinstance(key, (LocalKey, LocalIpKey)):
-            self._route_counts[(key[0], found[0][0][0])] += 1
-        for slot, candidate in found:
-            held = self._slots.get(slot)
-            if held is None or (type(held) is tuple and held[0] == key):  # type: ignore[index]
-                self._slots[slot] = (key, candidate)
-            elif type(held) is tuple:
-                self._slots[slot] = {held[0]: held[1], key: candidate}  # type: ignore[index]
+                self._macs[mac] = [held, claim]  # type: ignore[list-item]
             else:
-                held[key] = candidate  # type: ignore[index]
-            self._rechoose(slot, touched)
+                held.append(claim)  # type: ignore[union-attr]
+            self._mac_changed(origin.vni, mac, old, touched)
+        if ip is None:
+            return
+        if first_on_ip:  # it wins
+            self._ips[key] = mac
+            self._entry_counts[("neigh", bridge)] += 1
+            if touched is not None:
+                touched.add(NeighEntry(bridge, ip, mac))
+            return
+        if macs is None:
+            self._ips[key] = mac
+        elif type(macs) is str:
+            if macs != mac:
+                self._ips[key] = [macs, mac]
+        elif mac not in macs:
+            macs.append(mac)  # type: ignore[union-attr]
+        self._neigh_changed(bridge, key, ip, before, touched)
+
+    def _drop_claim(self, mac: str, claim: Claim, touched: set[KernelEntry] | None) -> None:
+        """Remove one claim (held for `mac`, compared by identity) and report what that changes."""
+        origin, ip = claim
+        old = self._mac_outcome(origin.vni, mac)
+        if ip is not None:
+            key, bridge = ip_key(ip), self._bridges[origin.vni]
+            before = self._neigh_best(bridge, key)
+        held = self._macs[mac]
+        if type(held) is tuple:
+            del self._macs[mac]
+        else:
+            held = [c for c in held if c is not claim]  # type: ignore[union-attr]
+            self._macs[mac] = held[0] if len(held) == 1 else held
+        self._mac_changed(origin.vni, mac, old, touched)
+        if ip is not None:
+            if not any(other is not None and ip_key(other) == key for _, other in self._claims_of(mac)):
+                macs = self._ips[key]
+                if type(macs) is str:
+                    del self._ips[key]
+                else:
+                    rest = [m for m in macs if m != mac]
+                    self._ips[key] = rest[0] if len(rest) == 1 else rest
+            self._neigh_changed(bridge, key, ip, before, touched)
+
+    def _find_claim(self, mac: str, rd: str | None, tag: int, ip: IPAddress | None, vni: int | None = None) -> Claim | None:
+        """The claim of route (rd, tag, mac, ip) (rd None: the local claim of VNI `vni`)."""
+        for claim in self._claims_of(mac):
+            origin = claim[0]
+            if rd is None:
+                if origin.rd is None and origin.vni == vni:
+                    return claim
+            elif origin.rd == rd and origin.ethernet_tag == tag and claim[1] == ip:
+                return claim
+        return None
+
+    def _origin(self, minus_sequence: int, vtep: IPAddress | None, vni: int, rd: str | None, tag: int) -> Origin:
+        """The shared Origin of these values (bounded: past ORIGINS_MAX the table starts afresh)."""
+        rank = self._own_rank if vtep is None else int(vtep)
+        key = (minus_sequence, rank, vni, rd, tag)
+        origin = self._origins.get(key)
+        if origin is None:
+            if len(self._origins) >= ORIGINS_MAX:
+                self._origins.clear()
+            origin = self._origins[key] = Origin(minus_sequence, rank, vni, rd, tag, vtep)
+        return origin
+
+    # -- applying route events ----------------------------------------------------------------
+
+    def _remove_route(self, route: EvpnRoute, touched: set[KernelEntry] | None) -> None:
+        """Forget what the held version of `route` (same key) claimed, if any."""
+        if isinstance(route, MacIpRoute):
+            if route.mac not in self._macs:
+                return
+            claim = self._find_claim(route.mac, route.rd.text, route.ethernet_tag, route.ip)
+            if claim is None:
+                return
+            self._drop_claim(route.mac, claim, touched)
+            kind, vni = "macip", claim[0].vni
+        else:
+            key = route.key
+            held = self._floods.pop(key, None)
+            if held is None:
+                return
+            self._flood_claims[held] -= 1
+            if not self._flood_claims[held]:
+                del self._flood_claims[held]
+                self._flood_changed(held, -1, touched)
+            kind, vni = key[0], held[0]
+        self._route_counts[(kind, self._devices[vni])] -= 1
+        self._remote -= 1
+
+    def _flood_changed(self, slot: tuple[int, IPAddress], change: int, touched: set[KernelEntry] | None) -> None:
+        device = self._devices[slot[0]]
+        self._entry_counts[("flood", device)] += change
+        if touched is not None:
+            touched.add(flood_entry(device, slot[1]))
+
+    def _verdict(self, route: EvpnRoute, cache: dict[tuple, Verdict]) -> Verdict:
+        """classify(route), sharing the part that depends on attributes, label and tag within one batch
+        (`cache` lives as long as the batch, which keeps the attribute objects whose id it holds)."""
+        if not isinstance(route, MacIpRoute):
+            return classify(route, self.cfg)
+        key = (id(route.attrs), route.label_vni, route.ethernet_tag)
+        verdict = cache.get(key)
+        if verdict is None:
+            verdict = cache[key] = classify_attrs(route, self.cfg)
+        if verdict.vni is None or route.ip is None or (problem := host_ip_problem(route.ip, verdict.vni.subnets)) is None:
+            return verdict
+        return Verdict(None, f"type-2 IP {route.ip} is not a VM address: {problem}", verdict.vtep)
+
+    def _add_route(self, route: EvpnRoute, verdict: Verdict, touched: set[KernelEntry] | None) -> bool:
+        """Hold an accepted route; False if it asks for nothing after all (a Type-2 non-unicast MAC)."""
+        assert verdict.vni is not None and verdict.vtep is not None
+        vni = self._vni_index[verdict.vni.vni]
+        if isinstance(route, MacIpRoute):
+            mac = route.mac
+            if int(mac[:2], 16) & 1 or mac == ZERO_MAC:
+                self.ignored["type-2 with a non-unicast MAC"] += 1
+                return False
+            origin = self._origin(-(route.attrs.mac_mobility_seq or 0), verdict.vtep, vni, route.rd.text, route.ethernet_tag)
+            self._add_claim(mac, (origin, route.ip), touched)
+            kind = "macip"
+        else:
+            key = route.key
+            slot = (vni, verdict.vtep)
+            self._floods[key] = slot
+            self._flood_claims[slot] += 1
+            if self._flood_claims[slot] == 1:
+                self._flood_changed(slot, +1, touched)
+            kind = key[0]
+        self._route_counts[(kind, self._devices[vni])] += 1
+        self._remote += 1
+        return True
 
     def apply(self, events: Iterable[RouteEvent]) -> set[KernelEntry]:
         """Apply a batch of route events; return the entries whose desired presence changed."""
         touched: set[KernelEntry] = set()
-        events = list(events)
+        self._apply(list(events), touched)
+        return touched
+
+    def _apply(self, events: list[RouteEvent], touched: set[KernelEntry] | None) -> None:
         level = logging.INFO if len(events) <= LOG_EACH_UP_TO else logging.DEBUG  # 100k lines cost seconds of CPU
         verbose = log.isEnabledFor(level)  # describe a route only for a line that is written
-        before: dict[Slot, KernelEntry | None] | None = {} if verbose and level == logging.INFO else None  # MAC winners before the batch
+        before: dict[tuple[int, str], IPAddress | str | None] | None = {} if verbose and level == logging.INFO else None  # MAC winners before the batch
+        cache: dict[tuple, Verdict] = {}
         seen = withdrawn = 0
         for event in events:
-            key = event.route.key
-            if before is not None:
-                self._note_winners(self._route_slots.get(key, ()), before)
-            self._remove(key, touched)  # an update replaces what the previous version asked for
+            route = event.route
+            if before is not None and isinstance(route, MacIpRoute):
+                self._note_winners(route.mac, None, before)
+            self._remove_route(route, touched)  # an update replaces what the previous version asked for
             if event.withdrawn:
                 withdrawn += 1
                 if verbose:
-                    log.log(level, "event=route-withdrawn %s", describe_route(event.route))
+                    log.log(level, "event=route-withdrawn %s", describe_route(route))
                 continue
-            found = self._claims(event.route, key)
-            if not found:
+            verdict = self._verdict(route, cache)
+            if verdict.vni is None:
+                if verdict.reason != "own route":
+                    self._count_ignored(verdict.reason)
+                    log.info("event=route-ignored %s reason=%r", describe_route(route), verdict.reason)
+                continue
+            if before is not None and isinstance(route, MacIpRoute):
+                self._note_winners(route.mac, self._vni_index[verdict.vni.vni], before)
+            if not self._add_route(route, verdict, touched):
                 continue
             seen += 1
             if verbose:
-                log.log(level, "event=route-seen %s device=%s", describe_route(event.route), found[0][0][0])
-            if before is not None:
-                self._note_winners([slot for slot, _ in found], before)
-            self._insert(key, found, touched)
+                log.log(level, "event=route-seen %s device=%s", describe_route(route), verdict.vni.device)
         if before is not None:
-            for old, new in self.remote_moves(before):
-                log.info("event=remote-mac-moved device=%s mac=%s from=%s to=%s", new.device, new.mac, old.vtep, new.vtep)
+            for (vni, mac), old in before.items():
+                new = self._mac_outcome(vni, mac)
+                if old is not None and old is not LOCAL and new is not None and new is not LOCAL and old != new:
+                    log.info("event=remote-mac-moved device=%s mac=%s from=%s to=%s", self._devices[vni], mac, old, new)
         if level == logging.DEBUG:
             log.info("event=routes-applied seen=%d withdrawn=%d (one line per route at DEBUG)", seen, withdrawn)
-        return touched
 
-    def _note_winners(self, slots: Iterable[Slot], before: dict[Slot, KernelEntry | None]) -> None:
-        for slot in slots:
-            if isinstance(slot, MacSlot) and slot not in before:
-                before[slot] = self._winner.get(slot)
-
-    def remote_moves(self, before: dict[Slot, KernelEntry | None]) -> list[tuple[FdbEntry, FdbEntry]]:
-        """(old, new) unicast entries of the MACs that a batch moved from one remote VTEP to another."""
-        moves = []
-        for slot, old in before.items():
-            new = self._winner.get(slot)
-            if isinstance(old, FdbEntry) and isinstance(new, FdbEntry) and old.vtep != new.vtep:
-                moves.append((old, new))
-        return moves
+    def _note_winners(self, mac: str, vni: int | None, before: dict[tuple[int, str], IPAddress | str | None]) -> None:
+        """Remember the winners of `mac`'s slots (of `vni`, or of every VNI claiming it) before a change."""
+        for index in {origin.vni for origin, _ in self._claims_of(mac)} if vni is None else (vni,):
+            if (index, mac) not in before:
+                before[(index, mac)] = self._mac_outcome(index, mac)
 
     def _count_ignored(self, reason: str) -> None:
         """Count an ignored route by reason; distinct reasons are bounded (hostile routes cannot grow it)."""
@@ -366,40 +492,50 @@ class RibView:
             reason = "other reasons"
         self.ignored[reason] += 1
 
+    # -- local MACs and addresses -------------------------------------------------------------
+
     def set_local_ip(self, bridge: str, ip: IPAddress, local: bool) -> set[KernelEntry]:
         """Mark `ip` as used by a VM on this host (False: no longer): while it is, no remote claim on it
         becomes a neighbour entry, so this host never answers ARP/ND for its own VM with a remote MAC."""
         touched: set[KernelEntry] = set()
-        key = LocalIpKey(bridge, str(ip))
-        self._remove(key, touched)
+        key = ip_key(ip)
+        before = self._neigh_best(bridge, key)
         if local:
-            self._insert(key, [(NeighSlot(bridge, str(ip)), Claim(LOCAL_IP_RANK, None))], touched)
+            self._local_ips.add((bridge, key))
+        else:
+            self._local_ips.discard((bridge, key))
+        self._neigh_changed(bridge, key, ip, before, touched)
         return touched
 
     def set_local(self, device: str, mac: str, sequence: int | None) -> set[KernelEntry]:
         """Mark `mac` as local on `device` with its advertised sequence (None: no longer local)."""
         touched: set[KernelEntry] = set()
-        key = LocalKey(device, mac)
-        self._remove(key, touched)
+        vni = self._device_index.get(device)
+        if vni is None:  # not a served device: no slot to claim (its routes are not imported either)
+            return touched
+        claim = self._find_claim(mac, None, 0, None, vni)
+        if claim is not None:
+            self._drop_claim(mac, claim, touched)
+            self._local_macs -= 1
         if sequence is not None:
-            self._insert(key, [(MacSlot(device, mac), Claim(Rank(-sequence, int(self.cfg.vtep)), None))], touched)
+            self._add_claim(mac, (self._origin(-sequence, None, vni, None, 0), None), touched)
+            self._local_macs += 1
         return touched
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
-        local = {k: [(s, self._claim_of(s, k)) for s in slots] for k, slots in self._route_slots.items() if isinstance(k, (LocalKey, LocalIpKey))}
-        self._route_slots.clear()
-        self._slots.clear()
-        self._winner.clear()
-        self._desired.clear()
-        self._flood.clear()
+        local = [(mac, claim) for mac in self._macs for claim in self._claims_of(mac) if claim[0].rd is None]
+        self._macs.clear()
+        self._ips.clear()
+        self._floods.clear()
+        self._flood_claims.clear()
         self._entry_counts.clear()
         self._route_counts.clear()
+        self._remote = 0
         self.ignored.clear()
-        scratch: set[KernelEntry] = set()
-        for key, found in local.items():
-            self._insert(key, found, scratch)
-        self.apply(events)
+        for mac, claim in local:
+            self._add_claim(mac, claim, None)
+        self._apply(list(events), None)
 
     # -- queries -----------------------------------------------------------------------
 
@@ -413,50 +549,89 @@ class RibView:
 
     def wanted_neighbour(self, bridge: str, ip: str) -> NeighEntry | None:
         """The neighbour entry wanted for `ip` (ipaddress's text form) on `bridge`, if any."""
-        entry = self._winner.get(NeighSlot(bridge, ip))
-        return entry if isinstance(entry, NeighEntry) else None
+        best = self._neigh_best(bridge, ip_key(parse_ip(ip)))
+        return NeighEntry(bridge, best[1], best[0]) if type(best) is tuple else None
 
     def wants(self, entry: KernelEntry) -> bool:
-        return entry in self._desired
+        if isinstance(entry, NeighEntry):
+            best = self._neigh_best(entry.device, ip_key(entry.ip))
+            return type(best) is tuple and best[0] == entry.mac
+        vni = self._device_index.get(entry.device)
+        if vni is None:
+            return False
+        if entry.mac == ZERO_MAC:
+            return (vni, entry.vtep) in self._flood_claims
+        outcome = self._mac_outcome(vni, entry.mac)
+        return outcome is not None and outcome is not LOCAL and outcome == entry.vtep
+
+    def _fdb_winners(self) -> set[FdbEntry]:
+        devices = self._devices
+        out = {flood_entry(devices[vni], vtep) for vni, vtep in self._flood_claims}
+        # one claim on a MAC (nearly every MAC): a remote one wins
+        out.update([FdbEntry(devices[held[0].vni], mac, held[0].vtep) for mac, held in self._macs.items()
+                    if type(held) is tuple and held[0].vtep is not None])
+        for mac, held in self._macs.items():
+            if type(held) is list:
+                for vni in {origin.vni for origin, _ in held}:
+                    best = self._mac_best(vni, mac)
+                    if best is not None and best.vtep is not None:
+                        out.add(FdbEntry(devices[vni], mac, best.vtep))
+        return out
+
+    def _neigh_winners(self) -> set[NeighEntry]:
+        bridges, macs, local = self._bridges, self._macs, self._local_ips
+        # one MAC with one claim on an address (nearly every address): it wins unless the address is local
+        out = {NeighEntry(bridge, claim[1], mac) for key, mac in self._ips.items() if type(mac) is str
+               for claim in (macs[mac],) if type(claim) is tuple
+               for bridge in (bridges[claim[0].vni],) if not local or (bridge, key) not in local}
+        for key, held in self._ips.items():
+            if type(held) is str and type(macs[held]) is tuple:
+                continue
+            for bridge in {bridges[origin.vni] for mac in self._macs_of_ip(key) for origin, ip in self._claims_of(mac)
+                           if ip is not None and ip_key(ip) == key}:
+                best = self._neigh_best(bridge, key)
+                if type(best) is tuple:
+                    out.add(NeighEntry(bridge, best[1], best[0]))  # type: ignore[arg-type]
+        return out
 
     def desired(self) -> set[KernelEntry]:
-        return set(self._desired)
+        """Every entry the routes ask for now (made afresh: the view keeps claims, not entries)."""
+        out: set[KernelEntry] = self._fdb_winners()  # type: ignore[assignment]
+        out |= self._neigh_winners()
+        return out
 
     def desired_count(self) -> int:
-        return len(self._desired)
+        return sum(self._entry_counts.values())
 
     def highest_remote_sequence(self, device: str, mac: str) -> int | None:
         """The highest sequence number among remote routes for `mac` (None: nobody else has it)."""
-        seqs = [-claim.rank.minus_sequence for claim in self._claims_in(MacSlot(device, mac)) if claim.entry is not None]
+        vni = self._device_index.get(device)
+        seqs = [-origin.minus_sequence for origin, _ in self._claims_of(mac) if origin.vni == vni and origin.vtep is not None]
         return max(seqs) if seqs else None
 
     def mac_owner(self, device: str, mac: str) -> MacOwner | None:
-        claims = list(self._claims_in(MacSlot(device, mac)))
-        if not claims:
+        vni = self._device_index.get(device)
+        best = None if vni is None else self._mac_best(vni, mac)
+        if best is None:
             return None
-        best = min(claims, key=_by_rank)
-        entry = best.entry
-        return MacOwner(str(entry.vtep) if isinstance(entry, FdbEntry) else "local", -best.rank.minus_sequence)
+        return MacOwner(LOCAL if best.vtep is None else str(best.vtep), -best.minus_sequence)
 
     def remote_vteps(self) -> dict[int, list[str]]:
-        by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, list[str]] = {v.vni: [] for v in self.cfg.vnis}
-        for entry in sorted(self._flood, key=entry_sort_key):
-            out[by_device[entry.device]].append(str(entry.vtep))
+        for vni, vtep in sorted(self._flood_claims, key=lambda slot: (self._devices[slot[0]], slot[1].version, int(slot[1]))):
+            out[self.cfg.vnis[vni].vni].append(str(vtep))
         return out
 
     def remote_macs(self) -> dict[int, dict[str, str]]:
         by_device = {v.device: v.vni for v in self.cfg.vnis}
         out: dict[int, dict[str, str]] = {v.vni: {} for v in self.cfg.vnis}
-        for entry in sorted(self._desired, key=entry_sort_key):
-            if isinstance(entry, FdbEntry) and not entry.is_flood:
-                out[by_device[entry.device]][entry.mac] = str(entry.vtep)
+        for entry in sorted((e for e in self._fdb_winners() if not e.is_flood), key=entry_sort_key):
+            out[by_device[entry.device]][entry.mac] = str(entry.vtep)
         return out
 
     def remote_neighbours(self) -> dict[str, dict[str, str]]:
         """bridge -> {IP: MAC} of the ARP/ND suppression entries wanted."""
         out: dict[str, dict[str, str]] = {}
-        for entry in sorted(self._desired, key=entry_sort_key):
-            if isinstance(entry, NeighEntry):
-                out.setdefault(entry.device, {})[str(entry.ip)] = entry.mac
+        for entry in sorted(self._neigh_winners(), key=entry_sort_key):
+            out.setdefault(entry.device, {})[str(entry.ip)] = entry.mac
         return out

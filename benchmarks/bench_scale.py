@@ -21,7 +21,11 @@ across machines:
              file's RIB views (Service._write_status), plus plan_full.
 3. memory    tracemalloc retained / peak bytes per route of a RibView holding N
              routes, against a plain dict route-key -> route (what the naive
-             approach has to keep; per route, measured on at most 10k routes).
+             approach has to keep; per route, measured on at most 10k routes);
+             beside it the other long-lived per-route structure of the agent, the
+             reconciler's owned set (the N FDB + N neighbour entries desired()
+             makes, in a set), and the RSS a fresh process grows by holding both
+             (VmRSS before and after, as bench_e2e measures the live agent).
 4. kernel    (root; --skip-kernel to leave out) in namespace bench-k, N unicast
              FDB entries (from N MAC-only Type-2 routes, so no neighbour entries)
              through agent.kernel.Kernel.add vs iproute2 `bridge -batch`
@@ -363,13 +367,17 @@ def bench_apply(n: int, cfg: AgentConfig, type2_events: list[RouteEvent], tmp: P
     return res
 
 
+def _events(k: int, n: int) -> list[RouteEvent]:
+    return [RouteEvent(macip_route(i, initial_state(i, PURE_VNIS))) for i in range(k, min(n, k + LOAD_BATCH))]
+
+
 def bench_memory(n: int, cfg: AgentConfig) -> dict:
     def traced(fill: Callable[[list[RouteEvent]], None], n: int) -> tuple[int, int]:
         gc.collect()
         tracemalloc.start()
         try:
             for k in range(0, n, LOAD_BATCH):
-                events = [RouteEvent(macip_route(i, initial_state(i, PURE_VNIS))) for i in range(k, min(n, k + LOAD_BATCH))]
+                events = _events(k, n)
                 fill(events)
                 del events
             gc.collect()
@@ -381,11 +389,49 @@ def bench_memory(n: int, cfg: AgentConfig) -> dict:
     rib = RibView(cfg)
     cur, peak = traced(rib.apply, n)
     assert len(rib) == n
+    gc.collect()
+    tracemalloc.start()
+    owned = set(rib.desired())  # what Reconciler.owned holds once the N routes are programmed
+    owned_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(owned) == 2 * n
+    del owned, rib
     m = min(n, SAMPLE)  # the reference's bytes per route do not depend on N
     naive = NaiveDesired(cfg)
     ncur, _ = traced(naive.update, m)
     assert len(naive.routes) == m
-    return {"bytes": cur / n, "peak": peak / n, "naive_bytes": ncur / m, "ratio": (cur / n) / (ncur / m), "total_mb": cur / 2**20}
+    rss = rss_child(n)
+    return {"bytes": cur / n, "peak": peak / n, "naive_bytes": ncur / m, "ratio": (cur / n) / (ncur / m), "total_mb": cur / 2**20,
+            "owned_bytes": owned_bytes / n, "rss_bytes": rss["grown"] / n, "rss_before_mb": rss["before"] / 2**20}
+
+
+def vm_rss() -> int:
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
+
+
+def rss_child(n: int) -> dict[str, int]:
+    """VmRSS a fresh interpreter grows by loading N routes into a RibView in batches and keeping the
+    entries desired() makes in a set (the reconciler's owned set), after everything is imported."""
+    proc = subprocess.run([sys.executable, __file__, "--rss-child", str(n)], capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def rss_child_main(n: int) -> int:
+    from agent.cli import tune_malloc
+
+    tune_malloc()  # as `evpn-agent run` does
+    cfg = make_cfg(PURE_VNIS)
+    RibView(cfg).apply(_events(0, 1))  # every code path warm, nothing held
+    gc.collect()
+    before = vm_rss()
+    rib = RibView(cfg)
+    for k in range(0, n, LOAD_BATCH):
+        rib.apply(_events(k, n))
+    owned = set(rib.desired())
+    gc.collect()
+    print(json.dumps({"before": before, "grown": vm_rss() - before, "routes": len(rib), "owned": len(owned)}))
+    return 0
 
 
 # -- kernel --------------------------------------------------------------------------------
@@ -570,6 +616,8 @@ def on_sigterm(*_: object) -> None:
 
 
 def main() -> int:
+    if sys.argv[1:2] == ["--rss-child"]:
+        return rss_child_main(int(sys.argv[2]))
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes_arg, default=sizes_arg("1000,10000,100000"), help="N for decode/apply/memory (default 1000,10000,100000)")
     parser.add_argument("--kernel-sizes", type=sizes_arg, default=sizes_arg("1000,10000"), help="N for the kernel part (default 1000,10000)")
@@ -634,10 +682,12 @@ def main() -> int:
           ["N", "apply +100", "ledger +100", "status views+json", "plan_full", "save+status / apply"],
           [[str(n), f"{r['inc_ms']:.3f}", num(r["ledger_save_ms"]), num(r["status_ms"]), num(r["plan_full_ms"]),
             num((r["ledger_save_ms"] + r["status_ms"]) / r["inc_ms"])] for n, r in apply_res.items()])
-    table(f"3. memory (tracemalloc), RibView holding N routes vs the naive reference's dict route-key -> route (<={SAMPLE // 1000}k)",
-          ["N", "RibView B/route", "peak B/route", "total MiB", "naive dict B/route", "ratio"],
-          [[str(n), num(r["bytes"]), num(r["peak"]), num(r["total_mb"]), num(r["naive_bytes"]), f"{r['ratio']:.2f}"]
-           for n, r in mem_res.items()])
+    table(f"3. memory (tracemalloc), RibView holding N routes vs the naive reference's dict route-key -> route (<={SAMPLE // 1000}k); "
+          "the reconciler's owned set of the 2N entries; RSS of a fresh process holding both",
+          ["N", "RibView B/route", "peak B/route", "total MiB", "naive dict B/route", "ratio", "owned set B/route",
+           "RSS grown B/route"],
+          [[str(n), num(r["bytes"]), num(r["peak"]), num(r["total_mb"]), num(r["naive_bytes"]), f"{r['ratio']:.2f}",
+            num(r["owned_bytes"]), num(r["rss_bytes"])] for n, r in mem_res.items()])
     if kernel_res:
         table("4. kernel (namespace bench-k / reference bench-r): N unicast entries (vxlan self + bridge master extern_learn)",
               ["N", "Kernel.add /s", "bridge -batch /s", "ref/agent x", "entries() s", "fdb show s", "dump x",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from agent.cli import main
+from agent.tools import tools as main  # status and rib (click); agent.cli dispatches to them
 from agent.statusview import LIVE_WITHIN, render, summary
 
 STATUS = {
