@@ -210,7 +210,8 @@ def run_size(lab: Lab, size: int, timeout: float, quick: bool = False) -> dict[s
     out(f"  N={size}: restarting the agent on {agent_host}")
     restart = restart_agent(lab, agent_host)
     result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
-                         "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned}
+                         "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned,
+                         "others": list(restart.others)}
     result["synced"] = synced_lines(lab, agent_host)
     agent.refresh()  # the restarted agent
     if quick:
@@ -432,6 +433,8 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
     for r in results:
         s = r["restart"]  # type: ignore[index]
         out(f"{r['size']:7d} {s['ready']:7.2f}s {s['settled']:7.2f}s {s['new']:9d} {s['deleted']:9d} {s['injected']:12d} {s['overruns']:9d} {s['owned']:8d}")  # type: ignore[index]
+        for other in s.get("others", []):  # type: ignore[attr-defined]
+            out(f"{'':7} not injected: {other}")
     out()
     out("the agent's own account of its last sessions (cold start, restart): event=synced ...")
     for r in results:

@@ -51,6 +51,13 @@ _NDA_LLADDR = 2
 _PREFIX_BYTES = bytes.fromhex(MAC_PREFIX.replace(":", ""))
 
 
+def _describe(data: bytes, offset: int, msg_type: int, lladdr: bytes) -> str:
+    """One notification as text: kind, family, ifindex, NUD state, flags, link-layer address."""
+    family, ifindex, state, flags, _type = struct.unpack_from("=BxxxiHBB", data, offset + _NLMSGHDR.size)
+    kind = "NEWNEIGH" if msg_type == RTM_NEWNEIGH else "DELNEIGH"
+    return f"{kind} family={family} ifindex={ifindex} state=0x{state:x} flags=0x{flags:x} lladdr={lladdr.hex(':') or '-'}"
+
+
 def _lladdr(data: bytes, offset: int, length: int) -> bytes:
     """NDA_LLADDR of the neighbour message at `offset` (b"" if it has none)."""
     pos, end = offset + _NLMSGHDR.size + _NDMSG_LEN, min(offset + length, len(data))
@@ -199,6 +206,7 @@ class NeighMonitor:
         self.deleted = 0
         self.overruns = 0
         self.injected = 0  # of new + deleted: those about an injected MAC (02:5c:...)
+        self.others: list[str] = []  # the first 20 not about an injected MAC, described (what made them)
         self.last = 0.0  # time.monotonic() of the last notification
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -239,8 +247,11 @@ class NeighMonitor:
                         self.new += 1
                     else:
                         self.deleted += 1
-                    if _lladdr(data, offset, length).startswith(_PREFIX_BYTES):
+                    lladdr = _lladdr(data, offset, length)
+                    if lladdr.startswith(_PREFIX_BYTES):
                         self.injected += 1
+                    elif len(self.others) < 20:
+                        self.others.append(_describe(data, offset, msg_type, lladdr))
                 offset += (length + 3) & ~3
 
     def __exit__(self, *exc: object) -> None:
@@ -316,6 +327,7 @@ class Restart:
     new: int  # RTM_NEWNEIGH seen in the namespace from just before the SIGTERM to `linger` s after settling
     deleted: int  # RTM_DELNEIGH
     injected: int  # of those, about injected MACs
+    others: tuple[str, ...] = ()  # the first of the rest, described (NeighMonitor.others)
     overruns: int  # the monitor lost notifications (ENOBUFS): counts are a floor
     owned: int  # owned_fdb_entries the new agent reports
 
@@ -353,4 +365,5 @@ def restart_agent(lab: Lab, host: str, timeout: float = 120.0, linger: float = 2
                                  f"(see {lab.plan.files(host).agent_log})")
         time.sleep(linger)  # anything the agent would still write shows up here
     owned = int(node.agent_status().get("owned_fdb_entries", 0))  # type: ignore[attr-defined]
-    return Restart(ready, settled, monitor.new, monitor.deleted, monitor.injected, monitor.overruns, owned)
+    return Restart(ready, settled, monitor.new, monitor.deleted, monitor.injected, monitor.overruns, owned,
+                   tuple(monitor.others))
