@@ -327,9 +327,9 @@ class Restart:
     new: int  # RTM_NEWNEIGH seen in the namespace from just before the SIGTERM to `linger` s after settling
     deleted: int  # RTM_DELNEIGH
     injected: int  # of those, about injected MACs
-    others: tuple[str, ...] = ()  # the first of the rest, described (NeighMonitor.others)
     overruns: int  # the monitor lost notifications (ENOBUFS): counts are a floor
     owned: int  # owned_fdb_entries the new agent reports
+    others: tuple[str, ...] = ()  # the first of the rest, described (NeighMonitor.others)
 
 
 def restart_agent(lab: Lab, host: str, timeout: float = 120.0, linger: float = 2.0) -> Restart:
