@@ -1,0 +1,231 @@
+"""The set of kernel entries the agent owns, held as packed integers instead of entry objects.
+
+A set of FdbEntry/NeighEntry objects cost ~98 bytes per entry (the object, its MAC string and the
+set's slot), two entries per remote route. Here an entry of an IPv4 VTEP / IPv4 neighbour with a
+canonical MAC (lowercase, colon-separated: what the codec and the kernel reader make) is one 80-bit
+integer in a bucket per (kind, device): FDB = MAC << 32 | VTEP, neighbour = IP << 48 | MAC, stored
+sorted as two arrays (the high 64 bits, the low 16): 10 bytes an entry. Changes go to two small
+Python sets (added / removed since the last merge) that are merged into the arrays when they grow
+past a fraction of the table, so a change costs O(1) amortized and membership O(log n).
+
+Any other entry (an IPv6 VTEP or neighbour, a MAC in another spelling) is kept as the object in a
+plain set: same semantics, the old cost. Entries come back out as equal new objects.
+"""
+
+from __future__ import annotations
+
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, MutableSet
+from ipaddress import IPv4Address
+
+from .entries import FdbEntry, KernelEntry, NeighEntry
+
+MERGE_MIN = 1024  # never merge fewer pending changes than this
+LO_BITS = 16
+LO_MASK = (1 << LO_BITS) - 1
+
+
+def mac_int(mac: str) -> int | None:
+    """The MAC as an integer if written canonically (a round trip gives back the same string)."""
+    if len(mac) != 17 or mac[2::3] != ":::::" or mac.lower() != mac:
+        return None
+    try:
+        raw = bytes.fromhex(mac.replace(":", ""))
+    except ValueError:
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 6 else None
+
+
+def mac_text(value: int) -> str:
+    return value.to_bytes(6, "big").hex(":")
+
+
+class _Bucket:
+    """Sorted packed keys plus the changes not merged yet (added: not in the arrays; removed: in them)."""
+
+    __slots__ = ("hi", "lo", "added", "removed")
+
+    def __init__(self) -> None:
+        self.hi = array("Q")
+        self.lo = array("H")
+        self.added: set[int] = set()
+        self.removed: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.hi) + len(self.added) - len(self.removed)
+
+    def in_arrays(self, key: int) -> bool:
+        hi, lo = self.hi, self.lo
+        h, low = key >> LO_BITS, key & LO_MASK
+        i = bisect_left(hi, h)
+        n = len(hi)
+        while i < n and hi[i] == h:
+            if lo[i] == low:
+                return True
+            i += 1
+        return False
+
+    def __contains__(self, key: int) -> bool:
+        if key in self.added:
+            return True
+        if key in self.removed:
+            return False
+        return self.in_arrays(key)
+
+    def add(self, key: int) -> None:
+        if key in self.removed:
+            self.removed.discard(key)
+        elif key not in self.added and not self.in_arrays(key):
+            self.added.add(key)
+            if len(self.added) > max(MERGE_MIN, len(self.hi)):  # within a big batch: doubling, O(1) amortized
+                self.merge()
+
+    def discard(self, key: int) -> None:
+        if key in self.added:
+            self.added.discard(key)
+        elif key not in self.removed and self.in_arrays(key):
+            self.removed.add(key)
+            if len(self.removed) > max(MERGE_MIN, len(self.hi) // 2):
+                self.merge()
+
+    def settle(self) -> None:
+        """Merge the pending changes once they are more than a sixteenth of the table."""
+        if len(self.added) + len(self.removed) > max(MERGE_MIN, len(self.hi) >> 4):
+            self.merge()
+
+    def merge(self) -> None:
+        hi, lo = array("Q"), array("H")
+        add_hi, add_lo = hi.append, lo.append
+        adds = sorted(self.added)
+        removed = self.removed
+        j, na = 0, len(adds)
+        nxt = adds[0] if adds else -1
+        for h, low in zip(self.hi, self.lo):
+            key = h << LO_BITS | low
+            while j < na and nxt < key:
+                add_hi(nxt >> LO_BITS)
+                add_lo(nxt & LO_MASK)
+                j += 1
+                nxt = adds[j] if j < na else -1
+            if removed and key in removed:
+                continue
+            add_hi(h)
+            add_lo(low)
+        for key in adds[j:]:
+            add_hi(key >> LO_BITS)
+            add_lo(key & LO_MASK)
+        self.hi, self.lo = hi, lo
+        self.added, self.removed = set(), set()
+
+    def keys(self) -> Iterator[int]:
+        removed = self.removed
+        for h, low in zip(self.hi, self.lo):
+            key = h << LO_BITS | low
+            if not removed or key not in removed:
+                yield key
+        yield from list(self.added)
+
+
+FDB, NEIGH = 0, 1
+
+
+class OwnedSet(MutableSet):  # type: ignore[type-arg]
+    """A set of KernelEntry (==, <=, -, & with plain sets as usual; those operators return plain sets)."""
+
+    __slots__ = ("_buckets", "_others")
+
+    def __init__(self, entries: Iterable[KernelEntry] = ()) -> None:
+        self._buckets: dict[tuple[int, str], _Bucket] = {}
+        self._others: set[KernelEntry] = set()
+        for entry in entries:
+            self.add(entry)
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[KernelEntry]) -> set[KernelEntry]:
+        return set(it)
+
+    @staticmethod
+    def _key(entry: KernelEntry) -> tuple[tuple[int, str], int] | None:
+        """(bucket, packed key) of an entry that packs, else None."""
+        if entry.__class__ is FdbEntry:
+            vtep = entry.vtep  # type: ignore[union-attr]
+            if vtep.__class__ is IPv4Address:
+                mac = mac_int(entry.mac)
+                if mac is not None:
+                    return (FDB, entry.device), mac << 32 | vtep._ip
+            return None
+        ip = entry.ip  # type: ignore[union-attr]
+        if ip.__class__ is IPv4Address:
+            mac = mac_int(entry.mac)
+            if mac is not None:
+                return (NEIGH, entry.device), ip._ip << 48 | mac
+        return None
+
+    def __contains__(self, entry: object) -> bool:
+        if entry.__class__ is not FdbEntry and entry.__class__ is not NeighEntry:
+            return False
+        located = self._key(entry)  # type: ignore[arg-type]
+        if located is None:
+            return entry in self._others
+        bucket = self._buckets.get(located[0])
+        return bucket is not None and located[1] in bucket
+
+    def add(self, entry: KernelEntry) -> None:
+        located = self._key(entry)
+        if located is None:
+            self._others.add(entry)
+            return
+        bucket = self._buckets.get(located[0])
+        if bucket is None:
+            bucket = self._buckets[located[0]] = _Bucket()
+        bucket.add(located[1])
+
+    def discard(self, entry: KernelEntry) -> None:
+        if entry.__class__ is not FdbEntry and entry.__class__ is not NeighEntry:
+            return
+        located = self._key(entry)
+        if located is None:
+            self._others.discard(entry)
+            return
+        bucket = self._buckets.get(located[0])
+        if bucket is not None:
+            bucket.discard(located[1])
+
+    def settle(self) -> None:
+        """Fold pending changes into the packed arrays where they have piled up (after a batch)."""
+        for key, bucket in list(self._buckets.items()):
+            bucket.settle()
+            if not bucket.hi and not bucket.added:
+                del self._buckets[key]
+
+    def __len__(self) -> int:
+        return len(self._others) + sum(len(b) for b in self._buckets.values())
+
+    def __iter__(self) -> Iterator[KernelEntry]:
+        for (kind, device), bucket in list(self._buckets.items()):
+            yield from self._decode(kind, device, bucket.keys())
+        yield from list(self._others)
+
+    @staticmethod
+    def _decode(kind: int, device: str, keys: Iterable[int]) -> Iterator[KernelEntry]:
+        addresses: dict[int, IPv4Address] = {}  # one object per VTEP, shared by its entries
+        if kind == FDB:
+            for key in keys:
+                raw = key & 0xFFFFFFFF
+                vtep = addresses.get(raw)
+                if vtep is None:
+                    vtep = addresses[raw] = IPv4Address(raw)
+                yield FdbEntry(device, mac_text(key >> 32), vtep)
+        else:
+            for key in keys:
+                yield NeighEntry(device, IPv4Address(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
+
+    def by_device(self, devices: Iterable[str]) -> list[KernelEntry]:
+        """The entries on the given devices (vxlan devices or bridges)."""
+        wanted = set(devices)
+        found = [e for (kind, device), b in self._buckets.items() if device in wanted for e in self._decode(kind, device, b.keys())]
+        return found + [e for e in self._others if e.device in wanted]
+
+    def __repr__(self) -> str:
+        return f"OwnedSet({len(self)} entries)"
