@@ -14,12 +14,13 @@ plain set: same semantics, the old cost. Entries come back out as equal new obje
 
 from __future__ import annotations
 
+import heapq
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableSet
 from ipaddress import IPv4Address
 
-from .entries import FdbEntry, KernelEntry, NeighEntry
+from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 
 MERGE_MIN = 1024  # never merge fewer pending changes than this
 LO_BITS = 16
@@ -226,6 +227,21 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
         wanted = set(devices)
         found = [e for (kind, device), b in self._buckets.items() if device in wanted for e in self._decode(kind, device, b.keys())]
         return found + [e for e in self._others if e.device in wanted]
+
+    def ordered(self, kind: type) -> Iterator[KernelEntry]:
+        """The entries of one kind (FdbEntry or NeighEntry) in entry_sort_key order, made one at a time."""
+        code = FDB if kind is FdbEntry else NEIGH
+        others: dict[str, list[KernelEntry]] = {}
+        for entry in self._others:
+            if entry.__class__ is kind:
+                others.setdefault(entry.device, []).append(entry)
+        devices = {device for (k, device) in self._buckets if k == code} | set(others)
+        for device in sorted(devices):
+            bucket = self._buckets.get((code, device))
+            if bucket is not None and (bucket.added or bucket.removed):
+                bucket.merge()  # the arrays alone, in key order = entry_sort_key order within the device
+            packed = self._decode(code, device, bucket.keys()) if bucket is not None else iter(())
+            yield from heapq.merge(packed, sorted(others.get(device, ()), key=entry_sort_key), key=entry_sort_key)
 
     def __repr__(self) -> str:
         return f"OwnedSet({len(self)} entries)"
