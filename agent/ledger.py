@@ -21,13 +21,14 @@ from __future__ import annotations
 import json
 import logging
 import os
+from socket import AF_INET, inet_pton
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
 from typing import IO, AbstractSet
 
 from .entries import FdbEntry, KernelEntry, NeighEntry
-from .ownedset import OwnedSet
+from .ownedset import OwnedSet, ipv4, mac_int
 from .routes import IPAddress, parse_ip
 
 log = logging.getLogger("evpn.agent.ledger")
@@ -263,18 +264,39 @@ def _chunks(journal: IO[str]) -> Iterator[tuple[list[str], bool]]:
 
 
 def _add_rows(kind: str, rows: list[object], owned: OwnedSet) -> None:
-    """Snapshot rows ([dev, mac, vtep] or [bridge, ip, mac]) into `owned`."""
-    vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
-    add = owned.add
+    """Snapshot rows ([dev, mac, vtep] or [bridge, ip, mac]) into `owned`: packed straight from the
+    text where they pack (a canonical MAC, an IPv4 address), else as entries."""
+    vteps: dict[str, int | None] = {}  # VTEP text -> its integer (None: IPv6), a few hundred at most
+    add, add_packed = owned.add, owned.add_packed
     if kind == "fdb":
         for dev, mac, dst in rows:  # type: ignore[misc]
-            vtep = vteps.get(dst)
-            if vtep is None:
-                vtep = vteps[dst] = parse_ip(dst)
-            add(FdbEntry(dev, mac, vtep))
+            vtep = vteps.get(dst, -1)
+            if vtep == -1:
+                address = parse_ip(dst)
+                vtep = vteps[dst] = address._ip if address.version == 4 else None
+            packed = mac_int(mac) if vtep is not None else None
+            if packed is None:
+                add(FdbEntry(dev, mac, parse_ip(dst)))
+            else:
+                add_packed(True, dev, packed << 32 | vtep)  # type: ignore[operator]
     else:
         for dev, ip, mac in rows:  # type: ignore[misc]
-            add(NeighEntry(dev, parse_ip(ip), mac))
+            packed = mac_int(mac)
+            raw = _ipv4_int(ip) if packed is not None else None
+            if raw is None:
+                add(NeighEntry(dev, parse_ip(ip), mac))
+            else:
+                add_packed(False, dev, raw << 48 | packed)  # type: ignore[operator]
+
+
+def _ipv4_int(text: str) -> int | None:
+    """The integer of a dotted-quad IPv4 address as str(IPv4Address) writes it, else None."""
+    try:
+        raw = inet_pton(AF_INET, text)
+    except (OSError, TypeError):
+        return None
+    value = int.from_bytes(raw, "big")
+    return value if text == ipv4(value).__str__() else None  # (leading zeros and the like: parse_ip decides)
 
 
 def _apply_rows(rows: list[object], owned: OwnedSet) -> None:

@@ -15,6 +15,7 @@ plain set: same semantics, the old cost. Entries come back out as equal new obje
 from __future__ import annotations
 
 import heapq
+import sys
 from array import array
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, MutableSet
@@ -40,6 +41,17 @@ def mac_int(mac: str) -> int | None:
 
 def mac_text(value: int) -> str:
     return value.to_bytes(6, "big").hex(":")
+
+
+_new = object.__new__
+_set_ip = IPv4Address._ip.__set__  # type: ignore[attr-defined]  # the slot's own setter
+
+
+def ipv4(value: int) -> IPv4Address:
+    """IPv4Address(value) for a value known to be 32-bit (the constructor's checks cost 3x this)."""
+    address = _new(IPv4Address)
+    _set_ip(address, value)
+    return address
 
 
 class _Bucket:
@@ -134,10 +146,11 @@ FDB, NEIGH = 0, 1
 class OwnedSet(MutableSet):  # type: ignore[type-arg]
     """A set of KernelEntry (==, <=, -, & with plain sets as usual; those operators return plain sets)."""
 
-    __slots__ = ("_buckets", "_others")
+    __slots__ = ("_fdb", "_neigh", "_others")
 
     def __init__(self, entries: Iterable[KernelEntry] = ()) -> None:
-        self._buckets: dict[tuple[int, str], _Bucket] = {}
+        self._fdb: dict[str, _Bucket] = {}  # by vxlan device
+        self._neigh: dict[str, _Bucket] = {}  # by bridge
         self._others: set[KernelEntry] = set()
         for entry in entries:
             self.add(entry)
@@ -146,66 +159,83 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
     def _from_iterable(cls, it: Iterable[KernelEntry]) -> set[KernelEntry]:
         return set(it)
 
-    @staticmethod
-    def _key(entry: KernelEntry) -> tuple[tuple[int, str], int] | None:
-        """(bucket, packed key) of an entry that packs, else None."""
-        if entry.__class__ is FdbEntry:
-            vtep = entry.vtep  # type: ignore[union-attr]
+    def _bucket_key(self, entry: object) -> tuple[dict[str, _Bucket] | None, int]:
+        """(the kind's buckets by device, packed key) of an entry that packs, else (None, 0)."""
+        cls = entry.__class__
+        if cls is FdbEntry:
+            vtep = entry.vtep  # type: ignore[attr-defined]
             if vtep.__class__ is IPv4Address:
-                mac = mac_int(entry.mac)
+                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
                 if mac is not None:
-                    return (FDB, entry.device), mac << 32 | vtep._ip
-            return None
-        ip = entry.ip  # type: ignore[union-attr]
-        if ip.__class__ is IPv4Address:
-            mac = mac_int(entry.mac)
-            if mac is not None:
-                return (NEIGH, entry.device), ip._ip << 48 | mac
-        return None
+                    return self._fdb, mac << 32 | vtep._ip
+        elif cls is NeighEntry:
+            ip = entry.ip  # type: ignore[attr-defined]
+            if ip.__class__ is IPv4Address:
+                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
+                if mac is not None:
+                    return self._neigh, ip._ip << 48 | mac
+        return None, 0
 
     def __contains__(self, entry: object) -> bool:
-        if entry.__class__ is not FdbEntry and entry.__class__ is not NeighEntry:
-            return False
-        located = self._key(entry)  # type: ignore[arg-type]
-        if located is None:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
             return entry in self._others
-        bucket = self._buckets.get(located[0])
-        return bucket is not None and located[1] in bucket
+        bucket = buckets.get(entry.device)  # type: ignore[attr-defined]
+        if bucket is None:
+            return False
+        if key in bucket.added:
+            return True
+        if key in bucket.removed:
+            return False
+        hi = bucket.hi
+        h = key >> LO_BITS
+        i = bisect_left(hi, h)
+        if i == len(hi) or hi[i] != h:
+            return False
+        return True if bucket.lo[i] == key & LO_MASK else bucket.in_arrays(key)
+
+    def add_packed(self, fdb: bool, device: str, key: int) -> None:
+        """Add an entry given packed (FDB: MAC << 32 | IPv4 VTEP; neighbour: IPv4 << 48 | MAC)."""
+        buckets = self._fdb if fdb else self._neigh
+        bucket = buckets.get(device)
+        if bucket is None:
+            bucket = buckets[sys.intern(device)] = _Bucket()
+        bucket.add(key)
 
     def add(self, entry: KernelEntry) -> None:
-        located = self._key(entry)
-        if located is None:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
             self._others.add(entry)
             return
-        bucket = self._buckets.get(located[0])
+        bucket = buckets.get(entry.device)
         if bucket is None:
-            bucket = self._buckets[located[0]] = _Bucket()
-        bucket.add(located[1])
+            bucket = buckets[entry.device] = _Bucket()
+        bucket.add(key)
 
     def discard(self, entry: KernelEntry) -> None:
-        if entry.__class__ is not FdbEntry and entry.__class__ is not NeighEntry:
-            return
-        located = self._key(entry)
-        if located is None:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
             self._others.discard(entry)
             return
-        bucket = self._buckets.get(located[0])
+        bucket = buckets.get(entry.device)
         if bucket is not None:
-            bucket.discard(located[1])
+            bucket.discard(key)
 
     def settle(self) -> None:
         """Fold pending changes into the packed arrays where they have piled up (after a batch)."""
-        for key, bucket in list(self._buckets.items()):
-            bucket.settle()
-            if not bucket.hi and not bucket.added:
-                del self._buckets[key]
+        for buckets in (self._fdb, self._neigh):
+            for device, bucket in list(buckets.items()):
+                bucket.settle()
+                if not bucket.hi and not bucket.added:
+                    del buckets[device]
 
     def __len__(self) -> int:
-        return len(self._others) + sum(len(b) for b in self._buckets.values())
+        return len(self._others) + sum(len(b) for b in self._fdb.values()) + sum(len(b) for b in self._neigh.values())
 
     def __iter__(self) -> Iterator[KernelEntry]:
-        for (kind, device), bucket in list(self._buckets.items()):
-            yield from self._decode(kind, device, bucket.keys())
+        for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)):
+            for device, bucket in list(buckets.items()):
+                yield from self._decode(kind, device, bucket.keys())
         yield from list(self._others)
 
     @staticmethod
@@ -216,16 +246,17 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
                 raw = key & 0xFFFFFFFF
                 vtep = addresses.get(raw)
                 if vtep is None:
-                    vtep = addresses[raw] = IPv4Address(raw)
+                    vtep = addresses[raw] = ipv4(raw)
                 yield FdbEntry(device, mac_text(key >> 32), vtep)
         else:
             for key in keys:
-                yield NeighEntry(device, IPv4Address(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
+                yield NeighEntry(device, ipv4(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
 
     def by_device(self, devices: Iterable[str]) -> list[KernelEntry]:
         """The entries on the given devices (vxlan devices or bridges)."""
         wanted = set(devices)
-        found = [e for (kind, device), b in self._buckets.items() if device in wanted for e in self._decode(kind, device, b.keys())]
+        found = [e for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)) for device, b in buckets.items() if device in wanted
+                 for e in self._decode(kind, device, b.keys())]
         return found + [e for e in self._others if e.device in wanted]
 
     def ordered(self, kind: type) -> Iterator[KernelEntry]:
@@ -235,9 +266,9 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
         for entry in self._others:
             if entry.__class__ is kind:
                 others.setdefault(entry.device, []).append(entry)
-        devices = {device for (k, device) in self._buckets if k == code} | set(others)
-        for device in sorted(devices):
-            bucket = self._buckets.get((code, device))
+        buckets = self._fdb if code == FDB else self._neigh
+        for device in sorted(set(buckets) | set(others)):
+            bucket = buckets.get(device)
             if bucket is not None and (bucket.added or bucket.removed):
                 bucket.merge()  # the arrays alone, in key order = entry_sort_key order within the device
             packed = self._decode(code, device, bucket.keys()) if bucket is not None else iter(())

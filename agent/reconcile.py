@@ -115,9 +115,12 @@ class Reconciler:
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
         entries = self.kernel.entries(self.devices, self.bridges)
-        for entry in self.owned - entries:
+        owned = set(self.owned)  # unpacked once (the set operations below then run at C speed)
+        for entry in owned - entries:
             self.forget(entry)  # on disk too: a later hand-made copy is not ours
-        plan = plan_full(desired, entries, self.owned)
+        owned &= entries
+        plan = plan_full(desired, entries, owned)
+        del owned
         if not remove_stale:
             plan.remove = []
         self._apply(plan)
