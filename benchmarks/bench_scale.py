@@ -24,8 +24,10 @@ across machines:
              approach has to keep; per route, measured on at most 10k routes);
              beside it the other long-lived per-route structure of the agent, the
              reconciler's owned set (the N FDB + N neighbour entries desired()
-             makes, in a set), and the RSS a fresh process grows by holding both
-             (VmRSS before and after, as bench_e2e measures the live agent).
+             makes, in an OwnedSet, against a plain set of them), and the RSS a
+             fresh process grows by holding both (VmRSS before and after, as
+             bench_e2e measures the live agent); 3b: Ledger.load of that set's
+             snapshot (kept, peak, seconds) and the RSS when it comes from there.
 4. kernel    (root; --skip-kernel to leave out) in namespace bench-k, N unicast
              FDB entries (from N MAC-only Type-2 routes, so no neighbour entries)
              through agent.kernel.Kernel.add vs iproute2 `bridge -batch`
