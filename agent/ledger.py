@@ -4,7 +4,10 @@ changes, not the table.
 The kernel does not record who added a vxlan FDB entry, so the agent keeps its own list; it only
 ever removes entries on that list, and entries someone else made are left alone.
 
-On disk: a snapshot (`state_file`, JSON: {"fdb": [[dev, mac, vtep]...], "neigh": [[bridge, ip, mac]...]})
+On disk: a snapshot (`state_file`, JSON: {"fdb": [[dev, mac, vtep]...], "neigh": [[bridge, ip, mac]...]},
+written one entry a line so that it is read back line by line into the packed OwnedSet, never
+parsed whole: a whole parse of 200k entries peaked at ~900 bytes a route; a snapshot in any other
+layout, such as one written before, is still read, whole)
 and a journal beside it (`state_file` + ".journal", one JSON line per change: ["+"|"-", "fdb"|"neigh",
 a, b, c]). A batch appends its changes to the journal; when the journal outgrows the table, the
 snapshot is rewritten (atomically) and the journal emptied. Loading replays the journal over the
@@ -18,17 +21,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Iterable
+from socket import AF_INET, inet_pton
+from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import IO
+from typing import IO, AbstractSet
 
-from .atomicfile import write_json_atomic
-from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
+from .entries import FdbEntry, KernelEntry, NeighEntry
+from .ownedset import OwnedSet, ipv4, mac_int
 from .routes import IPAddress, parse_ip
 
 log = logging.getLogger("evpn.agent.ledger")
 
 COMPACT_MIN_LINES = 10_000  # never compact a journal shorter than this
+CHUNK_LINES = 4096  # lines parsed in one json.loads (C speed, a bounded peak)
+SNAPSHOT_HEAD = '{"fdb": ['  # the first line of a snapshot written one entry a line
 
 
 def _row(entry: KernelEntry) -> list[str]:
@@ -72,51 +79,100 @@ class Ledger:
         self._journal: IO[str] | None = None
         self._lines = 0
 
-    def load(self) -> set[KernelEntry]:
+    def load(self) -> OwnedSet:
+        owned = OwnedSet()
         if self.path is None:
-            return set()
-        owned: set[KernelEntry] = set()
-        if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text())
-                if not isinstance(data, dict):
-                    raise ValueError(f"expected a JSON object, got {type(data).__name__}")
-                vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
-                owned = {FdbEntry(dev, mac, vteps.get(dst) or vteps.setdefault(dst, parse_ip(dst)))
-                         for dev, mac, dst in data.get("fdb", [])}
-                owned |= {NeighEntry(dev, parse_ip(ip), mac) for dev, ip, mac in data.get("neigh", [])}
-            except (OSError, ValueError, TypeError) as exc:
-                log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
-                return set()
+            return owned
+        try:
+            with open(self.path, encoding="utf-8") as snapshot:
+                self._load_snapshot(snapshot, owned)
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, TypeError) as exc:
+            log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
+            return OwnedSet()
+        owned.settle()
         self._lines = self._replay(owned)
+        owned.settle()
         return owned
 
-    def _replay(self, owned: set[KernelEntry]) -> int:
+    @staticmethod
+    def _load_snapshot(snapshot: IO[str], owned: OwnedSet) -> None:
+        """Fill `owned` from the snapshot; ValueError/TypeError if it is not a whole, well-formed one."""
+        first = snapshot.readline()
+        if first.rstrip("\n") != SNAPSHOT_HEAD:  # another layout (an older agent's): parsed whole
+            data = json.loads(first + snapshot.read())
+            if not isinstance(data, dict):
+                raise ValueError(f"expected a JSON object, got {type(data).__name__}")
+            for kind in ("fdb", "neigh"):
+                rows = data.get(kind, [])
+                if not isinstance(rows, list):
+                    raise ValueError(f"{kind}: expected a list, got {type(rows).__name__}")
+                _add_rows(kind, rows, owned)
+            return
+        kind, ended = "fdb", False
+        while True:
+            lines = list(islice(snapshot, CHUNK_LINES))
+            rows = []
+            for line in lines:
+                line = line.rstrip("\n")
+                if line.startswith("["):
+                    if kind not in ("fdb", "neigh") or ended:
+                        raise ValueError(f"an entry outside the lists: {line[:40]!r}")
+                    rows.append(line[:-1] if line.endswith(",") else line)
+                    continue
+                _add_rows(kind, json.loads("[" + ",".join(rows) + "]"), owned)
+                rows = []
+                if kind == "fdb" and line == "],":
+                    kind = "neigh-head"
+                elif kind == "neigh-head" and line == '"neigh": [':
+                    kind = "neigh"
+                elif kind == "neigh" and line == "]}" and not ended:
+                    ended = True
+                else:
+                    raise ValueError(f"unexpected line {line[:40]!r} in the snapshot")
+            if rows:
+                _add_rows(kind, json.loads("[" + ",".join(rows) + "]"), owned)
+            if not lines:
+                break
+        if not ended:
+            raise ValueError("the snapshot ends early (cut short)")
+
+    def _replay(self, owned: OwnedSet) -> int:
         assert self.journal_path is not None
         try:
-            text = self.journal_path.read_text()
+            journal = open(self.journal_path, encoding="utf-8")
         except FileNotFoundError:
             return 0
         except OSError as exc:
             log.warning("event=journal-unreadable path=%s error=%r", self.journal_path, str(exc))
             return 0
-        lines = text.splitlines()
+        count = 0
+        with journal:
+            for lines, last in _chunks(journal):
+                self._replay_chunk(lines, count, last, owned)
+                count += len(lines)
+        return count
+
+    def _replay_chunk(self, lines: list[str], before: int, last: bool, owned: OwnedSet) -> None:
+        """Replay some journal lines (numbered from before + 1); `last`: they end the journal."""
+        lines = [line.rstrip("\n") for line in lines]
         try:  # every line whole (the usual case): one parse of them all, at C speed
             rows = json.loads("[" + ",".join(lines) + "]")
         except ValueError:
             rows = None
         if rows is not None and len(rows) == len(lines):
             try:
-                self._apply_rows(rows, owned)
-                return len(lines)
+                _apply_rows(rows, owned)
+                return
             except (ValueError, TypeError):
                 pass  # a line of the wrong shape: line by line below says which (applying again is harmless)
-        for number, line in enumerate(lines, 1):
+        for number, line in enumerate(lines, before + 1):
             try:
                 op, kind, a, b, c = json.loads(line)
                 entry = _entry(kind, a, b, c)
             except (ValueError, TypeError) as exc:
-                if number == len(lines):
+                if last and number == before + len(lines):
                     log.warning("event=journal-torn-line path=%s line=%d (ignored: a write cut short)", self.journal_path, number)
                     break
                 log.warning("event=journal-bad-line path=%s line=%d error=%r (skipped)", self.journal_path, number, str(exc))
@@ -125,29 +181,8 @@ class Ledger:
                 owned.add(entry)
             elif op == "-":
                 owned.discard(entry)
-        return len(lines)
 
-    @staticmethod
-    def _apply_rows(rows: list[object], owned: set[KernelEntry]) -> None:
-        """Replay parsed journal lines in order; ValueError/TypeError at the first malformed one (the
-        entries before it are applied: replaying them again gives the same set)."""
-        vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
-        add, discard = owned.add, owned.discard
-        for row in rows:
-            op, kind, a, b, c = row  # type: ignore[misc]
-            if kind == "fdb":
-                vtep = vteps.get(c)
-                if vtep is None:
-                    vtep = vteps[c] = parse_ip(c)
-                entry: KernelEntry = FdbEntry(a, b, vtep)
-            else:
-                entry = _entry(kind, a, b, c)
-            if op == "+":
-                add(entry)
-            elif op == "-":
-                discard(entry)
-
-    def record(self, added: Iterable[KernelEntry], removed: Iterable[KernelEntry], owned: set[KernelEntry]) -> None:
+    def record(self, added: Iterable[KernelEntry], removed: Iterable[KernelEntry], owned: AbstractSet[KernelEntry]) -> None:
         """Append one batch of changes; compact when the journal has outgrown the table."""
         if self.path is None or self.journal_path is None:
             return
@@ -166,24 +201,119 @@ class Ledger:
         if self._lines > max(COMPACT_MIN_LINES, 2 * len(owned)):
             self.compact(owned)
 
-    def compact(self, owned: set[KernelEntry]) -> None:
-        """Rewrite the snapshot with `owned` and empty the journal."""
+    def compact(self, owned: AbstractSet[KernelEntry]) -> None:
+        """Rewrite the snapshot with `owned` (atomically, streamed one entry a line) and empty the journal."""
         if self.path is None or self.journal_path is None:
             return
-        ordered = sorted(owned, key=entry_sort_key)
-        write_json_atomic(self.path, {
-            "fdb": [_row(e)[1:] for e in ordered if isinstance(e, FdbEntry)],
-            "neigh": [_row(e)[1:] for e in ordered if isinstance(e, NeighEntry)],
-        })
+        packed = owned if isinstance(owned, OwnedSet) else OwnedSet(owned)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            os.fchmod(fd, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                out.write(SNAPSHOT_HEAD + "\n")
+                _write_rows(out, packed.ordered(FdbEntry))
+                out.write('],\n"neigh": [\n')
+                _write_rows(out, packed.ordered(NeighEntry))
+                out.write("]}\n")
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        os.replace(tmp, self.path)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         os.close(fd)
         self._lines = 0
-        log.info("event=ledger-compacted entries=%d", len(owned))
+        log.info("event=ledger-compacted entries=%d", len(packed))
 
     def close(self) -> None:
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _write_rows(out: IO[str], entries: Iterator[KernelEntry]) -> None:
+    """One JSON row a line ([dev, mac, vtep] / [bridge, ip, mac]: a journal line without op and kind),
+    a comma after each but the last, so that the snapshot stays one JSON document."""
+    texts: dict[int, str] = {}
+    rows: list[str] = []
+    separator = ""  # before the next rows: ",\n" once some are written
+    for entry in entries:
+        line = _line("+", entry, texts)
+        rows.append("[" + line[13:] if entry.__class__ is FdbEntry else "[" + line[15:])  # '["+", "fdb", ' / '["+", "neigh", '
+        if len(rows) == CHUNK_LINES:
+            out.write(separator + ",\n".join(rows))
+            rows, separator = [], ",\n"
+    if rows:
+        out.write(separator + ",\n".join(rows))
+        separator = ",\n"
+    if separator:
+        out.write("\n")
+
+
+def _chunks(journal: IO[str]) -> Iterator[tuple[list[str], bool]]:
+    """The journal's lines CHUNK_LINES at a time, each with whether it is the last chunk."""
+    chunk = list(islice(journal, CHUNK_LINES))
+    while chunk:
+        following = list(islice(journal, CHUNK_LINES))
+        yield chunk, not following
+        chunk = following
+
+
+def _add_rows(kind: str, rows: list[object], owned: OwnedSet) -> None:
+    """Snapshot rows ([dev, mac, vtep] or [bridge, ip, mac]) into `owned`: packed straight from the
+    text where they pack (a canonical MAC, an IPv4 address), else as entries."""
+    vteps: dict[str, int | None] = {}  # VTEP text -> its integer (None: IPv6), a few hundred at most
+    add, add_packed = owned.add, owned.add_packed
+    if kind == "fdb":
+        for dev, mac, dst in rows:  # type: ignore[misc]
+            vtep = vteps.get(dst, -1)
+            if vtep == -1:
+                address = parse_ip(dst)
+                vtep = vteps[dst] = address._ip if address.version == 4 else None
+            packed = mac_int(mac) if vtep is not None else None
+            if packed is None:
+                add(FdbEntry(dev, mac, parse_ip(dst)))
+            else:
+                add_packed(True, dev, packed << 32 | vtep)  # type: ignore[operator]
+    else:
+        for dev, ip, mac in rows:  # type: ignore[misc]
+            packed = mac_int(mac)
+            raw = _ipv4_int(ip) if packed is not None else None
+            if raw is None:
+                add(NeighEntry(dev, parse_ip(ip), mac))
+            else:
+                add_packed(False, dev, raw << 48 | packed)  # type: ignore[operator]
+
+
+def _ipv4_int(text: str) -> int | None:
+    """The integer of a dotted-quad IPv4 address as str(IPv4Address) writes it, else None."""
+    try:
+        raw = inet_pton(AF_INET, text)
+    except (OSError, TypeError):
+        return None
+    value = int.from_bytes(raw, "big")
+    return value if text == ipv4(value).__str__() else None  # (leading zeros and the like: parse_ip decides)
+
+
+def _apply_rows(rows: list[object], owned: OwnedSet) -> None:
+    """Replay parsed journal lines in order; ValueError/TypeError at the first malformed one (the
+    entries before it are applied: replaying them again gives the same set)."""
+    vteps: dict[str, IPAddress] = {}  # one object per VTEP, shared by its entries
+    add, discard = owned.add, owned.discard
+    for row in rows:
+        op, kind, a, b, c = row  # type: ignore[misc]
+        if kind == "fdb":
+            vtep = vteps.get(c)
+            if vtep is None:
+                vtep = vteps[c] = parse_ip(c)
+            entry: KernelEntry = FdbEntry(a, b, vtep)
+        else:
+            entry = _entry(kind, a, b, c)
+        if op == "+":
+            add(entry)
+        elif op == "-":
+            discard(entry)

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 import threading
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Protocol, Sequence, Union
+from typing import AbstractSet, Callable, Iterable, Protocol, Sequence, Union
 
 from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
+from .ownedset import OwnedSet
 
 log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
@@ -23,12 +24,12 @@ class Plan:
         return bool(self.add or self.remove)
 
 
-def plan_full(desired: set[KernelEntry], present: set[KernelEntry], owned: set[KernelEntry]) -> Plan:
+def plan_full(desired: AbstractSet[KernelEntry], present: AbstractSet[KernelEntry], owned: AbstractSet[KernelEntry]) -> Plan:
     """Whole-table plan: add what is desired and absent, remove what we own and no longer want."""
     return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
 
 
-def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: set[KernelEntry]) -> Plan:
+def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: AbstractSet[KernelEntry]) -> Plan:
     """Plan for the entries one batch of routes touched; never reads the kernel."""
     plan = Plan()
     for entry in sorted(touched, key=entry_sort_key):
@@ -49,15 +50,16 @@ class FdbTable(Protocol):
 
 
 class OwnershipStore(Protocol):
-    def load(self) -> set[KernelEntry]: ...
-    def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: set[KernelEntry]) -> None: ...
+    def load(self) -> Iterable[KernelEntry]: ...  # an OwnedSet is taken as is, anything else is copied into one
+    def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: OwnedSet) -> None: ...
 
 
 class Reconciler:
     """Applies plans to the kernel (in batches) and keeps the set of entries this agent owns.
 
     Ownership changes are handed to the store as they happen (added/removed since the last write),
-    so keeping it costs O(changes), never O(owned), per batch.
+    so keeping it costs O(changes), never O(owned), per batch. The owned entries are held packed
+    (OwnedSet: ~10 bytes an IPv4 entry instead of ~98 for a set of entry objects).
     """
 
     def __init__(self, kernel: FdbTable, ledger: OwnershipStore, devices: Iterable[str], bridges: Iterable[str] = (),
@@ -66,7 +68,7 @@ class Reconciler:
         self.ledger = ledger
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
-        self._owned: set[KernelEntry] | None = None
+        self._owned: OwnedSet | None = None
         self._loading: threading.Thread | None = None
         if load_in_background:  # the ledger is read while the caller does other work (gRPC waits)
             self._loading = threading.Thread(target=self._load, name="ledger-load", daemon=True)
@@ -81,13 +83,14 @@ class Reconciler:
 
     def _load(self) -> None:
         try:
-            self._owned = self.ledger.load()
+            loaded = self.ledger.load()
+            self._owned = loaded if isinstance(loaded, OwnedSet) else OwnedSet(loaded)
         finally:
             if self._owned is None:
-                self._owned = set()  # (Ledger.load logs and owns nothing on an unreadable file; this is a crash)
+                self._owned = OwnedSet()  # (Ledger.load logs and owns nothing on an unreadable file; this is a crash)
 
     @property
-    def owned(self) -> set[KernelEntry]:
+    def owned(self) -> OwnedSet:
         """The entries this agent made (waits for the ledger on first use if it is being read)."""
         if self._loading is not None:
             self._loading.join()
@@ -95,11 +98,11 @@ class Reconciler:
         return self._owned  # type: ignore[return-value]
 
     @owned.setter
-    def owned(self, entries: set[KernelEntry]) -> None:
+    def owned(self, entries: Iterable[KernelEntry]) -> None:
         if self._loading is not None:
             self._loading.join()
             self._loading = None
-        self._owned = entries
+        self._owned = entries if isinstance(entries, OwnedSet) else OwnedSet(entries)
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
         """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""
@@ -112,9 +115,12 @@ class Reconciler:
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
         entries = self.kernel.entries(self.devices, self.bridges)
-        for entry in self.owned - entries:
+        owned = set(self.owned)  # unpacked once (the set operations below then run at C speed)
+        for entry in owned - entries:
             self.forget(entry)  # on disk too: a later hand-made copy is not ours
-        plan = plan_full(desired, entries, self.owned)
+        owned &= entries
+        plan = plan_full(desired, entries, owned)
+        del owned
         if not remove_stale:
             plan.remove = []
         self._apply(plan)
@@ -190,3 +196,4 @@ class Reconciler:
         if self._gained or self._lost:
             self.ledger.record(self._gained, self._lost, self.owned)
             self._gained, self._lost = set(), set()
+        self.owned.settle()

@@ -24,8 +24,10 @@ across machines:
              approach has to keep; per route, measured on at most 10k routes);
              beside it the other long-lived per-route structure of the agent, the
              reconciler's owned set (the N FDB + N neighbour entries desired()
-             makes, in a set), and the RSS a fresh process grows by holding both
-             (VmRSS before and after, as bench_e2e measures the live agent).
+             makes, in an OwnedSet, against a plain set of them), and the RSS a
+             fresh process grows by holding both (VmRSS before and after, as
+             bench_e2e measures the live agent); 3b: Ledger.load of that set's
+             snapshot (kept, peak, seconds) and the RSS when it comes from there.
 4. kernel    (root; --skip-kernel to leave out) in namespace bench-k, N unicast
              FDB entries (from N MAC-only Type-2 routes, so no neighbour entries)
              through agent.kernel.Kernel.add vs iproute2 `bridge -batch`
@@ -64,6 +66,7 @@ from agent.config import AgentConfig, parse_config  # noqa: E402
 from agent.desired import RibView  # noqa: E402
 from agent.entries import FdbEntry  # noqa: E402
 from agent.ledger import Ledger  # noqa: E402
+from agent.ownedset import OwnedSet  # noqa: E402
 from agent.reconcile import plan_full  # noqa: E402
 from agent.routes import ENCAP_VXLAN, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget  # noqa: E402
 from protos.gobgpapi import attribute_pb2 as attr  # noqa: E402
@@ -371,7 +374,7 @@ def _events(k: int, n: int) -> list[RouteEvent]:
     return [RouteEvent(macip_route(i, initial_state(i, PURE_VNIS))) for i in range(k, min(n, k + LOAD_BATCH))]
 
 
-def bench_memory(n: int, cfg: AgentConfig) -> dict:
+def bench_memory(n: int, cfg: AgentConfig, tmp: Path) -> dict:
     def traced(fill: Callable[[list[RouteEvent]], None], n: int) -> tuple[int, int]:
         gc.collect()
         tracemalloc.start()
@@ -391,17 +394,42 @@ def bench_memory(n: int, cfg: AgentConfig) -> dict:
     assert len(rib) == n
     gc.collect()
     tracemalloc.start()
-    owned = set(rib.desired())  # what Reconciler.owned holds once the N routes are programmed
-    owned_bytes = tracemalloc.get_traced_memory()[0]
+    plain = set(rib.desired())  # the reference: the owned entries as a set of entry objects (before #12)
+    set_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    assert len(plain) == 2 * n
+    del plain
+    gc.collect()
+    tracemalloc.start()
+    owned = OwnedSet(rib.desired())  # what Reconciler.owned holds once the N routes are programmed
+    owned.settle()  # (Reconciler.flush does, after each batch)
+    owned_bytes, owned_peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert len(owned) == 2 * n
+    ledger_path = tmp / f"owned-{n}.json"
+    Ledger(ledger_path).compact(owned)
     del owned, rib
+    gc.collect()
+    t0 = time.perf_counter()
+    loaded = Ledger(ledger_path).load()  # a restart: the snapshot of the 2N entries read back
+    load_secs = time.perf_counter() - t0  # (untraced: tracemalloc slows it several times)
+    del loaded
+    gc.collect()
+    tracemalloc.start()
+    loaded = Ledger(ledger_path).load()
+    load_bytes, load_peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert len(loaded) == 2 * n
+    del loaded
     m = min(n, SAMPLE)  # the reference's bytes per route do not depend on N
     naive = NaiveDesired(cfg)
     ncur, _ = traced(naive.update, m)
     assert len(naive.routes) == m
     rss = rss_child(n)
-    return {"bytes": cur / n, "peak": peak / n, "naive_bytes": ncur / m, "ratio": (cur / n) / (ncur / m), "total_mb": cur / 2**20,
+    rss_ledger = rss_child(n, ledger_path)
+    return {"set_bytes": set_bytes / n, "owned_peak": owned_peak / n, "load_bytes": load_bytes / n, "load_peak": load_peak / n,
+            "load_secs": load_secs, "rss_ledger_bytes": rss_ledger["grown"] / n,
+"bytes": cur / n, "peak": peak / n, "naive_bytes": ncur / m, "ratio": (cur / n) / (ncur / m), "total_mb": cur / 2**20,
             "owned_bytes": owned_bytes / n, "rss_bytes": rss["grown"] / n, "rss_before_mb": rss["before"] / 2**20}
 
 
@@ -410,14 +438,16 @@ def vm_rss() -> int:
         return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmRSS:"))
 
 
-def rss_child(n: int) -> dict[str, int]:
+def rss_child(n: int, ledger: Path | None = None) -> dict[str, int]:
     """VmRSS a fresh interpreter grows by loading N routes into a RibView in batches and keeping the
-    entries desired() makes in a set (the reconciler's owned set), after everything is imported."""
-    proc = subprocess.run([sys.executable, __file__, "--rss-child", str(n)], capture_output=True, text=True, check=True)
+    entries desired() makes in an OwnedSet (the reconciler's owned set), after everything is imported;
+    with `ledger`, the owned set is read from that ledger instead (a restart)."""
+    proc = subprocess.run([sys.executable, __file__, "--rss-child", str(n), *([str(ledger)] if ledger else [])],
+                          capture_output=True, text=True, check=True)
     return json.loads(proc.stdout)
 
 
-def rss_child_main(n: int) -> int:
+def rss_child_main(n: int, ledger: str | None = None) -> int:
     from agent.cli import tune_malloc
 
     tune_malloc()  # as `evpn-agent run` does
@@ -428,7 +458,11 @@ def rss_child_main(n: int) -> int:
     rib = RibView(cfg)
     for k in range(0, n, LOAD_BATCH):
         rib.apply(_events(k, n))
-    owned = set(rib.desired())
+    if ledger:
+        owned = Ledger(Path(ledger)).load()
+    else:
+        owned = OwnedSet(rib.desired())
+        owned.settle()
     gc.collect()
     print(json.dumps({"before": before, "grown": vm_rss() - before, "routes": len(rib), "owned": len(owned)}))
     return 0
@@ -617,7 +651,7 @@ def on_sigterm(*_: object) -> None:
 
 def main() -> int:
     if sys.argv[1:2] == ["--rss-child"]:
-        return rss_child_main(int(sys.argv[2]))
+        return rss_child_main(int(sys.argv[2]), sys.argv[3] if len(sys.argv) > 3 else None)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=sizes_arg, default=sizes_arg("1000,10000,100000"), help="N for decode/apply/memory (default 1000,10000,100000)")
     parser.add_argument("--kernel-sizes", type=sizes_arg, default=sizes_arg("1000,10000"), help="N for the kernel part (default 1000,10000)")
@@ -650,7 +684,7 @@ def main() -> int:
             apply_res[n] = bench_apply(n, cfg, events, tmp)
             del events
             t2 = time.perf_counter()
-            mem_res[n] = bench_memory(n, cfg)
+            mem_res[n] = bench_memory(n, cfg, tmp)
             t3 = time.perf_counter()
             out(f"N={n}: decode {t1 - t0:.1f}s, apply {t2 - t1:.1f}s, memory {t3 - t2:.1f}s")
         del type2_paths, type3_paths
@@ -684,10 +718,16 @@ def main() -> int:
             num((r["ledger_save_ms"] + r["status_ms"]) / r["inc_ms"])] for n, r in apply_res.items()])
     table(f"3. memory (tracemalloc), RibView holding N routes vs the naive reference's dict route-key -> route (<={SAMPLE // 1000}k); "
           "the reconciler's owned set of the 2N entries; RSS of a fresh process holding both",
-          ["N", "RibView B/route", "peak B/route", "total MiB", "naive dict B/route", "ratio", "owned set B/route",
-           "RSS grown B/route"],
+          ["N", "RibView B/route", "peak B/route", "total MiB", "naive dict B/route", "ratio", "RSS grown B/route"],
           [[str(n), num(r["bytes"]), num(r["peak"]), num(r["total_mb"]), num(r["naive_bytes"]), f"{r['ratio']:.2f}",
-            num(r["owned_bytes"]), num(r["rss_bytes"])] for n, r in mem_res.items()])
+            num(r["rss_bytes"])] for n, r in mem_res.items()])
+    table("3b. the owned set (B/route, 2 entries a route): OwnedSet vs a set of entry objects (the reference); "
+          "Ledger.load of its snapshot (a restart); RSS of a fresh process whose owned set came from the ledger",
+          ["N", "OwnedSet", "(peak)", "set of entries", "set/OwnedSet x", "Ledger.load kept", "(peak)", "load s",
+           "RSS grown (ledger) B/route"],
+          [[str(n), num(r["owned_bytes"]), num(r["owned_peak"]), num(r["set_bytes"]), f"{r['set_bytes'] / r['owned_bytes']:.1f}",
+            num(r["load_bytes"]), num(r["load_peak"]), f"{r['load_secs']:.2f}", num(r["rss_ledger_bytes"])]
+           for n, r in mem_res.items()])
     if kernel_res:
         table("4. kernel (namespace bench-k / reference bench-r): N unicast entries (vxlan self + bridge master extern_learn)",
               ["N", "Kernel.add /s", "bridge -batch /s", "ref/agent x", "entries() s", "fdb show s", "dump x",

@@ -250,3 +250,58 @@ def test_a_journal_line_of_the_wrong_shape_is_skipped_also_when_the_whole_journa
         '["-", "fdb", "vx100", "02:00:00:00:00:01", "10.0.0.2"]\n'
         '["+", "neigh", "br100", "10.1.0.3", "02:00:00:00:00:03"]\n')
     assert Ledger(state).load() == {NeighEntry("br100", ipaddress.ip_address("10.1.0.3"), "02:00:00:00:00:03")}
+
+
+# -- the snapshot read line by line -----------------------------------------------------------------
+
+
+def test_snapshot_is_one_entry_a_line_and_plain_json_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.ledger
+
+    monkeypatch.setattr(agent.ledger, "CHUNK_LINES", 4)  # rows cross chunk boundaries, some exactly
+    path = tmp_path / "owned.json"
+    for count in (0, 1, 4, 8, 9):
+        owned = {U("vx100", f"02:00:00:00:00:{i:02x}", "10.0.0.2") for i in range(count)}
+        owned |= {N("br100", f"10.1.0.{i}", MAC) for i in range(count)} | {N2, U("vx200", MAC, "2001:db8::1")}
+        Ledger(path).compact(owned)
+        lines = path.read_text().splitlines()
+        assert lines[0] == '{"fdb": [' and lines[-1] == "]}" and len(lines) == 2 * count + 2 + 4
+        assert len(json.loads(path.read_text())["fdb"]) == count + 1  # still one JSON document (older agents read it)
+        assert Ledger(path).load() == owned
+
+
+@pytest.mark.parametrize("cut", [1, 20, -4, -2])  # (-1 cuts only the final newline: whole)
+def test_a_snapshot_cut_short_owns_nothing(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "owned.json"
+    Ledger(path).compact({A, M2, N1, N2})
+    text = path.read_text()
+    path.write_text(text[:cut])
+    assert Ledger(path).load() == set()
+
+
+@pytest.mark.parametrize("text", [
+    '{"fdb": [\n["vx100", "00:00:00:00:00:00", "10.0.0.2"]\n],\n["br100", "192.168.1.5", "aa:bb:cc:dd:ee:01"]\n"neigh": [\n]}\n',
+    '{"fdb": [\n["vx100", "00:00:00:00:00:00", "10.0.0.2"]\n],\n"neigh": [\n]}\n["vx100", "00:00:00:00:00:00", "10.0.0.3"]\n',
+    '{"fdb": [\n["vx100", "00:00:00:00:00:00"]\n],\n"neigh": [\n]}\n',
+    '{"fdb": [\n["vx100", "00:00:00:00:00:00", "10.0.0.2"]\n],\n"neigh": [\n]}\n]}\n',
+])
+def test_a_snapshot_of_the_wrong_shape_owns_nothing(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text(text)
+    assert Ledger(path).load() == set()
+
+
+def test_a_torn_last_line_after_many_chunks_is_ignored_and_a_bad_line_before_it_skipped(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.ledger
+
+    monkeypatch.setattr(agent.ledger, "CHUNK_LINES", 3)
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record({A}, set(), {A})
+    ledger.close()
+    with open(tmp_path / "owned.json.journal", "a") as journal:
+        journal.write('["+", "fdb"\n')  # a bad line that ends a chunk (line 3)
+        journal.write('["+", "fdb", "vx100", "00:00:00:00:00:00", "10.0.0.3"]\n' * 3)
+        journal.write('["-", "fdb", "vx100", "00:00:00:0')  # torn: line 7, alone in the last chunk
+    assert Ledger(path).load() == {A, B}

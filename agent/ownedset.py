@@ -1,0 +1,278 @@
+"""The set of kernel entries the agent owns, held as packed integers instead of entry objects.
+
+A set of FdbEntry/NeighEntry objects cost ~98 bytes per entry (the object, its MAC string and the
+set's slot), two entries per remote route. Here an entry of an IPv4 VTEP / IPv4 neighbour with a
+canonical MAC (lowercase, colon-separated: what the codec and the kernel reader make) is one 80-bit
+integer in a bucket per (kind, device): FDB = MAC << 32 | VTEP, neighbour = IP << 48 | MAC, stored
+sorted as two arrays (the high 64 bits, the low 16): 10 bytes an entry. Changes go to two small
+Python sets (added / removed since the last merge) that are merged into the arrays when they grow
+past a fraction of the table, so a change costs O(1) amortized and membership O(log n).
+
+Any other entry (an IPv6 VTEP or neighbour, a MAC in another spelling) is kept as the object in a
+plain set: same semantics, the old cost. Entries come back out as equal new objects.
+"""
+
+from __future__ import annotations
+
+import heapq
+import sys
+from array import array
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, MutableSet
+from ipaddress import IPv4Address
+
+from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
+
+MERGE_MIN = 1024  # never merge fewer pending changes than this
+LO_BITS = 16
+LO_MASK = (1 << LO_BITS) - 1
+
+
+def mac_int(mac: str) -> int | None:
+    """The MAC as an integer if written canonically (a round trip gives back the same string)."""
+    if len(mac) != 17 or mac[2::3] != ":::::" or mac.lower() != mac:
+        return None
+    try:
+        raw = bytes.fromhex(mac.replace(":", ""))
+    except ValueError:
+        return None
+    return int.from_bytes(raw, "big") if len(raw) == 6 else None
+
+
+def mac_text(value: int) -> str:
+    return value.to_bytes(6, "big").hex(":")
+
+
+_new = object.__new__
+_set_ip = IPv4Address._ip.__set__  # type: ignore[attr-defined]  # the slot's own setter
+
+
+def ipv4(value: int) -> IPv4Address:
+    """IPv4Address(value) for a value known to be 32-bit (the constructor's checks cost 3x this)."""
+    address = _new(IPv4Address)
+    _set_ip(address, value)
+    return address
+
+
+class _Bucket:
+    """Sorted packed keys plus the changes not merged yet (added: not in the arrays; removed: in them)."""
+
+    __slots__ = ("hi", "lo", "added", "removed")
+
+    def __init__(self) -> None:
+        self.hi = array("Q")
+        self.lo = array("H")
+        self.added: set[int] = set()
+        self.removed: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self.hi) + len(self.added) - len(self.removed)
+
+    def in_arrays(self, key: int) -> bool:
+        hi, lo = self.hi, self.lo
+        h, low = key >> LO_BITS, key & LO_MASK
+        i = bisect_left(hi, h)
+        n = len(hi)
+        while i < n and hi[i] == h:
+            if lo[i] == low:
+                return True
+            i += 1
+        return False
+
+    def __contains__(self, key: int) -> bool:
+        if key in self.added:
+            return True
+        if key in self.removed:
+            return False
+        return self.in_arrays(key)
+
+    def add(self, key: int) -> None:
+        if key in self.removed:
+            self.removed.discard(key)
+        elif key not in self.added and not self.in_arrays(key):
+            self.added.add(key)
+            if len(self.added) > max(MERGE_MIN, len(self.hi)):  # within a big batch: doubling, O(1) amortized
+                self.merge()
+
+    def discard(self, key: int) -> None:
+        if key in self.added:
+            self.added.discard(key)
+        elif key not in self.removed and self.in_arrays(key):
+            self.removed.add(key)
+            if len(self.removed) > max(MERGE_MIN, len(self.hi) // 2):
+                self.merge()
+
+    def settle(self) -> None:
+        """Merge the pending changes once they are more than a sixteenth of the table."""
+        if len(self.added) + len(self.removed) > max(MERGE_MIN, len(self.hi) >> 4):
+            self.merge()
+
+    def merge(self) -> None:
+        hi, lo = array("Q"), array("H")
+        add_hi, add_lo = hi.append, lo.append
+        adds = sorted(self.added)
+        removed = self.removed
+        j, na = 0, len(adds)
+        nxt = adds[0] if adds else -1
+        for h, low in zip(self.hi, self.lo):
+            key = h << LO_BITS | low
+            while j < na and nxt < key:
+                add_hi(nxt >> LO_BITS)
+                add_lo(nxt & LO_MASK)
+                j += 1
+                nxt = adds[j] if j < na else -1
+            if removed and key in removed:
+                continue
+            add_hi(h)
+            add_lo(low)
+        for key in adds[j:]:
+            add_hi(key >> LO_BITS)
+            add_lo(key & LO_MASK)
+        self.hi, self.lo = hi, lo
+        self.added, self.removed = set(), set()
+
+    def keys(self) -> Iterator[int]:
+        removed = self.removed
+        for h, low in zip(self.hi, self.lo):
+            key = h << LO_BITS | low
+            if not removed or key not in removed:
+                yield key
+        yield from list(self.added)
+
+
+FDB, NEIGH = 0, 1
+
+
+class OwnedSet(MutableSet):  # type: ignore[type-arg]
+    """A set of KernelEntry (==, <=, -, & with plain sets as usual; those operators return plain sets)."""
+
+    __slots__ = ("_fdb", "_neigh", "_others")
+
+    def __init__(self, entries: Iterable[KernelEntry] = ()) -> None:
+        self._fdb: dict[str, _Bucket] = {}  # by vxlan device
+        self._neigh: dict[str, _Bucket] = {}  # by bridge
+        self._others: set[KernelEntry] = set()
+        for entry in entries:
+            self.add(entry)
+
+    @classmethod
+    def _from_iterable(cls, it: Iterable[KernelEntry]) -> set[KernelEntry]:
+        return set(it)
+
+    def _bucket_key(self, entry: object) -> tuple[dict[str, _Bucket] | None, int]:
+        """(the kind's buckets by device, packed key) of an entry that packs, else (None, 0)."""
+        cls = entry.__class__
+        if cls is FdbEntry:
+            vtep = entry.vtep  # type: ignore[attr-defined]
+            if vtep.__class__ is IPv4Address:
+                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
+                if mac is not None:
+                    return self._fdb, mac << 32 | vtep._ip
+        elif cls is NeighEntry:
+            ip = entry.ip  # type: ignore[attr-defined]
+            if ip.__class__ is IPv4Address:
+                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
+                if mac is not None:
+                    return self._neigh, ip._ip << 48 | mac
+        return None, 0
+
+    def __contains__(self, entry: object) -> bool:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
+            return entry in self._others
+        bucket = buckets.get(entry.device)  # type: ignore[attr-defined]
+        if bucket is None:
+            return False
+        if key in bucket.added:
+            return True
+        if key in bucket.removed:
+            return False
+        hi = bucket.hi
+        h = key >> LO_BITS
+        i = bisect_left(hi, h)
+        if i == len(hi) or hi[i] != h:
+            return False
+        return True if bucket.lo[i] == key & LO_MASK else bucket.in_arrays(key)
+
+    def add_packed(self, fdb: bool, device: str, key: int) -> None:
+        """Add an entry given packed (FDB: MAC << 32 | IPv4 VTEP; neighbour: IPv4 << 48 | MAC)."""
+        buckets = self._fdb if fdb else self._neigh
+        bucket = buckets.get(device)
+        if bucket is None:
+            bucket = buckets[sys.intern(device)] = _Bucket()
+        bucket.add(key)
+
+    def add(self, entry: KernelEntry) -> None:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
+            self._others.add(entry)
+            return
+        bucket = buckets.get(entry.device)
+        if bucket is None:
+            bucket = buckets[entry.device] = _Bucket()
+        bucket.add(key)
+
+    def discard(self, entry: KernelEntry) -> None:
+        buckets, key = self._bucket_key(entry)
+        if buckets is None:
+            self._others.discard(entry)
+            return
+        bucket = buckets.get(entry.device)
+        if bucket is not None:
+            bucket.discard(key)
+
+    def settle(self) -> None:
+        """Fold pending changes into the packed arrays where they have piled up (after a batch)."""
+        for buckets in (self._fdb, self._neigh):
+            for device, bucket in list(buckets.items()):
+                bucket.settle()
+                if not bucket.hi and not bucket.added:
+                    del buckets[device]
+
+    def __len__(self) -> int:
+        return len(self._others) + sum(len(b) for b in self._fdb.values()) + sum(len(b) for b in self._neigh.values())
+
+    def __iter__(self) -> Iterator[KernelEntry]:
+        for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)):
+            for device, bucket in list(buckets.items()):
+                yield from self._decode(kind, device, bucket.keys())
+        yield from list(self._others)
+
+    @staticmethod
+    def _decode(kind: int, device: str, keys: Iterable[int]) -> Iterator[KernelEntry]:
+        addresses: dict[int, IPv4Address] = {}  # one object per VTEP, shared by its entries
+        if kind == FDB:
+            for key in keys:
+                raw = key & 0xFFFFFFFF
+                vtep = addresses.get(raw)
+                if vtep is None:
+                    vtep = addresses[raw] = ipv4(raw)
+                yield FdbEntry(device, mac_text(key >> 32), vtep)
+        else:
+            for key in keys:
+                yield NeighEntry(device, ipv4(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
+
+    def by_device(self, devices: Iterable[str]) -> list[KernelEntry]:
+        """The entries on the given devices (vxlan devices or bridges)."""
+        wanted = set(devices)
+        found = [e for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)) for device, b in buckets.items() if device in wanted
+                 for e in self._decode(kind, device, b.keys())]
+        return found + [e for e in self._others if e.device in wanted]
+
+    def ordered(self, kind: type) -> Iterator[KernelEntry]:
+        """The entries of one kind (FdbEntry or NeighEntry) in entry_sort_key order, made one at a time."""
+        code = FDB if kind is FdbEntry else NEIGH
+        others: dict[str, list[KernelEntry]] = {}
+        for entry in self._others:
+            if entry.__class__ is kind:
+                others.setdefault(entry.device, []).append(entry)
+        buckets = self._fdb if code == FDB else self._neigh
+        for device in sorted(set(buckets) | set(others)):
+            bucket = buckets.get(device)
+            if bucket is not None and (bucket.added or bucket.removed):
+                bucket.merge()  # the arrays alone, in key order = entry_sort_key order within the device
+            packed = self._decode(code, device, bucket.keys()) if bucket is not None else iter(())
+            yield from heapq.merge(packed, sorted(others.get(device, ()), key=entry_sort_key), key=entry_sort_key)
+
+    def __repr__(self) -> str:
+        return f"OwnedSet({len(self)} entries)"
