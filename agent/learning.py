@@ -149,31 +149,23 @@ class LocalLearning:
             if changed is not None:
                 self.rib.set_local(device, mac.mac, changed)
 
-    def readopt_ips(self, table_events: Iterable[RouteEvent]) -> set[KernelEntry]:
+    def readopt_ips(self, table_events: Iterable[RouteEvent]) -> None:
         """After (re)connecting: a MAC/IP route of ours that gobgpd still holds (from before an agent
-        restart) keeps its address if its MAC is local here now. The address is bound as if the VM had
-        just used it, so it is not withdrawn and re-learned from the VM's next ARP (a moment without
-        its MAC/IP route on every other host). Addresses the VM may not have are not taken back."""
-        touched: set[KernelEntry] = set()
-        kept = 0
+        restart) keeps its address if its MAC is local here now. The address goes through `ips_seen`, as
+        if the VM had just used it, so it is not withdrawn and re-learned from the VM's next ARP (a moment
+        without its MAC/IP route on every other host). The session's full sync programs what it changed."""
+        seen = []
         for event in table_events:
             route = event.route
             if (not event.local or event.withdrawn or not isinstance(route, MacIpRoute) or route.ip is None
                     or route.vtep != self.cfg.vtep):
                 continue
             served = self.cfg.vni(route.label_vni or 0)
-            if served is None or served.rd != route.rd:
-                continue
-            mac = LocalMac(served.vni, route.mac)
-            if mac not in self.table or host_ip_problem(route.ip, served.subnets) is not None:
-                continue
-            if self.table.bind_ip(served.vni, route.mac, route.ip) is None:
-                continue
-            touched |= self.rib.set_local_ip(served.bridge, route.ip, True)
-            kept += 1
-        if kept:
-            log.info("event=local-ips-readopted count=%d (MAC/IP routes gobgpd held for MACs still local)", kept)
-        return touched
+            if served is not None and served.rd == route.rd and LocalMac(served.vni, route.mac) in self.table:
+                seen.append(IpSeen(served.vni, route.mac, route.ip))
+        if seen:
+            log.info("event=local-ips-readopted routes=%d (MAC/IP routes gobgpd held for MACs still local)", len(seen))
+            self.ips_seen(seen)
 
     def drop_vnis(self, kept: set[int]) -> None:
         """Withdraw the routes of local MACs in VNIs no longer served and forget them."""

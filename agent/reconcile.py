@@ -70,11 +70,13 @@ class Reconciler:
         self.bridges = tuple(bridges)
         self._owned: OwnedSet | None = None
         self._loading: threading.Thread | None = None
+        self._load_error: BaseException | None = None
         if load_in_background:  # the ledger is read while the caller does other work (gRPC waits)
             self._loading = threading.Thread(target=self._load, name="ledger-load", daemon=True)
             self._loading.start()
         else:
             self._load()
+            self._loaded()
         self.added = 0
         self.removed = 0
         self.errors = 0
@@ -85,23 +87,26 @@ class Reconciler:
         try:
             loaded = self.ledger.load()
             self._owned = loaded if isinstance(loaded, OwnedSet) else OwnedSet(loaded)
-        finally:
-            if self._owned is None:
-                self._owned = OwnedSet()  # (Ledger.load logs and owns nothing on an unreadable file; this is a crash)
+        except BaseException as exc:  # noqa: BLE001 - handed to the first user of `owned` (Ledger.load itself
+            self._load_error = exc   # logs and owns nothing on an unreadable file: this is a crash)
+
+    def _loaded(self) -> None:
+        """Wait for a background ledger read; its crash is the caller's, never an empty ownership."""
+        if self._loading is not None:
+            self._loading.join()
+            self._loading = None
+        if self._load_error is not None:
+            raise self._load_error
 
     @property
     def owned(self) -> OwnedSet:
         """The entries this agent made (waits for the ledger on first use if it is being read)."""
-        if self._loading is not None:
-            self._loading.join()
-            self._loading = None
+        self._loaded()
         return self._owned  # type: ignore[return-value]
 
     @owned.setter
     def owned(self, entries: Iterable[KernelEntry]) -> None:
-        if self._loading is not None:
-            self._loading.join()
-            self._loading = None
+        self._loaded()
         self._owned = entries if isinstance(entries, OwnedSet) else OwnedSet(entries)
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:

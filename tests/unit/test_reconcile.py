@@ -689,3 +689,16 @@ def test_a_ledger_read_in_the_background_is_waited_for_on_first_use() -> None:
     plan = rec.full_sync({A, B})  # C was ours and is gone from the kernel: forgotten; B is added
     assert plan.add == [B] and plan.remove == []
     assert rec.owned == ledger.stored == {A, B}
+
+
+class BrokenLedger(SlowLedger):
+    def load(self) -> set[KernelEntry]:
+        raise OSError("disk on fire")
+
+
+@pytest.mark.parametrize("background", [True, False])
+def test_a_ledger_read_that_crashes_is_the_callers_never_an_empty_ownership(background: bool) -> None:
+    kernel = FakeKernel({A})
+    with pytest.raises(OSError, match="disk on fire"):  # owning nothing would leak every entry made before
+        Reconciler(kernel, BrokenLedger(set()), DEVICES, load_in_background=background).full_sync({A})
+    assert kernel.table == {A}
