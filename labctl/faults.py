@@ -185,7 +185,10 @@ class KernelSampler:
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_INTERVAL):
             for host in self.hosts:
-                self.samples[host.name].append(kernel_entries(self.lab, host))
+                try:
+                    self.samples[host.name].append(kernel_entries(self.lab, host))
+                except (OSError, LabError) as exc:  # counted as a missing sample (stop() reports the fewest)
+                    log.warning("event=kernel-sample-failed host=%s error=%r", host.name, str(exc))
 
     def stop(self) -> KernelChurn:
         self._stop.set()
@@ -209,13 +212,14 @@ class FaultResult:
     outage: Outage
     recovered: float  # seconds from the fault to the recovery condition
     withdrawn: dict[str, int] = field(default_factory=dict)  # other node -> baseline routes it lost meanwhile
+    rib_samples: int = 0  # RIB reads of the node read least often meanwhile (0: `withdrawn` saw nothing)
 
     def line(self) -> str:
         gone = ", ".join(f"{n} {c}" for n, c in sorted(self.withdrawn.items()) if c) or "none"
         back = f", traffic back {self.outage.back_after * 1000:.0f} ms after the link returned" if self.outage.back_after is not None else ""
         return (f"{self.fault}: recovered in {self.recovered:.2f}s; ping {self.pair} lost {self.outage.lost_ms} ms "
                 f"({self.outage.received}/{self.outage.sent} replies, longest gap {self.outage.longest_gap * 1000:.0f} ms{back}); "
-                f"routes withdrawn elsewhere: {gone}")
+                f"routes withdrawn elsewhere: {gone} ({self.rib_samples} RIB samples)")
 
 
 def pair_across(lab: Lab, host: Host | None, avoid: set[str] = frozenset()) -> tuple[Vm, Vm]:  # type: ignore[assignment]
@@ -254,10 +258,11 @@ def measured(lab: Lab, fault: str, pair: tuple[Vm, Vm], action: Callable[[], flo
         time.sleep(settle)
     finally:
         withdrawn = sampler.stop()
+        rib_samples = min((len(v) for v in sampler.samples.values()), default=0)
         outage = pinger.stop(since)
     if not polled.ok:
         raise LabError(f"{fault}: not recovered within {timeout:.0f}s (ping lost {outage.lost_ms} ms)")
-    result = FaultResult(fault, f"{src.name} -> {dst.name}", outage, took, withdrawn)
+    result = FaultResult(fault, f"{src.name} -> {dst.name}", outage, took, withdrawn, rib_samples)
     log.info("event=fault-measured fault=%r recovered=%.2f lost_ms=%d gap_ms=%.0f withdrawn=%s", fault, took,
              outage.lost_ms, outage.longest_gap * 1000, withdrawn)
     return result

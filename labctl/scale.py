@@ -54,11 +54,11 @@ def timers(hosts: int) -> dict[str, int]:
 
 def document(scale: Scale, lab: str, controller: dict[str, Any] | None = None, bgp: dict[str, Any] | None = None,
              underlay: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The topology document of `scale` for lab `lab` (controller, bgp, underlay: given ones replace the defaults)."""
+    """The topology document of `scale` for lab `lab` (controller, underlay: given ones replace the defaults; bgp: its keys replace the size's timers)."""
     networks = scale.networks
     doc: dict[str, Any] = {
         "lab": lab,
-        "bgp": dict(bgp) if bgp is not None else timers(scale.hosts),
+        "bgp": {**timers(scale.hosts), **(bgp or {})},  # a partial bgp: keeps the timers the lab's size needs
         "underlay": dict(underlay) if underlay is not None else dict(UNDERLAY),
         "controller": dict(controller) if controller is not None else dict(CONTROLLER),
         "networks": [{"name": f"net{k}", "vni": 100 + k - 1, "subnet": f"10.{100 + k}.0.0/16"} for k in range(1, networks + 1)],

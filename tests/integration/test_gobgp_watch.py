@@ -29,6 +29,7 @@ from tests.integration.scalekit import FakeVtep, inject
 
 VTEP = ipaddress.IPv4Address("10.0.0.200")
 FIRST_IP = ipaddress.IPv4Address("172.17.0.0")
+CHANGE_TIMEOUT = 30  # seconds for an injected route to come as a change
 
 
 @pytest.fixture
@@ -99,12 +100,19 @@ def test_the_dump_ends_where_the_watch_says_and_changes_follow(gobgpd: str, tabl
         inject(gobgpd, routes)  # the same `table` routes again (no change) and one more
         changes = watch.changes()
         seen: list[str] = []
+        signal.signal(signal.SIGALRM, _no_change)
+        signal.alarm(CHANGE_TIMEOUT)  # a change that never comes fails the test instead of hanging it
         while routes.mac(table) not in seen:
             events, errors = next(changes)
             assert errors == []
             seen += [e.route.mac for e in events]  # type: ignore[union-attr]
     finally:
+        signal.alarm(0)
         client.close()
+
+
+def _no_change(signum: int, frame: object) -> None:
+    raise TimeoutError(f"the added route's change did not come within {CHANGE_TIMEOUT}s of the dump")
 
 
 def test_the_watch_reads_what_listpath_reads(gobgpd: str) -> None:

@@ -64,6 +64,11 @@ def test_bgp_underlay_and_controller_beside_scale_replace_the_generated_ones() -
     assert topo.hosts[0].asn == 65001 and str(topo.hosts[0].vtep) == "10.0.0.101"
 
 
+def test_a_partial_bgp_beside_scale_keeps_the_timers_of_the_labs_size() -> None:
+    topo = parse_topology({"lab": "big", "scale": {"hosts": 20, "vms": 1}, "bgp": {"hold_time": 30}})
+    assert (topo.timers.hold_time, topo.timers.keepalive) == (30, 3)  # keepalive of a big lab, not the loader's 1 s
+
+
 def test_the_expanded_topology_round_trips() -> None:
     """The state file keeps the expanded document (`to_document`): it parses back to the same lab."""
     topo = parse_topology(_scale(hosts=5, vms=2, networks=2))
