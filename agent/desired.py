@@ -22,7 +22,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple, Union
 
@@ -36,6 +36,7 @@ from .entries import (
     entry_sort_key,
     flood_entry,
 )
+from .ownedset import FDB, NEIGH, PackedEntries, mac_int
 from .routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,
@@ -564,40 +565,74 @@ class RibView:
         outcome = self._mac_outcome(vni, entry.mac)
         return outcome is not None and outcome is not LOCAL and outcome == entry.vtep
 
-    def _fdb_winners(self) -> set[FdbEntry]:
+    def _fdb_winner_items(self) -> Iterator[tuple[str, str, IPAddress]]:
+        """(vxlan device, MAC, VTEP) of every FDB entry wanted (flood entries have the zero MAC)."""
         devices = self._devices
-        out = {flood_entry(devices[vni], vtep) for vni, vtep in self._flood_claims}
-        # one claim on a MAC (nearly every MAC): a remote one wins
-        out.update([FdbEntry(devices[held[0].vni], mac, held[0].vtep) for mac, held in self._macs.items()
-                    if type(held) is tuple and held[0].vtep is not None])
+        for vni, vtep in self._flood_claims:
+            yield devices[vni], ZERO_MAC, vtep
         for mac, held in self._macs.items():
-            if type(held) is list:
-                for vni in {origin.vni for origin, _ in held}:
-                    best = self._mac_best(vni, mac)
-                    if best is not None and best.vtep is not None:
-                        out.add(FdbEntry(devices[vni], mac, best.vtep))
-        return out
-
-    def _neigh_winners(self) -> set[NeighEntry]:
-        bridges, macs, local = self._bridges, self._macs, self._local_ips
-        # one MAC with one claim on an address (nearly every address): it wins unless the address is local
-        out = {NeighEntry(bridge, claim[1], mac) for key, mac in self._ips.items() if type(mac) is str
-               for claim in (macs[mac],) if type(claim) is tuple
-               for bridge in (bridges[claim[0].vni],) if not local or (bridge, key) not in local}
-        for key, held in self._ips.items():
-            if type(held) is str and type(macs[held]) is tuple:
+            if type(held) is tuple:  # one claim on a MAC (nearly every MAC): a remote one wins
+                if held[0].vtep is not None:
+                    yield devices[held[0].vni], mac, held[0].vtep
                 continue
+            for vni in {origin.vni for origin, _ in held}:
+                best = self._mac_best(vni, mac)
+                if best is not None and best.vtep is not None:
+                    yield devices[vni], mac, best.vtep
+
+    def _neigh_winner_items(self) -> Iterator[tuple[str, IPAddress, str]]:
+        """(bridge, IP, MAC) of every neighbour entry wanted."""
+        bridges, macs, local = self._bridges, self._macs, self._local_ips
+        for key, held in self._ips.items():
+            if type(held) is str:
+                claim = macs[held]
+                if type(claim) is tuple:  # one MAC with one claim on an address (nearly every address): it
+                    bridge = bridges[claim[0].vni]  # wins unless the address is local
+                    if not local or (bridge, key) not in local:
+                        yield bridge, claim[1], held
+                    continue
             for bridge in {bridges[origin.vni] for mac in self._macs_of_ip(key) for origin, ip in self._claims_of(mac)
                            if ip is not None and ip_key(ip) == key}:
                 best = self._neigh_best(bridge, key)
                 if type(best) is tuple:
-                    out.add(NeighEntry(bridge, best[1], best[0]))  # type: ignore[arg-type]
-        return out
+                    yield bridge, best[1], best[0]  # type: ignore[misc]
+
+    def _fdb_winners(self) -> set[FdbEntry]:
+        return {FdbEntry(device, mac, vtep) for device, mac, vtep in self._fdb_winner_items()}
+
+    def _neigh_winners(self) -> set[NeighEntry]:
+        return {NeighEntry(bridge, ip, mac) for bridge, ip, mac in self._neigh_winner_items()}
 
     def desired(self) -> set[KernelEntry]:
         """Every entry the routes ask for now (made afresh: the view keeps claims, not entries)."""
         out: set[KernelEntry] = self._fdb_winners()  # type: ignore[assignment]
         out |= self._neigh_winners()
+        return out
+
+    def desired_packed(self) -> PackedEntries:
+        """`desired()` as packed keys (agent/ownedset.py), without an entry object per entry: what a
+        whole-table comparison with the kernel and the owned set takes."""
+        out = PackedEntries()
+        sets: dict[tuple[int, str], set[int]] = {}
+        macs: dict[str, int | None] = {}  # each MAC converted once (it has an FDB and a neighbour entry)
+        for device, mac, vtep in self._fdb_winner_items():
+            value = macs[mac] = mac_int(mac)
+            if value is None or vtep.__class__ is not ipaddress.IPv4Address:
+                out.others.add(FdbEntry(device, mac, vtep))
+                continue
+            keys = sets.get((FDB, device))
+            if keys is None:
+                keys = sets[(FDB, device)] = out.of_device(FDB, device)
+            keys.add(value << 32 | vtep._ip)  # type: ignore[union-attr]
+        for bridge, ip, mac in self._neigh_winner_items():
+            value = macs[mac] if mac in macs else mac_int(mac)
+            if value is None or ip.__class__ is not ipaddress.IPv4Address:
+                out.others.add(NeighEntry(bridge, ip, mac))
+                continue
+            keys = sets.get((NEIGH, bridge))
+            if keys is None:
+                keys = sets[(NEIGH, bridge)] = out.of_device(NEIGH, bridge)
+            keys.add(ip._ip << 48 | value)  # type: ignore[union-attr]
         return out
 
     def desired_count(self) -> int:

@@ -26,6 +26,7 @@ from .entries import FdbEntry, KernelEntry, NeighEntry, entry_sort_key
 MERGE_MIN = 1024  # never merge fewer pending changes than this
 LO_BITS = 16
 LO_MASK = (1 << LO_BITS) - 1
+FDB, NEIGH = 0, 1  # the two kinds of packed entries
 
 
 def mac_int(mac: str) -> int | None:
@@ -37,6 +38,10 @@ def mac_int(mac: str) -> int | None:
     except ValueError:
         return None
     return int.from_bytes(raw, "big") if len(raw) == 6 else None
+
+
+def _join(hi: int, lo: int) -> int:
+    return hi << LO_BITS | lo
 
 
 def mac_text(value: int) -> str:
@@ -52,6 +57,89 @@ def ipv4(value: int) -> IPv4Address:
     address = _new(IPv4Address)
     _set_ip(address, value)
     return address
+
+
+def pack(entry: object) -> tuple[int, int] | None:
+    """(FDB or NEIGH, packed key) of an entry that packs (IPv4 VTEP / IPv4 neighbour, canonical MAC), else None."""
+    cls = entry.__class__
+    if cls is FdbEntry:
+        vtep = entry.vtep  # type: ignore[attr-defined]
+        if vtep.__class__ is IPv4Address:
+            mac = mac_int(entry.mac)  # type: ignore[attr-defined]
+            if mac is not None:
+                return FDB, mac << 32 | vtep._ip
+    elif cls is NeighEntry:
+        ip = entry.ip  # type: ignore[attr-defined]
+        if ip.__class__ is IPv4Address:
+            mac = mac_int(entry.mac)  # type: ignore[attr-defined]
+            if mac is not None:
+                return NEIGH, ip._ip << 48 | mac
+    return None
+
+
+def unpack(kind: int, device: str, keys: Iterable[int]) -> Iterator[KernelEntry]:
+    """The entries of packed `keys` of one kind on `device`, made one at a time (in the keys' order)."""
+    addresses: dict[int, IPv4Address] = {}  # one object per VTEP, shared by its entries
+    if kind == FDB:
+        for key in keys:
+            raw = key & 0xFFFFFFFF
+            vtep = addresses.get(raw)
+            if vtep is None:
+                vtep = addresses[raw] = ipv4(raw)
+            yield FdbEntry(device, mac_text(key >> 32), vtep)
+    else:
+        for key in keys:
+            yield NeighEntry(device, ipv4(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
+
+
+class PackedEntries:
+    """Kernel entries as sets of packed keys per (kind, device), plus those that do not pack as objects:
+    what a whole-table comparison works on (set operations on integers, no entry object per entry)."""
+
+    __slots__ = ("keys", "others")
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[int, str], set[int]] = {}  # (FDB or NEIGH, vxlan device or bridge) -> keys
+        self.others: set[KernelEntry] = set()
+
+    @classmethod
+    def of(cls, entries: Iterable[KernelEntry]) -> PackedEntries:
+        packed = cls()
+        for entry in entries:
+            packed.add(entry)
+        return packed
+
+    def add(self, entry: KernelEntry) -> None:
+        found = pack(entry)
+        if found is None:
+            self.others.add(entry)
+        else:
+            self.of_device(found[0], entry.device).add(found[1])
+
+    def of_device(self, kind: int, device: str) -> set[int]:
+        """The (live) key set of one kind on `device`."""
+        keys = self.keys.get((kind, device))
+        if keys is None:
+            keys = self.keys[(kind, sys.intern(device))] = set()
+        return keys
+
+    def __len__(self) -> int:
+        return len(self.others) + sum(len(k) for k in self.keys.values())
+
+    def __iter__(self) -> Iterator[KernelEntry]:
+        for (kind, device), keys in self.keys.items():
+            yield from unpack(kind, device, keys)
+        yield from self.others
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, PackedEntries):
+            other = set(other)
+        return set(self) == other if isinstance(other, (set, frozenset)) else NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"PackedEntries({len(self)} entries)"
 
 
 class _Bucket:
@@ -140,9 +228,6 @@ class _Bucket:
         yield from list(self.added)
 
 
-FDB, NEIGH = 0, 1
-
-
 class OwnedSet(MutableSet):  # type: ignore[type-arg]
     """A set of KernelEntry (==, <=, -, & with plain sets as usual; those operators return plain sets)."""
 
@@ -161,20 +246,10 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
 
     def _bucket_key(self, entry: object) -> tuple[dict[str, _Bucket] | None, int]:
         """(the kind's buckets by device, packed key) of an entry that packs, else (None, 0)."""
-        cls = entry.__class__
-        if cls is FdbEntry:
-            vtep = entry.vtep  # type: ignore[attr-defined]
-            if vtep.__class__ is IPv4Address:
-                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
-                if mac is not None:
-                    return self._fdb, mac << 32 | vtep._ip
-        elif cls is NeighEntry:
-            ip = entry.ip  # type: ignore[attr-defined]
-            if ip.__class__ is IPv4Address:
-                mac = mac_int(entry.mac)  # type: ignore[attr-defined]
-                if mac is not None:
-                    return self._neigh, ip._ip << 48 | mac
-        return None, 0
+        found = pack(entry)
+        if found is None:
+            return None, 0
+        return (self._fdb if found[0] == FDB else self._neigh), found[1]
 
     def __contains__(self, entry: object) -> bool:
         buckets, key = self._bucket_key(entry)
@@ -238,19 +313,21 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
                 yield from self._decode(kind, device, bucket.keys())
         yield from list(self._others)
 
-    @staticmethod
-    def _decode(kind: int, device: str, keys: Iterable[int]) -> Iterator[KernelEntry]:
-        addresses: dict[int, IPv4Address] = {}  # one object per VTEP, shared by its entries
-        if kind == FDB:
-            for key in keys:
-                raw = key & 0xFFFFFFFF
-                vtep = addresses.get(raw)
-                if vtep is None:
-                    vtep = addresses[raw] = ipv4(raw)
-                yield FdbEntry(device, mac_text(key >> 32), vtep)
-        else:
-            for key in keys:
-                yield NeighEntry(device, ipv4(key >> 48), mac_text(key & 0xFFFFFFFFFFFF))
+    _decode = staticmethod(unpack)
+
+    def packed(self) -> PackedEntries:
+        """A copy as key sets (no entry object made): the owned side of a whole-table comparison."""
+        out = PackedEntries()
+        for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)):
+            for device, bucket in buckets.items():
+                keys = set(map(_join, bucket.hi, bucket.lo))
+                if bucket.removed:
+                    keys -= bucket.removed
+                keys |= bucket.added
+                if keys:
+                    out.keys[(kind, device)] = keys
+        out.others = set(self._others)
+        return out
 
     def by_device(self, devices: Iterable[str]) -> list[KernelEntry]:
         """The entries on the given devices (vxlan devices or bridges)."""

@@ -9,7 +9,7 @@ from typing import AbstractSet, Callable, Iterable, Protocol, Sequence, Union
 
 from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
-from .ownedset import OwnedSet
+from .ownedset import FDB, NEIGH, OwnedSet, PackedEntries, unpack
 
 log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
@@ -29,6 +29,28 @@ def plan_full(desired: AbstractSet[KernelEntry], present: AbstractSet[KernelEntr
     return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
 
 
+def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> tuple[Plan, list[KernelEntry]]:
+    """`plan_full` on packed keys (set operations on integers), and the owned entries the kernel no
+    longer holds. Entry objects are made only for the entries in the answer, in entry_sort_key order
+    (packed keys sort as their entries do within one kind and device)."""
+    plan, vanished = Plan(), []
+    for kind in (FDB, NEIGH):
+        for device in sorted({d for k, d in desired.keys if k == kind} | {d for k, d in present.keys if k == kind}
+                             | {d for k, d in owned.keys if k == kind}):
+            want, have, mine = (side.keys.get((kind, device), _NONE) for side in (desired, present, owned))
+            plan.add.extend(unpack(kind, device, sorted(want - have)))
+            plan.remove.extend(unpack(kind, device, sorted((mine & have) - want)))
+            vanished.extend(unpack(kind, device, sorted(mine - have)))
+    if desired.others or present.others or owned.others:  # entries that do not pack (IPv6): rare, compared as objects
+        plan.add = sorted(plan.add + list(desired.others - present.others), key=entry_sort_key)
+        plan.remove = sorted(plan.remove + list((owned.others & present.others) - desired.others), key=entry_sort_key)
+        vanished += owned.others - present.others
+    return plan, vanished
+
+
+_NONE: frozenset[int] = frozenset()
+
+
 def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: AbstractSet[KernelEntry]) -> Plan:
     """Plan for the entries one batch of routes touched; never reads the kernel."""
     plan = Plan()
@@ -44,7 +66,7 @@ Outcome = Union[bool, KernelError]  # per entry: True done, False nothing to do 
 
 
 class FdbTable(Protocol):
-    def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]: ...
+    def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries: ...
     def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
     def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
 
@@ -114,18 +136,21 @@ class Reconciler:
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
 
-    def full_sync(self, desired: set[KernelEntry], remove_stale: bool = True) -> Plan:
-        """Read the kernel once, forget owned entries that vanished, and apply the whole-table plan.
+    def full_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True,
+                  present: PackedEntries | None = None) -> Plan:
+        """Read the kernel once (or take `present`, a read made for this sync), forget owned entries that
+        vanished, and apply the whole-table plan. Compared as packed keys (nothing to change at 100k
+        routes: no entry object made).
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        entries = self.kernel.entries(self.devices, self.bridges)
-        owned = set(self.owned)  # unpacked once (the set operations below then run at C speed)
-        for entry in owned - entries:
+        if present is None:
+            present = self.kernel.packed_entries(self.devices, self.bridges)
+        wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
+        plan, vanished = plan_packed(wanted, present, self.owned.packed())
+        del present, wanted
+        for entry in vanished:
             self.forget(entry)  # on disk too: a later hand-made copy is not ours
-        owned &= entries
-        plan = plan_full(desired, entries, owned)
-        del owned
         if not remove_stale:
             plan.remove = []
         self._apply(plan)

@@ -293,7 +293,7 @@ class Agent:
         self.stale_pending_since = self.clock()
         settled = self._peers_settled(client)
         selected = time.monotonic()
-        plan = self.reconciler.full_sync(self.rib.desired(), remove_stale=settled)
+        plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=settled)
         self.last_full_sync = self.clock()
         self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
@@ -435,7 +435,7 @@ class Agent:
             self.peers_up_since = None
         settled = self.peers_up_since is not None and now - self.peers_up_since >= self.cfg.stale_settle
         if settled or now - self.stale_pending_since >= self.cfg.stale_timeout:
-            plan = self.reconciler.full_sync(self.rib.desired())
+            plan = self.reconciler.full_sync(self.rib.desired_packed())
             self.last_full_sync = now
             self.health.last_full_sync = time.time()
             self.stale_pending_since = self.peers_up_since = None
@@ -446,7 +446,7 @@ class Agent:
 
     def _maybe_resync(self) -> None:
         if self.stale_pending_since is None and self.clock() - self.last_full_sync >= self.cfg.resync_interval:
-            plan = self.reconciler.full_sync(self.rib.desired())
+            plan = self.reconciler.full_sync(self.rib.desired_packed())
             self.last_full_sync = self.clock()
             self.health.last_full_sync = time.time()
             if plan:

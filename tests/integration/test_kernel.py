@@ -61,6 +61,12 @@ def test_bulk_add_read_delete_with_ownership_answers(ns: str) -> None:
         outcomes = kernel.add_many(entries + [foreign])
         assert outcomes[:-1] == [True] * len(entries) and outcomes[-1] is False
         assert unicast(kernel.entries(["vxlan100"], ["br0"])) == set(entries) | {foreign}
+        v6 = [NeighEntry("br0", ipaddress.ip_address("2001:db8::8"), _mac(2))]  # (an IPv4 vxlan device takes no IPv6 VTEP)
+        assert kernel.add_many(v6) == [True]
+        packed = kernel.packed_entries(["vxlan100"], ["br0"])  # what a full sync compares: the same read, packed
+        assert unicast(set(packed.others)) == set(v6)  # IPv6 does not pack: kept as entries
+        assert unicast(set(packed)) == set(entries) | {foreign} | set(v6)
+        assert kernel.delete_many(v6) == [True]
         shown = run(ns, "bridge", "fdb", "show", "dev", "vxlan100")
         assert len([line for line in shown.splitlines() if " dst " in line]) == COUNT + 20
         assert len([line for line in shown.splitlines() if "master br0" in line and "extern_learn" in line]) == COUNT

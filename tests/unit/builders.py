@@ -9,6 +9,7 @@ from typing import Any, Callable, Iterable, Sequence
 from agent.config import AgentConfig, parse_config
 from agent.entries import FdbEntry, KernelEntry, NeighEntry, describe, flood_entry
 from agent.errors import KernelError
+from agent.ownedset import PackedEntries
 from agent.routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,
@@ -126,6 +127,9 @@ class FakeKernel:
         devices, bridges = tuple(devices), tuple(bridges)
         self.reads.append((devices, bridges))
         return {e for e in self.table if e.device in (bridges if isinstance(e, NeighEntry) else devices)}
+
+    def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries:
+        return PackedEntries.of(self.entries(devices, bridges))
 
     def add(self, entry: KernelEntry) -> bool:
         self.calls.append(("add", entry))

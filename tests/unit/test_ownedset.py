@@ -35,6 +35,7 @@ def test_behaves_as_a_set_through_adds_removes_and_merges(ops: list, merge_min: 
                 packed.settle()
         assert packed == plain and plain == packed and len(packed) == len(plain)
         assert sorted(map(repr, packed)) == sorted(map(repr, plain))  # equal entries, spelled the same
+        assert sorted(map(repr, packed.packed())) == sorted(map(repr, plain))  # the key-set copy, pending changes included
         assert packed - {ENTRIES[0]} == plain - {ENTRIES[0]} and packed & set(ENTRIES[:5]) == plain & set(ENTRIES[:5])
         assert sorted(map(repr, packed.by_device(["vx100", "br200"]))) == sorted(repr(e) for e in plain if e.device in ("vx100", "br200"))
     finally:

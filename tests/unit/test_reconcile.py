@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from agent.config import parse_config
 from agent.desired import RibView
 from agent.entries import KernelEntry, describe, entry_sort_key
-from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_touched
+from agent.ownedset import PackedEntries
+from agent.reconcile import FdbTable, OwnershipStore, Plan, Reconciler, plan_full, plan_packed, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
 from tests.unit.builders import E, FakeKernel, MemoryLedger, N, U
@@ -702,3 +703,23 @@ def test_a_ledger_read_that_crashes_is_the_callers_never_an_empty_ownership(back
     with pytest.raises(OSError, match="disk on fire"):  # owning nothing would leak every entry made before
         Reconciler(kernel, BrokenLedger(set()), DEVICES, load_in_background=background).full_sync({A})
     assert kernel.table == {A}
+
+
+# -- plan_packed: plan_full on packed keys ---------------------------------------------------------
+
+PACKABLE_AND_NOT = [U(dev, mac, vtep) for dev in ("vx100", "vx200")
+                    for mac in ("00:00:00:00:00:00", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:02", "AA:BB:CC:DD:EE:01")
+                    for vtep in ("10.0.0.2", "10.0.0.3", "2001:db8::1")]
+PACKABLE_AND_NOT += [N(br, ip, mac) for br in ("br100", "br200") for ip in ("192.168.1.5", "10.255.0.1", "2001:db8::5")
+                     for mac in ("aa:bb:cc:dd:ee:01", "02:00:00:00:00:02", "0x:00:00:00:00:02")]
+some_entries = st.sets(st.sampled_from(PACKABLE_AND_NOT), max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(desired=some_entries, present=some_entries, owned=some_entries)
+def test_plan_packed_is_plan_full(desired: set, present: set, owned: set) -> None:
+    plan, vanished = plan_packed(PackedEntries.of(desired), PackedEntries.of(present), PackedEntries.of(owned))
+    expected = plan_full(desired, present, owned & present)
+    assert list(map(repr, plan.add)) == list(map(repr, expected.add))  # same entries, same order, same spelling
+    assert list(map(repr, plan.remove)) == list(map(repr, expected.remove))
+    assert sorted(map(repr, vanished)) == sorted(map(repr, owned - present))

@@ -907,6 +907,7 @@ def test_ribview_incremental_matches_from_scratch(steps: list, seed: bool) -> No
                 else:
                     live[event.route.key] = event.route
         after = rib.desired()
+        assert set(rib.desired_packed()) == after  # the packed form a full sync compares
         oracle = Oracle(live, local, cfg)
         expected = oracle.expected(rib)
         assert after == expected
