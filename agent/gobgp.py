@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import queue
 import threading
 from typing import Any, Callable, Iterator
 
@@ -21,6 +22,7 @@ log = logging.getLogger("evpn.agent.gobgp")
 # gRPC codes that mean "no gobgpd to talk to" (the session is over); any other is a refusal of one request
 WATCH_BATCH = 2000  # watch batch_size: gobgpd sends at most this + 1 paths per message
 TABLE_TIMEOUT = 300.0  # seconds to read a whole table (100k routes take a few)
+TABLE_AHEAD = 4  # table messages received ahead of the decoding (each up to WATCH_BATCH + 1 paths, ~1 MB)
 MAX_MESSAGE = 64 * 1024 * 1024  # bytes: a defence; table reads are streamed and batched anyway
 _CONNECTION_CODES = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED})
 
@@ -153,19 +155,46 @@ class RouteWatch:
         raise GobgpUnavailable(f"gobgpd at {self._address}: watch stream closed")
 
     def table(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
-        """The table, decoded one message (up to batch_size + 1 paths) at a time. A dump that takes
-        longer than `timeout` seconds cancels the stream (GobgpUnavailable)."""
+        """The table, decoded one message (up to batch_size + 1 paths) at a time. A thread receives the
+        messages while the caller decodes the one before (gobgpd keeps sending meanwhile, instead of
+        waiting for each decode). A dump that takes longer than `timeout` seconds cancels the stream
+        (GobgpUnavailable)."""
         timer = threading.Timer(self._timeout, self._stream.cancel)
         timer.daemon = True
         timer.start()
+        received: queue.Queue[Any] = queue.Queue(TABLE_AHEAD)
+        receiver = threading.Thread(target=self._receive_table, args=(received,), name="gobgp-table", daemon=True)
+        receiver.start()
+        try:
+            while True:
+                paths = received.get()
+                if isinstance(paths, BaseException):
+                    raise paths
+                if paths is None:
+                    break
+                yield decode_paths(paths)
+        finally:
+            timer.cancel()
+            if receiver.is_alive():  # the caller stopped early: end the stream, so the receiver ends
+                self._stream.cancel()
+                while receiver.is_alive():
+                    try:
+                        received.get(timeout=0.05)  # it may wait to put a message nobody takes now
+                    except queue.Empty:
+                        pass
+            receiver.join()
+
+    def _receive_table(self, out: queue.Queue[Any]) -> None:
+        """Put the table's messages (path lists) on `out`, then None; or the exception that ended it."""
         try:
             while not self.table_done:
                 paths = self._next_paths()
                 # the rest of the dump (at most batch_size paths), or a gobgpd that does not cut messages
                 self.table_done = len(paths) <= self._batch or len(paths) > self._batch + 1
-                yield decode_paths(paths)
-        finally:
-            timer.cancel()
+                out.put(paths)
+            out.put(None)
+        except BaseException as exc:  # noqa: BLE001 - raised in the caller's thread
+            out.put(exc)
 
     def changes(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
         """Decoded best-path changes after the table (events, malformed-path errors), message by

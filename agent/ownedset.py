@@ -329,6 +329,28 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
         out.others = set(self._others)
         return out
 
+    def buckets(self) -> Iterator[tuple[int, str, array, array]]:
+        """(FDB or NEIGH, device, high 64 bits, low 16 bits) of every non-empty bucket, by kind then device:
+        sorted arrays with nothing pending (merged here). What a snapshot on disk holds."""
+        for kind, buckets in ((FDB, self._fdb), (NEIGH, self._neigh)):
+            for device in sorted(buckets):
+                bucket = buckets[device]
+                if bucket.added or bucket.removed:
+                    bucket.merge()
+                if bucket.hi:
+                    yield kind, device, bucket.hi, bucket.lo
+
+    def take_bucket(self, kind: int, device: str, hi: array, lo: array) -> None:
+        """Hold `hi`/`lo` (as `buckets` gives them: sorted by (hi, lo), no duplicate) as the entries of
+        one kind on `device`, replacing those held there."""
+        bucket = _Bucket()
+        bucket.hi, bucket.lo = hi, lo
+        (self._fdb if kind == FDB else self._neigh)[sys.intern(device)] = bucket
+
+    def unpacked(self) -> list[KernelEntry]:
+        """The entries that do not pack (kept as objects)."""
+        return list(self._others)
+
     def by_device(self, devices: Iterable[str]) -> list[KernelEntry]:
         """The entries on the given devices (vxlan devices or bridges)."""
         wanted = set(devices)

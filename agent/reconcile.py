@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import logging
-import threading
+import time
 from dataclasses import dataclass, field
 from typing import AbstractSet, Callable, Iterable, Protocol, Sequence, Union
 
+from .background import Background
 from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
 from .ownedset import FDB, NEIGH, OwnedSet, PackedEntries, unpack
 
 log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
+READ_AHEAD_MAX_AGE = 10.0  # seconds: a kernel read made ahead of a full sync is used if it is no older
 
 
 @dataclass
@@ -91,45 +93,66 @@ class Reconciler:
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
         self._owned: OwnedSet | None = None
-        self._loading: threading.Thread | None = None
-        self._load_error: BaseException | None = None
+        self._loading: Background[OwnedSet] | None = None
         if load_in_background:  # the ledger is read while the caller does other work (gRPC waits)
-            self._loading = threading.Thread(target=self._load, name="ledger-load", daemon=True)
-            self._loading.start()
+            self._loading = Background(self._load, "ledger-load")
         else:
-            self._load()
-            self._loaded()
+            self._owned = self._load()
+        self._read_ahead: Background[PackedEntries] | None = None
         self.added = 0
         self.removed = 0
         self.errors = 0
         self._gained: set[KernelEntry] = set()
         self._lost: set[KernelEntry] = set()
 
-    def _load(self) -> None:
-        try:
-            loaded = self.ledger.load()
-            self._owned = loaded if isinstance(loaded, OwnedSet) else OwnedSet(loaded)
-        except BaseException as exc:  # noqa: BLE001 - handed to the first user of `owned` (Ledger.load itself
-            self._load_error = exc   # logs and owns nothing on an unreadable file: this is a crash)
-
-    def _loaded(self) -> None:
-        """Wait for a background ledger read; its crash is the caller's, never an empty ownership."""
-        if self._loading is not None:
-            self._loading.join()
-            self._loading = None
-        if self._load_error is not None:
-            raise self._load_error
+    def _load(self) -> OwnedSet:
+        loaded = self.ledger.load()  # (Ledger.load itself logs and owns nothing on an unreadable file)
+        return loaded if isinstance(loaded, OwnedSet) else OwnedSet(loaded)
 
     @property
     def owned(self) -> OwnedSet:
-        """The entries this agent made (waits for the ledger on first use if it is being read)."""
-        self._loaded()
+        """The entries this agent made (waits for the ledger on first use if it is being read; a crash
+        of that read is raised here, never taken for an empty ownership)."""
+        if self._loading is not None:
+            self._owned, self._loading = self._loading.result(), None
         return self._owned  # type: ignore[return-value]
 
     @owned.setter
     def owned(self, entries: Iterable[KernelEntry]) -> None:
-        self._loaded()
+        if self._loading is not None:
+            self._loading.result()
+            self._loading = None
         self._owned = entries if isinstance(entries, OwnedSet) else OwnedSet(entries)
+
+    # -- reading the kernel ahead of a full sync
+
+    def read_ahead(self) -> None:
+        """Start reading the kernel for the next full sync now, in a thread (the caller waits for gobgpd
+        meanwhile; the kernel's own walk of a big FDB is time in a system call, beside that wait).
+        Nothing else may use the kernel until that sync, or `drop_read_ahead`."""
+        self.drop_read_ahead()
+        self._read_ahead = Background(lambda: self.kernel.packed_entries(self.devices, self.bridges), "kernel-read")
+
+    def drop_read_ahead(self) -> None:
+        """Wait for a read started by `read_ahead` and forget it (the sync it was for is not coming)."""
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is not None:
+            try:
+                ahead.result()
+            except Exception as exc:  # noqa: BLE001 - nobody uses this read: the next one will say it again
+                log.debug("event=kernel-read-ahead-dropped error=%r", str(exc))
+
+    def _present(self) -> PackedEntries:
+        """The kernel's entries: the read made ahead, if younger than READ_AHEAD_MAX_AGE, else read now."""
+        ahead, self._read_ahead = self._read_ahead, None
+        if ahead is not None:
+            present = ahead.result()
+            age = time.monotonic() - (ahead.finished or 0.0)
+            if age <= READ_AHEAD_MAX_AGE:
+                log.debug("event=kernel-read-ahead-used seconds_old=%.2f", age)
+                return present
+            log.info("event=kernel-read-ahead-too-old seconds_old=%.1f (reading again)", age)
+        return self.kernel.packed_entries(self.devices, self.bridges)
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
         """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""
@@ -138,14 +161,14 @@ class Reconciler:
 
     def full_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True,
                   present: PackedEntries | None = None) -> Plan:
-        """Read the kernel once (or take `present`, a read made for this sync), forget owned entries that
-        vanished, and apply the whole-table plan. Compared as packed keys (nothing to change at 100k
+        """Read the kernel once (or take `present`, or the read started by `read_ahead`), forget owned
+        entries that vanished, and apply the whole-table plan. Compared as packed keys (nothing to change at 100k
         routes: no entry object made).
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
         if present is None:
-            present = self.kernel.packed_entries(self.devices, self.bridges)
+            present = self._present()
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
         plan, vanished = plan_packed(wanted, present, self.owned.packed())
         del present, wanted
@@ -177,6 +200,7 @@ class Reconciler:
             gained.add(entry)
 
     def _apply(self, plan: Plan) -> None:
+        self.drop_read_ahead()  # the kernel is ours again (one netlink socket, one thread at a time)
         level = logging.INFO if len(plan.remove) + len(plan.add) <= LOG_EACH_UP_TO else logging.DEBUG
         added, removed = self.added, self.removed
         self._apply_logged(plan, level)
@@ -213,6 +237,7 @@ class Reconciler:
 
     def forget_or_remove(self, entry: KernelEntry) -> None:
         """Remove an owned entry of a device that is no longer served (gone already: just forget it)."""
+        self.drop_read_ahead()
         outcome = self.kernel.delete_many([entry])[0]
         if isinstance(outcome, KernelError):
             log.warning("event=kernel-error op=remove %s error=%r (forgotten)", describe(entry), str(outcome))

@@ -269,7 +269,12 @@ class Agent:
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
         started = time.monotonic()
-        watch = client.watch()  # the table first, then the changes after it, on one stream
+        pass  # self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
+        try:
+            watch = client.watch()  # the table first, then the changes after it, on one stream
+        except BaseException:
+            self.reconciler.drop_read_ahead()
+            raise
         events: list[RouteEvent] = []
         errors: list[str] = []
         try:
@@ -278,8 +283,10 @@ class Agent:
                 errors += failed
         except BaseException:
             watch.cancel()
+            self.reconciler.drop_read_ahead()
             raise
         read = time.monotonic()
+        log.info("event=debug-table-read ahead_finished=%s", None if self.reconciler._read_ahead is None else self.reconciler._read_ahead.finished and self.reconciler._read_ahead.finished - started)
         reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
         reader.start()
         table = RoutesChanged(session, events, errors)

@@ -6,14 +6,17 @@ import ipaddress
 import json
 import os
 import stat
+import sys
+import zlib
+from array import array
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.entries import FdbEntry, NeighEntry
-from agent.ledger import COMPACT_MIN_LINES, Ledger
+from agent.entries import FdbEntry, NeighEntry, entry_sort_key
+from agent.ledger import COMPACT_MIN_LINES, Ledger, _row
 from agent.reconcile import Plan, Reconciler
 from tests.unit.builders import E, FakeKernel, N, U
 
@@ -81,21 +84,71 @@ def test_ledger_file_round_trip_with_neighbour_entries(tmp_path) -> None:
 
 
 def test_ledger_file_format(tmp_path) -> None:
+    """The snapshot: one JSON line (buckets with their sizes, the entries that do not pack as rows,
+    the CRC-32), then each bucket's sorted keys as 8-byte high and 2-byte low parts."""
     path = tmp_path / "owned.json"
     Ledger(path).compact({N3, N2, N("br100", "192.168.1.10", MAC), N1, M2, E("vx100", "10.0.0.10"), A})
-    assert json.loads(path.read_text()) == {
-        "fdb": [
-            ["vx100", "00:00:00:00:00:00", "10.0.0.2"],
-            ["vx100", "00:00:00:00:00:00", "10.0.0.10"],
-            ["vx100", MAC, "10.0.0.2"],
-        ],
-        "neigh": [
-            ["br100", "192.168.1.5", MAC],
-            ["br100", "192.168.1.10", MAC],
-            ["br100", "2001:db8::5", MAC],
-            ["br200", "192.168.1.5", MAC],
-        ],
-    }
+    first, payload = path.read_bytes().split(b"\n", 1)
+    header = json.loads(first)
+    assert header["format"] == "evpn-agent-owned-packed" and header["version"] == 1 and header["byteorder"] == sys.byteorder
+    assert header["buckets"] == [["fdb", "vx100", 3], ["neigh", "br100", 2], ["neigh", "br200", 1]]
+    assert header["fdb"] == [] and header["neigh"] == [["br100", "2001:db8::5", MAC]]  # IPv6: kept as a row
+    assert header["crc32"] == zlib.crc32(payload) and len(payload) == 6 * 10
+    hi = array("Q", payload[:24])
+    lo = array("H", payload[24:30])
+    assert [h << 16 | low for h, low in zip(hi, lo)] == [int("0" * 12 + "0a000002", 16), int("0" * 12 + "0a00000a", 16),
+                                                        int(MAC.replace(":", "") + "0a000002", 16)]  # MAC << 32 | VTEP, sorted
+
+
+def test_a_snapshot_written_on_a_machine_of_the_other_byte_order_loads(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    owned = {A, M2, N1, N3, N2}
+    Ledger(path).compact(owned)
+    first, payload = path.read_bytes().split(b"\n", 1)
+    header = json.loads(first)
+    swapped = b""
+    for kind, device, count in header["buckets"]:
+        for code, size in (("Q", 8), ("H", 2)):
+            part = array(code, payload[:count * size])
+            payload = payload[count * size:]
+            part.byteswap()
+            swapped += part.tobytes()
+    header["byteorder"] = "big" if sys.byteorder == "little" else "little"
+    header["crc32"] = zlib.crc32(swapped)
+    path.write_bytes(json.dumps(header).encode() + b"\n" + swapped)
+    assert Ledger(path).load() == owned
+
+
+@pytest.mark.parametrize("damage", ["flip", "extra", "version", "bucket"])
+def test_a_damaged_packed_snapshot_owns_nothing(tmp_path, damage: str) -> None:
+    path = tmp_path / "owned.json"
+    Ledger(path).compact({A, M2, N1})
+    first, payload = path.read_bytes().split(b"\n", 1)
+    header = json.loads(first)
+    if damage == "flip":
+        payload = payload[:5] + bytes([payload[5] ^ 1]) + payload[6:]
+    elif damage == "extra":
+        payload += b"\0"
+    elif damage == "version":
+        header["version"] = 2
+    else:
+        header["buckets"][0][2] = -1
+    path.write_bytes(json.dumps(header).encode() + b"\n" + payload)
+    assert Ledger(path).load() == set()
+
+
+def test_one_batch_as_big_as_the_table_is_written_as_a_snapshot(tmp_path) -> None:
+    """A cold start adds the whole table in one batch: a snapshot (milliseconds) instead of a journal
+    line per entry; later small batches go to the journal again."""
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    entries = {U("vx100", f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", "10.0.0.2") for i in range(COMPACT_MIN_LINES)}
+    ledger.record(entries, set(), entries)
+    assert path.exists() and (tmp_path / "owned.json.journal").read_text() == ""
+    ledger.record({A}, set(), entries | {A})
+    assert len((tmp_path / "owned.json.journal").read_text().splitlines()) == 1
+    assert Ledger(path).load() == entries | {A}
 
 
 def test_ledger_without_neighbour_list_still_loads(tmp_path) -> None:
@@ -255,7 +308,15 @@ def test_a_journal_line_of_the_wrong_shape_is_skipped_also_when_the_whole_journa
 # -- the snapshot read line by line -----------------------------------------------------------------
 
 
-def test_snapshot_is_one_entry_a_line_and_plain_json_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def _line_snapshot(owned: set) -> str:
+    """A snapshot as earlier agents wrote it: JSON, one entry a line."""
+    fdb = sorted((e for e in owned if isinstance(e, FdbEntry)), key=entry_sort_key)
+    neigh = sorted((e for e in owned if isinstance(e, NeighEntry)), key=entry_sort_key)
+    rows = [",\n".join(json.dumps(_row(e)[1:]) for e in part) for part in (fdb, neigh)]
+    return '{"fdb": [\n' + (rows[0] + "\n" if rows[0] else "") + '],\n"neigh": [\n' + (rows[1] + "\n" if rows[1] else "") + "]}\n"
+
+
+def test_an_earlier_agents_line_by_line_snapshot_is_read_across_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import agent.ledger
 
     monkeypatch.setattr(agent.ledger, "CHUNK_LINES", 4)  # rows cross chunk boundaries, some exactly
@@ -263,19 +324,21 @@ def test_snapshot_is_one_entry_a_line_and_plain_json_across_chunks(tmp_path: Pat
     for count in (0, 1, 4, 8, 9):
         owned = {U("vx100", f"02:00:00:00:00:{i:02x}", "10.0.0.2") for i in range(count)}
         owned |= {N("br100", f"10.1.0.{i}", MAC) for i in range(count)} | {N2, U("vx200", MAC, "2001:db8::1")}
-        Ledger(path).compact(owned)
-        lines = path.read_text().splitlines()
-        assert lines[0] == '{"fdb": [' and lines[-1] == "]}" and len(lines) == 2 * count + 2 + 4
-        assert len(json.loads(path.read_text())["fdb"]) == count + 1  # still one JSON document (older agents read it)
+        path.write_text(_line_snapshot(owned))
+        assert len(json.loads(path.read_text())["fdb"]) == count + 1  # (the layout is one JSON document)
         assert Ledger(path).load() == owned
+        Ledger(path).compact(owned)  # written again: packed, same entries
+        assert path.read_bytes().startswith(b'{"format": ') and Ledger(path).load() == owned
 
 
 @pytest.mark.parametrize("cut", [1, 20, -4, -2])  # (-1 cuts only the final newline: whole)
 def test_a_snapshot_cut_short_owns_nothing(tmp_path: Path, cut: int) -> None:
     path = tmp_path / "owned.json"
     Ledger(path).compact({A, M2, N1, N2})
-    text = path.read_text()
-    path.write_text(text[:cut])
+    data = path.read_bytes()
+    path.write_bytes(data[:cut])
+    assert Ledger(path).load() == set()
+    path.write_text(_line_snapshot({A, M2, N1, N2})[:cut])  # an earlier agent's layout, cut short
     assert Ledger(path).load() == set()
 
 
