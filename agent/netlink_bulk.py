@@ -66,7 +66,7 @@ import struct
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from .nsenter import NoSuchNamespace, made_in
 
@@ -232,7 +232,7 @@ class Request:
 class Result:
     """The kernel's answer to one request: `error` 0 on success, else the positive errno."""
 
-    request: Request
+    request: Any  # the Request (or what the encoder given to apply() took)
     error: int
     message: str | None = None  # the kernel's extended-ACK text, when it gave one
 
@@ -340,6 +340,20 @@ def encode_neigh(op: Op, ifindex: int, ip: IPLike, mac: str | bytes, seq: int = 
                               _V4_NLA, NDA_DST, dst, _LLADDR_NLA, NDA_LLADDR, raw)
     return _NEIGH_V6.pack(_NEIGH_V6.size, msg_type, nl_flags, seq, 0, AF_INET6, ifindex, state, ndm_flags, 0,
                           _V6_NLA, NDA_DST, dst, _LLADDR_NLA, NDA_LLADDR, raw)
+
+
+def encode_fdb_key(op: Op, ifindex: int, key: int, bridge: bool, seq: int = 0, ack: bool = True) -> bytes:
+    """`encode_vxlan_fdb` (bridge=False) / `encode_bridge_fdb` (bridge=True) of the entry packed as
+    `key` = MAC << 32 | IPv4 VTEP (agent/ownedset.py's FDB key): the same bytes, made from the integer."""
+    mac = (key >> 32).to_bytes(6, "big")
+    if bridge:
+        return encode_bridge_fdb(op, ifindex, mac, seq, ack)
+    return encode_vxlan_fdb(op, ifindex, mac, (key & 0xFFFFFFFF).to_bytes(4, "big"), seq, ack)
+
+
+def encode_neigh_key(op: Op, ifindex: int, key: int, seq: int = 0, ack: bool = True) -> bytes:
+    """`encode_neigh` of the entry packed as `key` = IPv4 << 48 | MAC (agent/ownedset.py's neighbour key)."""
+    return encode_neigh(op, ifindex, (key >> 48).to_bytes(4, "big"), (key & 0xFFFFFFFFFFFF).to_bytes(6, "big"), seq, ack)
 
 
 def encode(request: Request, seq: int = 0, ack: bool = True) -> bytes:
@@ -740,8 +754,9 @@ class NetlinkBulk:
 
     # -- changes
 
-    def apply(self, requests: Sequence[Request]) -> list[Result]:
+    def apply(self, requests: Sequence[Any], encoder: Callable[[Any, int, bool], bytes] = encode) -> list[Result]:
         """Send every request, in order, `batch_size` per send(); one Result per request, same order.
+        `encoder(request, seq, ack)` makes a request's message (default: `encode` of a Request).
 
         A request that cannot be encoded (bad MAC/IP) gets EINVAL with the reason and is not sent.
         """
@@ -752,7 +767,7 @@ class NetlinkBulk:
         total = len(requests)
         while position < total:
             chunk = requests[position:position + self.batch_size]
-            done = self._apply_batch(chunk, position, results)
+            done = self._apply_batch(chunk, position, results, encoder)
             failures += sum(1 for r in results[position:position + done] if r.error)
             position += done
         elapsed = time.monotonic() - started
@@ -761,7 +776,8 @@ class NetlinkBulk:
                 total, failures, elapsed, total / elapsed if elapsed > 0 else 0.0)
         return results
 
-    def _apply_batch(self, chunk: Sequence[Request], position: int, results: list[Result]) -> int:
+    def _apply_batch(self, chunk: Sequence[Any], position: int, results: list[Result],
+                     encoder: Callable[[Any, int, bool], bytes] = encode) -> int:
         """Send one batch; fill results[position:...]; return how many requests it handled."""
         count = len(chunk)
         first = self._next_seq(count)
@@ -770,7 +786,7 @@ class NetlinkBulk:
         sent_index: list[int] = []  # batch offset -> index in chunk (skipping unencodable ones)
         for i, request in enumerate(chunk):
             try:
-                parts.append(encode(request, first + len(parts), ack_all))
+                parts.append(encoder(request, first + len(parts), ack_all))
             except ValueError as exc:
                 results[position + i] = Result(request, errno.EINVAL, str(exc))
                 log.warning("event=netlink-bulk-bad-request request=%s error=%s", request, exc)
@@ -779,7 +795,7 @@ class NetlinkBulk:
         if not parts:
             return count
         if not ack_all:  # the last request carries the ACK that closes the batch
-            parts[-1] = encode(chunk[sent_index[-1]], first + len(parts) - 1, True)
+            parts[-1] = encoder(chunk[sent_index[-1]], first + len(parts) - 1, True)
         data = b"".join(parts)
         try:
             self.sock.send(data)

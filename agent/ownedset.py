@@ -347,6 +347,24 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
         bucket.hi, bucket.lo = hi, lo
         (self._fdb if kind == FDB else self._neigh)[sys.intern(device)] = bucket
 
+    def update_keys(self, kind: int, device: str, added: Iterable[int] = (), removed: Iterable[int] = ()) -> None:
+        """Add and remove packed keys of one kind on `device` with one rebuild of its arrays (a big full sync)."""
+        buckets = self._fdb if kind == FDB else self._neigh
+        bucket = buckets.get(device)
+        keys: set[int] = set()
+        if bucket is not None:
+            keys.update(map(_join, bucket.hi, bucket.lo))
+            keys -= bucket.removed
+            keys |= bucket.added
+        keys.difference_update(removed)
+        keys.update(added)
+        if not keys:
+            buckets.pop(device, None)
+            return
+        ordered = sorted(keys)
+        del keys
+        self.take_bucket(kind, device, array("Q", [k >> LO_BITS for k in ordered]), array("H", [k & LO_MASK for k in ordered]))
+
     def unpacked(self) -> list[KernelEntry]:
         """The entries that do not pack (kept as objects)."""
         return list(self._others)

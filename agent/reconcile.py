@@ -4,26 +4,76 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import AbstractSet, Callable, Iterable, Protocol, Sequence, Union
 
 from .background import Background
 from .entries import KernelEntry, describe, entry_sort_key
 from .errors import KernelError
-from .ownedset import FDB, NEIGH, OwnedSet, PackedEntries, unpack
+from .ownedset import OwnedSet, PackedEntries, unpack
 
 log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
+PACKED_APPLY_MIN = 10_000  # a whole-table plan this big is applied as packed keys (no entry objects)
 READ_AHEAD_MAX_AGE = 10.0  # seconds: a kernel read made ahead of a full sync is used if it is no older
 
 
-@dataclass
 class Plan:
-    add: list[KernelEntry] = field(default_factory=list)
-    remove: list[KernelEntry] = field(default_factory=list)
+    """Entries to add and to remove. Made from lists of entries, or (a whole-table plan) from packed
+    keys whose entries are made only when someone looks at them: the counts never need them."""
+
+    def __init__(self, add: Iterable[KernelEntry] = (), remove: Iterable[KernelEntry] = ()) -> None:
+        self._add: list[KernelEntry] | None = list(add)
+        self._remove: list[KernelEntry] | None = list(remove)
+        self.packed: PackedPlan | None = None
+
+    @classmethod
+    def of_packed(cls, packed: PackedPlan) -> Plan:
+        plan = cls()
+        plan._add = plan._remove = None
+        plan.packed = packed
+        return plan
+
+    @property
+    def add(self) -> list[KernelEntry]:
+        if self._add is None:
+            self._add = self.packed.entries(self.packed.add)  # type: ignore[union-attr]
+        return self._add
+
+    @add.setter
+    def add(self, entries: list[KernelEntry]) -> None:
+        self._add = entries
+
+    @property
+    def remove(self) -> list[KernelEntry]:
+        if self._remove is None:
+            self._remove = self.packed.entries(self.packed.remove)  # type: ignore[union-attr]
+        return self._remove
+
+    @remove.setter
+    def remove(self, entries: list[KernelEntry]) -> None:
+        self._remove = entries
+
+    @property
+    def adds(self) -> int:
+        return len(self._add) if self._add is not None else len(self.packed.add)  # type: ignore[union-attr]
+
+    @property
+    def removes(self) -> int:
+        return len(self._remove) if self._remove is not None else len(self.packed.remove)  # type: ignore[union-attr]
 
     def __bool__(self) -> bool:
-        return bool(self.add or self.remove)
+        return bool(self.adds or self.removes)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Plan):
+            return NotImplemented
+        return self.add == other.add and self.remove == other.remove
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Plan(add={self.add!r}, remove={self.remove!r})"
 
 
 def plan_full(desired: AbstractSet[KernelEntry], present: AbstractSet[KernelEntry], owned: AbstractSet[KernelEntry]) -> Plan:
@@ -31,23 +81,38 @@ def plan_full(desired: AbstractSet[KernelEntry], present: AbstractSet[KernelEntr
     return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
 
 
-def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> tuple[Plan, list[KernelEntry]]:
-    """`plan_full` on packed keys (set operations on integers), and the owned entries the kernel no
-    longer holds. Entry objects are made only for the entries in the answer, in entry_sort_key order
-    (packed keys sort as their entries do within one kind and device)."""
-    plan, vanished = Plan(), []
-    for kind in (FDB, NEIGH):
-        for device in sorted({d for k, d in desired.keys if k == kind} | {d for k, d in present.keys if k == kind}
-                             | {d for k, d in owned.keys if k == kind}):
-            want, have, mine = (side.keys.get((kind, device), _NONE) for side in (desired, present, owned))
-            plan.add.extend(unpack(kind, device, sorted(want - have)))
-            plan.remove.extend(unpack(kind, device, sorted((mine & have) - want)))
-            vanished.extend(unpack(kind, device, sorted(mine - have)))
-    if desired.others or present.others or owned.others:  # entries that do not pack (IPv6): rare, compared as objects
-        plan.add = sorted(plan.add + list(desired.others - present.others), key=entry_sort_key)
-        plan.remove = sorted(plan.remove + list((owned.others & present.others) - desired.others), key=entry_sort_key)
-        vanished += owned.others - present.others
-    return plan, vanished
+@dataclass
+class PackedPlan:
+    """`plan_full` as packed keys, and the owned entries the kernel no longer holds (`vanished`)."""
+
+    add: PackedEntries
+    remove: PackedEntries
+    vanished: PackedEntries
+
+    @staticmethod
+    def entries(side: PackedEntries) -> list[KernelEntry]:
+        """The entries of one side, in entry_sort_key order (packed keys sort as their entries do
+        within one kind and device)."""
+        out: list[KernelEntry] = []
+        for kind, device in sorted(side.keys):
+            out.extend(unpack(kind, device, sorted(side.keys[(kind, device)])))
+        if side.others:  # entries that do not pack (IPv6): rare
+            out = sorted(out + list(side.others), key=entry_sort_key)
+        return out
+
+
+def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> PackedPlan:
+    """`plan_full` on packed keys (set operations on integers, no entry object made)."""
+    plan = PackedPlan(PackedEntries(), PackedEntries(), PackedEntries())
+    for slot in set(desired.keys) | set(owned.keys):
+        want, have, mine = (side.keys.get(slot, _NONE) for side in (desired, present, owned))
+        for side, keys in ((plan.add, want - have), (plan.remove, (mine & have) - want), (plan.vanished, mine - have)):
+            if keys:
+                side.keys[slot] = keys  # type: ignore[assignment]
+    plan.add.others = desired.others - present.others
+    plan.remove.others = (owned.others & present.others) - desired.others
+    plan.vanished.others = owned.others - present.others
+    return plan
 
 
 _NONE: frozenset[int] = frozenset()
@@ -69,6 +134,7 @@ Outcome = Union[bool, KernelError]  # per entry: True done, False nothing to do 
 
 class FdbTable(Protocol):
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries: ...
+    def apply_packed(self, kind: int, device: str, keys: Sequence[int], delete: bool) -> list[Outcome]: ...
     def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
     def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
 
@@ -76,6 +142,7 @@ class FdbTable(Protocol):
 class OwnershipStore(Protocol):
     def load(self) -> Iterable[KernelEntry]: ...  # an OwnedSet is taken as is, anything else is copied into one
     def record(self, added: set[KernelEntry], removed: set[KernelEntry], owned: OwnedSet) -> None: ...
+    def compact(self, owned: OwnedSet) -> None: ...  # store the whole set (after changes not handed over one by one)
 
 
 class Reconciler:
@@ -104,6 +171,7 @@ class Reconciler:
         self.errors = 0
         self._gained: set[KernelEntry] = set()
         self._lost: set[KernelEntry] = set()
+        self._compact_due = False  # a packed apply changed ownership without noting each entry
 
     def _load(self) -> OwnedSet:
         loaded = self.ledger.load()  # (Ledger.load itself logs and owns nothing on an unreadable file)
@@ -162,23 +230,66 @@ class Reconciler:
     def full_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True,
                   present: PackedEntries | None = None) -> Plan:
         """Read the kernel once (or take `present`, or the read started by `read_ahead`), forget owned
-        entries that vanished, and apply the whole-table plan. Compared as packed keys (nothing to change at 100k
-        routes: no entry object made).
+        entries that vanished, and apply the whole-table plan. Compared as packed keys; a plan of
+        PACKED_APPLY_MIN entries or more is applied as keys too (a cold start at 100k routes makes no
+        entry object), a smaller one entry by entry (each logged at INFO up to LOG_EACH_UP_TO).
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
         if present is None:
             present = self._present()
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
-        plan, vanished = plan_packed(wanted, present, self.owned.packed())
+        packed = plan_packed(wanted, present, self.owned.packed())
         del present, wanted
-        for entry in vanished:
-            self.forget(entry)  # on disk too: a later hand-made copy is not ours
+        self._forget_packed(packed.vanished)  # on disk too: a later hand-made copy is not ours
         if not remove_stale:
-            plan.remove = []
-        self._apply(plan)
+            packed.remove = PackedEntries()
+        plan = Plan.of_packed(packed)
+        if plan.adds + plan.removes >= PACKED_APPLY_MIN:
+            self._apply_packed(packed)
+        else:
+            self._apply(plan)
         self.flush()
         return plan
+
+    def _forget_packed(self, vanished: PackedEntries) -> None:
+        if len(vanished) < PACKED_APPLY_MIN:
+            for entry in PackedPlan.entries(vanished):
+                self.forget(entry)
+            return
+        for (kind, device), keys in vanished.keys.items():
+            self.owned.update_keys(kind, device, removed=keys)
+        for entry in vanished.others:
+            self.forget(entry)
+        self._compact_due = True  # the ledger is rewritten whole (cheaper than a line per entry)
+        log.info("event=owned-entries-vanished count=%d (forgotten)", len(vanished))
+
+    def _apply_packed(self, packed: PackedPlan) -> None:
+        """Apply a big whole-table plan as packed keys: removals, then additions, per kind and device."""
+        self.drop_read_ahead()
+        added, removed = self.added, self.removed
+        for side, delete in ((packed.remove, True), (packed.add, False)):
+            for (kind, device), keys in sorted(side.keys.items()):
+                ordered = sorted(keys)
+                done: list[int] = []
+                for key, outcome in zip(ordered, self.kernel.apply_packed(kind, device, ordered, delete)):
+                    if isinstance(outcome, KernelError):
+                        self.errors += 1
+                        log.error("event=kernel-error op=%s error=%r", "remove" if delete else "add", str(outcome))
+                    elif delete or outcome:  # removed (or gone already) / made by us
+                        done.append(key)
+                if delete:
+                    self.owned.update_keys(kind, device, removed=done)
+                    self.removed += len(done)
+                else:
+                    self.owned.update_keys(kind, device, added=done)
+                    self.added += len(done)
+        others = Plan(add=sorted(packed.add.others, key=entry_sort_key), remove=sorted(packed.remove.others, key=entry_sort_key))
+        if others:
+            self._apply_logged(others, logging.DEBUG)
+        self._compact_due = True
+        log.info("event=entries-applied added=%d removed=%d (as packed keys; one line per entry at DEBUG only for "
+                 "plans under %d)", self.added - added, self.removed - removed, PACKED_APPLY_MIN)
 
     def sync_touched(self, touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool]) -> Plan:
         plan = plan_touched(touched, wants, self.owned)
@@ -247,8 +358,11 @@ class Reconciler:
         self.flush()
 
     def flush(self) -> None:
-        """Hand the ownership changes since the last write to the store."""
-        if self._gained or self._lost:
+        """Hand the ownership changes since the last write to the store (after a packed apply: the whole set)."""
+        if self._compact_due:
+            self.ledger.compact(self.owned)
+            self._gained, self._lost, self._compact_due = set(), set(), False
+        elif self._gained or self._lost:
             self.ledger.record(self._gained, self._lost, self.owned)
             self._gained, self._lost = set(), set()
         self.owned.settle()

@@ -269,7 +269,7 @@ class Agent:
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
         started = time.monotonic()
-        pass  # self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
+        self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
         try:
             watch = client.watch()  # the table first, then the changes after it, on one stream
         except BaseException:
@@ -305,7 +305,7 @@ class Agent:
         self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
                  "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
-                 len(table.events), self.rib.desired_count(), len(plan.add), len(plan.remove), len(self.table),
+                 len(table.events), self.rib.desired_count(), plan.adds, plan.removes, len(self.table),
                  "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
                  time.monotonic() - selected)
         if settled:
@@ -447,7 +447,7 @@ class Agent:
             self.health.last_full_sync = time.time()
             self.stale_pending_since = self.peers_up_since = None
             self._guard_due = True  # the stale VTEPs the guard kept may go now
-            log.info("event=stale-removed removed=%d added=%d reason=%s", len(plan.remove), len(plan.add),
+            log.info("event=stale-removed removed=%d added=%d reason=%s", plan.removes, plan.adds,
                      "sessions-up" if settled else "timeout")
             self._write_status(force=True)
 
@@ -457,8 +457,8 @@ class Agent:
             self.last_full_sync = self.clock()
             self.health.last_full_sync = time.time()
             if plan:
-                self.health.resync_repaired += len(plan.add) + len(plan.remove)
-                log.warning("event=resync-repaired added=%d removed=%d", len(plan.add), len(plan.remove))
+                self.health.resync_repaired += plan.adds + plan.removes
+                log.warning("event=resync-repaired added=%d removed=%d", plan.adds, plan.removes)
 
     def _count_malformed(self, errors: list[str]) -> None:
         for error in errors:

@@ -9,7 +9,7 @@ from typing import Any, Callable, Iterable, Sequence
 from agent.config import AgentConfig, parse_config
 from agent.entries import FdbEntry, KernelEntry, NeighEntry, describe, flood_entry
 from agent.errors import KernelError
-from agent.ownedset import PackedEntries
+from agent.ownedset import PackedEntries, unpack
 from agent.routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,
@@ -131,6 +131,10 @@ class FakeKernel:
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries:
         return PackedEntries.of(self.entries(devices, bridges))
 
+    def apply_packed(self, kind: int, device: str, keys: Sequence[int], delete: bool) -> list[bool | KernelError]:
+        entries = list(unpack(kind, device, keys))
+        return self.delete_many(entries) if delete else self.add_many(entries)
+
     def add(self, entry: KernelEntry) -> bool:
         self.calls.append(("add", entry))
         if entry in self.fail:
@@ -191,6 +195,10 @@ class MemoryLedger:
         assert not added & removed
         self.stored = (self.stored - removed) | added
         assert self.stored == owned, "the changes handed over must add up to what is owned"
+        self.saves += 1
+
+    def compact(self, owned: set[KernelEntry]) -> None:
+        self.stored = set(owned)
         self.saves += 1
 
 
