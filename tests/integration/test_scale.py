@@ -10,10 +10,14 @@ generous timeouts for the 2-core CI machine.
 from __future__ import annotations
 
 import ipaddress
+import os
+import signal
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
+from agent.kernel import Kernel
 from agent.routes import MacIpRoute
 from labctl.lab import Lab
 from labctl.observe import expected_macs, poll
@@ -22,6 +26,7 @@ from labctl.topology import Host
 from .labkit import labctl, make_topology, write_topology
 from .scalekit import (
     FakeVtep,
+    daemon_pids,
     inject,
     restart_agent,
     rib_macs,
@@ -147,3 +152,50 @@ def test_agent_restart_with_10k_programmed_writes_nothing(lab: Lab) -> None:
     assert restart.overruns == 0, f"the monitor lost notifications (ENOBUFS): {restart}"
     assert restart.injected == 0, f"the restarted agent rewrote {restart.injected} injected entries: {restart}"
     assert _actual(host) == before
+
+
+def _kill_agent(host: Host, before_kill: Callable[[], None]) -> int:
+    """Freeze the host's agent (SIGSTOP), run `before_kill`, then SIGKILL it: its supervisor starts a new
+    one, which finds what happened meanwhile. Returns the old PID."""
+    old = daemon_pids(host.name)["agent"]
+    os.kill(old, signal.SIGSTOP)
+    try:
+        before_kill()
+    finally:
+        os.kill(old, signal.SIGKILL)
+        os.kill(old, signal.SIGCONT)
+    return old
+
+
+def test_cold_start_and_a_withdrawal_while_down_at_10k_go_through_the_packed_path(lab: Lab) -> None:
+    """A plan of >= 10k entries is applied from packed keys (agent/reconcile.py PACKED_APPLY_MIN): a
+    cold start (the agent's entries and ledger gone) adds 20k entries that way, and a restart after
+    the routes were withdrawn while the agent was frozen removes them that way; the kernel equals the
+    RIB after each, and the ledger (a packed snapshot) says what the agent owns."""
+    host = lab.topo.hosts[0]
+    files = lab.plan.files(host.name)
+    _assert_kernel_equals_rib(lab, host, N)
+
+    def forget_everything() -> None:
+        with Kernel(netns=host.name) as kernel:
+            ours = [e for e in kernel.entries([VXLAN], [BRIDGE]) if getattr(e, "mac", "").startswith("02:5c")]
+            assert len(ours) == 2 * N and all(o is True for o in kernel.delete_many(ours))
+        for path in (files.agent_state, files.agent_state.with_name(files.agent_state.name + ".journal")):
+            path.unlink(missing_ok=True)
+
+    _kill_agent(host, forget_everything)
+    _assert_kernel_equals_rib(lab, host, N)
+    log = files.agent_log.read_text(errors="replace")
+    assert f"event=entries-applied added={2 * N} removed=0 (as packed keys" in log, "the cold start did not apply its plan as packed keys"
+    assert files.agent_state.read_bytes().startswith(b'{"format": "evpn-agent-owned-packed"')
+    routes = _routes(lab)
+    _kill_agent(host, lambda: withdraw(_api(lab, lab.plan.controller_ns), routes))
+    _assert_kernel_equals_rib(lab, host, 0)
+    unicast, bridged, neighbours = _actual(host)
+    assert not [m for m in bridged | set(unicast) | set(neighbours.values()) if m.startswith("02:5c")], \
+        f"{host.name}: injected entries left after the restart"
+    assert f"event=entries-applied added=0 removed={2 * N} (as packed keys" in files.agent_log.read_text(errors="replace"), \
+        "the restart did not remove the withdrawn routes' entries as packed keys"
+    status = poll(lambda: lab.node(host.name).agent_status(), lambda s: s.get("ready") and s.get("stale_pending") is False,  # type: ignore[attr-defined]
+                  TIMEOUT, interval=0.5).value
+    assert status is not None and int(status.get("owned_fdb_entries", -1)) < 10, status
