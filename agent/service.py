@@ -286,7 +286,6 @@ class Agent:
             self.reconciler.drop_read_ahead()
             raise
         read = time.monotonic()
-        log.info("event=debug-table-read ahead_finished=%s", None if self.reconciler._read_ahead is None else self.reconciler._read_ahead.finished and self.reconciler._read_ahead.finished - started)
         reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
         reader.start()
         table = RoutesChanged(session, events, errors)
