@@ -227,17 +227,15 @@ class Reconciler:
         self.devices = tuple(devices)
         self.bridges = tuple(bridges)
 
-    def full_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True,
-                  present: PackedEntries | None = None) -> Plan:
-        """Read the kernel once (or take `present`, or the read started by `read_ahead`), forget owned
+    def full_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True) -> Plan:
+        """Read the kernel once (or take the read started by `read_ahead`), forget owned
         entries that vanished, and apply the whole-table plan. Compared as packed keys; a plan of
         PACKED_APPLY_MIN entries or more is applied as keys too (a cold start at 100k routes makes no
         entry object), a smaller one entry by entry (each logged at INFO up to LOG_EACH_UP_TO).
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        if present is None:
-            present = self._present()
+        present = self._present()
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
         packed = plan_packed(wanted, present, self.owned.packed())
         del present, wanted

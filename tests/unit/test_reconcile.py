@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 from agent.config import parse_config
 from agent.desired import RibView
 from agent.entries import KernelEntry, describe, entry_sort_key
+from agent.errors import KernelError
 from agent.ownedset import PackedEntries
 from agent.reconcile import FdbTable, OwnershipStore, PackedPlan, Plan, Reconciler, plan_full, plan_packed, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
@@ -725,3 +726,66 @@ def test_plan_packed_is_plan_full(desired: set, present: set, owned: set) -> Non
     assert list(map(repr, plan.add)) == list(map(repr, expected.add))  # same entries, same order, same spelling
     assert list(map(repr, plan.remove)) == list(map(repr, expected.remove))
     assert list(map(repr, PackedPlan.entries(packed.vanished))) == list(map(repr, sorted(owned - present, key=entry_sort_key)))
+
+
+# -- a big plan applied as packed keys = the same outcome as entry by entry ----------------------------------
+
+@settings(max_examples=300, deadline=None)
+@given(desired=some_entries, present=some_entries, owned=some_entries, fail=some_entries, remove_stale=st.booleans())
+def test_packed_apply_ends_where_the_entry_path_ends(desired: set, present: set, owned: set, fail: set,
+                                                     remove_stale: bool) -> None:
+    import agent.reconcile as reconcile
+
+    outcomes = []
+    for threshold in (0, 1 << 30):  # every plan applied as packed keys / none
+        kernel, ledger = FakeKernel(foreign=present - owned, agent_made=present & owned), MemoryLedger(owned)
+        kernel.fail = set(fail)
+        old, reconcile.PACKED_APPLY_MIN = reconcile.PACKED_APPLY_MIN, threshold
+        try:
+            rec = Reconciler(kernel, ledger, ("vx100", "vx200"), ("br100", "br200"))
+            plan = rec.full_sync(desired, remove_stale=remove_stale)
+        finally:
+            reconcile.PACKED_APPLY_MIN = old
+        outcomes.append((kernel.table, set(rec.owned), ledger.stored, (rec.added, rec.removed, rec.errors),
+                         [*map(repr, plan.add)], [*map(repr, plan.remove)]))
+    assert outcomes[0] == outcomes[1]
+
+
+# -- the kernel read made ahead of a full sync ----------------------------------------------------------------
+
+def test_a_full_sync_takes_the_read_made_ahead() -> None:
+    kernel = FakeKernel(agent_made={A})
+    rec = Reconciler(kernel, MemoryLedger({A}), DEVICES)
+    rec.read_ahead()
+    kernel.someone_adds(B)  # after the read: not seen by this sync
+    assert rec.full_sync({A, B}).add == [B] and len(kernel.reads) == 1
+    assert kernel.ops("add") == [B] and B not in rec.owned  # someone else's (the add said EEXIST)
+    rec.full_sync({A, B})  # no read ahead: read now
+    assert len(kernel.reads) == 2
+
+
+def test_a_read_made_ahead_too_long_ago_is_made_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.reconcile as reconcile
+
+    kernel = FakeKernel()
+    rec = Reconciler(kernel, MemoryLedger(), DEVICES)
+    rec.read_ahead()
+    monkeypatch.setattr(reconcile, "READ_AHEAD_MAX_AGE", -1.0)
+    kernel.someone_adds(B)
+    assert rec.full_sync({A, B}).add == [A] and len(kernel.reads) == 2  # read again: B is there
+
+
+def test_a_failed_read_ahead_is_the_syncs_error_and_a_dropped_one_nobodys() -> None:
+    class Broken(FakeKernel):
+        def packed_entries(self, devices: object, bridges: object = ()) -> PackedEntries:
+            raise KernelError("reading entries of ifindex 7: boom")
+
+    rec = Reconciler(Broken(), MemoryLedger(), DEVICES)
+    rec.read_ahead()
+    with pytest.raises(KernelError, match="boom"):
+        rec.full_sync({A})
+    rec.read_ahead()
+    rec.drop_read_ahead()  # nobody waits for it: nothing raised
+    rec.read_ahead()
+    rec.sync_touched({A}, lambda e: True)  # applying anything first waits for (and drops) the read
+    assert rec._read_ahead is None
