@@ -100,3 +100,34 @@ def test_the_ipv4_integer_checks_are_ipaddress_s(n: int) -> None:
         (addr == ipaddress.IPv4Address("255.255.255.255"), "broadcast"), (addr in ipaddress.ip_network("0.0.0.0/8"), "in 0.0.0.0/8 (this network)"),
         (addr.is_link_local, "link-local"), (addr.is_reserved, "reserved (240.0.0.0/4)")) if test), None)
     assert _v4_problem(n) == expected
+
+
+_NETS = [ipaddress.ip_network(n) for n in ("10.1.0.0/16", "10.1.2.0/24", "192.168.7.0/30", "192.168.7.4/31",
+                                            "192.168.7.8/32", "2001:db8::/64", "172.16.0.0/12")]
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.one_of(st.integers(0, 0xFFFFFFFF), st.sampled_from([0x0A010000, 0x0A01FFFF, 0x0A010200, 0x0A0102FF, 0xC0A80700,
+                                                                0xC0A80703, 0xC0A80704, 0xC0A80705, 0xC0A80708, 0xAC100000])),
+       st.lists(st.sampled_from(_NETS), max_size=4))
+def test_the_ipv4_host_check_on_integers_is_the_ipaddress_one(n: int, nets: list) -> None:
+    """host_ip_problem's IPv4 fast path answers what the rule written with ipaddress answers, word for word."""
+    addr = ipaddress.IPv4Address(n)
+    from agent.addresses import _common_problem
+
+    def reference() -> str | None:
+        problem = _common_problem(addr)
+        if problem is not None or not nets:
+            return problem
+        inside = [net for net in nets if net.version == 4 and addr in net]
+        if not inside:
+            return f"outside the network's subnets {', '.join(map(str, nets))}"
+        for net in inside:
+            if net.prefixlen <= 30 and addr == net.network_address:
+                return f"the network address of {net}"
+            if net.prefixlen <= 30 and addr == net.broadcast_address:
+                return f"the broadcast address of {net}"
+        return None
+
+    assert host_ip_problem(addr, nets) == reference()
+    assert host_ip_problem(addr, tuple(nets)) == reference()
