@@ -525,6 +525,18 @@ class RibView:
 
     def replace(self, events: Iterable[RouteEvent]) -> None:
         """Forget the remote routes and load a full table (after (re)connecting); local MACs stay."""
+        self.begin_table()
+        self.load(list(events))
+
+    def load(self, events: list[RouteEvent]) -> None:
+        """Take part of a full table after `begin_table` (one message of gobgpd's dump: the table is
+        never held whole as route objects; 100k of them are ~30 MB)."""
+        self._apply(events, None)
+
+    def begin_table(self) -> None:
+        """Forget the remote routes before a full table is loaded part by part (`load`); local MACs stay.
+        Until the last part is in, the view answers for a partial table: the agent programs nothing
+        from it (its full sync waits for the whole table; a read cut short ends the session)."""
         local = [(mac, claim) for mac in self._macs for claim in self._claims_of(mac) if claim[0].rd is None]
         self._macs.clear()
         self._ips.clear()
@@ -536,7 +548,6 @@ class RibView:
         self.ignored.clear()
         for mac, claim in local:
             self._add_claim(mac, claim, None)
-        self._apply(list(events), None)
 
     # -- queries -----------------------------------------------------------------------
 

@@ -238,7 +238,7 @@ class Reconciler:
         present = self._present()
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
         packed = plan_packed(wanted, present, self.owned.packed())
-        del present, wanted
+        del present, wanted, desired
         self._forget_packed(packed.vanished)  # on disk too: a later hand-made copy is not ours
         if not remove_stale:
             packed.remove = PackedEntries()

@@ -57,7 +57,7 @@ from .reload import plan_reload
 from .routes import RouteEvent
 from .status import Health, RecentErrors, StatusWriter, build_status
 from .vxlan_guard import VxlanGuard
-from .withdrawhold import WithdrawHold, log_changes
+from .withdrawhold import HoldChanges, WithdrawHold, log_changes
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
@@ -275,12 +275,18 @@ class Agent:
         except BaseException:
             self.reconciler.drop_read_ahead()
             raise
-        events: list[RouteEvent] = []
+        own: list[RouteEvent] = []  # our routes gobgpd holds: kept for the steps below
         errors: list[str] = []
+        routes = 0
+        cancelled = HoldChanges()
+        self.rib.begin_table()  # the table goes into the RIB message by message, never held whole
         try:
             for found, failed in watch.table():
-                events += found
                 errors += failed
+                routes += len(found)
+                own += [event for event in found if event.local]
+                cancelled.cancelled += self.withdraw_hold.table_part(found).cancelled  # routes back: holds end
+                self.rib.load(found)
         except BaseException:
             watch.cancel()
             self.reconciler.drop_read_ahead()
@@ -288,14 +294,14 @@ class Agent:
         read = time.monotonic()
         reader = threading.Thread(target=self._read_stream, args=(watch, session), name="gobgp-watch", daemon=True)
         reader.start()
-        table = RoutesChanged(session, events, errors)
         self.health.connected = True
         backoff.reset()
-        self._count_malformed(table.errors)
-        self.rib.replace(self._with_held(table.events))
-        self.learning.resequence(table.events)
-        self.learning.readopt_ips(table.events)  # our MAC/IP routes gobgpd kept: their IPs stay bound
-        self.advertiser.sync(client, self.table, table.events)
+        self._count_malformed(errors)
+        self.rib.load(self._held_lacking(cancelled))  # the routes whose withdrawal is still held stay
+        self.learning.resequence(own)
+        self.learning.readopt_ips(own)  # our MAC/IP routes gobgpd kept: their IPs stay bound
+        self.advertiser.sync(client, self.table, own)
+        del own, errors
         self.stale_pending_since = self.clock()
         settled = self._peers_settled(client)
         selected = time.monotonic()
@@ -304,9 +310,10 @@ class Agent:
         self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
                  "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
-                 len(table.events), self.rib.desired_count(), plan.adds, plan.removes, len(self.table),
+                 routes, self.rib.desired_count(), plan.adds, plan.removes, len(self.table),
                  "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
                  time.monotonic() - selected)
+        del plan  # (a cold start's: 200k packed keys)
         if settled:
             self.stale_pending_since = None
         self.health.ready = True
@@ -372,12 +379,13 @@ class Agent:
             log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
         return passed
 
-    def _with_held(self, table: list[RouteEvent]) -> list[RouteEvent]:
-        """A new session's table plus the routes whose withdrawal is still held (they stay until their deadline)."""
-        events, changes = self.withdraw_hold.resync(table, self.clock())
-        if changes or len(self.withdraw_hold):
-            log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
-        return events
+    def _held_lacking(self, cancelled: HoldChanges) -> list[RouteEvent]:
+        """After a new session's table: the routes whose withdrawal is still held and that the table
+        lacked (they stay until their deadline); `cancelled`: the holds its routes ended."""
+        kept = self.withdraw_hold.table_end()
+        if cancelled.cancelled or len(self.withdraw_hold):
+            log_changes(cancelled, self.withdraw_hold.grace, len(self.withdraw_hold))
+        return kept
 
     def _held_wait(self, default: float) -> float:
         """How long the loop may wait for events: not past the next held withdrawal's deadline."""

@@ -129,16 +129,26 @@ class WithdrawHold:
     def resync(self, table: list[RouteEvent], now: float) -> tuple[list[RouteEvent], HoldChanges]:
         """A new session's full table: the routes it has end their holds; the held routes it lacks are
         added (their announcement, marked stale) so the RIB keeps them until their deadline."""
+        changes = self.table_part(table)
+        kept = self.table_end()
+        return (table + kept if kept else table), changes
+
+    def table_part(self, events: list[RouteEvent]) -> HoldChanges:
+        """Part of a new session's full table (read message by message): its routes end their holds."""
         changes = HoldChanges()
         if not self._held:
-            return table, changes
-        for event in table:
+            return changes
+        for event in events:
             held = self._held.pop(event.route.key, None)
             if held is not None:
                 self.cancelled_total += 1
                 changes.cancelled.append(held.withdrawal)
-        kept = [RouteEvent(h.withdrawal.route, withdrawn=False, local=False, stale=True) for h in self._held.values()]
-        return table + kept if kept else table, changes
+        return changes
+
+    def table_end(self) -> list[RouteEvent]:
+        """After the whole table (`table_part`): the announcements of the held routes it lacked, marked
+        stale, for the RIB to keep until their deadline."""
+        return [RouteEvent(h.withdrawal.route, withdrawn=False, local=False, stale=True) for h in self._held.values()]
 
 
 def log_changes(changes: HoldChanges, grace: float, held_now: int) -> None:
