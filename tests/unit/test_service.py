@@ -320,3 +320,30 @@ def test_held_withdrawals_outlive_a_new_session_until_their_deadline() -> None:
         assert E("vx100", "10.0.0.3") in kernel.table and E("vx100", "10.0.0.2") in kernel.table
         wait_for("released at its deadline", lambda: E("vx100", "10.0.0.3") not in kernel.table, timeout=3.0)
         assert E("vx100", "10.0.0.2") in kernel.table and U("vx100", REMOTE_MAC.mac, "10.0.0.3") in kernel.table
+
+
+def test_a_table_read_cut_short_programs_nothing_and_the_next_session_loads_it_whole() -> None:
+    """The table goes into the RIB message by message; if gobgpd goes away in the middle, the session
+    ends before any full sync: the kernel is left as it is, and the next session loads the table whole."""
+    table = [add(imet("10.0.0.2", 100)), add(macip("10.0.0.2", mac="02:00:00:00:00:22", seq=1)),
+             add(macip("10.0.0.3", mac="02:00:00:00:00:33", seq=1))]
+    gobgp = FakeGobgp(table)
+    reads = []
+
+    class CutShort(FakeWatch):
+        def table(self) -> Iterator[tuple[list[RouteEvent], list[str]]]:
+            reads.append(len(reads))
+            yield self.table_events[:2], []
+            if len(reads) == 1:
+                raise GobgpUnavailable("gobgpd at test: watch ended: UNAVAILABLE")
+            yield self.table_events[2:], []
+
+    gobgp.watch = lambda: CutShort(gobgp)  # type: ignore[method-assign]
+    agent, kernel = make_agent(gobgp)
+    with Running(agent):
+        wait_for("the second session's full sync", lambda: agent.health.ready)
+        assert len(reads) == 2  # the first read was cut short, the second session read it whole
+        adds = kernel.ops("add")
+        assert kernel.calls and all(kind == "add" for kind, _ in kernel.calls)  # nothing removed, ever
+        assert U("vx100", "02:00:00:00:00:33", "10.0.0.3") in adds and E("vx100", "10.0.0.2") in adds
+        assert len(adds) == len(set(adds))  # one full sync programmed it: the first session made nothing
