@@ -82,31 +82,9 @@ class Kernel:
 
     def entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> set[KernelEntry]:
         """Every vxlan FDB entry with a remote VTEP (flood and unicast) on `devices`, and every
-        neighbour entry with a link-layer address on `bridges` (read as raw address pairs: no record
-        object per entry, one address object per VTEP)."""
-        found: set[KernelEntry] = set()
-        vteps: dict[bytes, IPAddress] = {}  # one object per VTEP, shared by its entries
-        for bridge in bridges:
-            index = self.ifindex(bridge)
-            if index is None:
-                log.warning("event=device-missing device=%s", bridge)
-                continue
-            for family in (AF_INET, AF_INET6):
-                found.update(NeighEntry(bridge, _address(dst), lladdr.hex(":"))
-                             for lladdr, dst in self._pairs(family, index, False) if len(dst) in (4, 16))
-        for device in devices:
-            index = self.ifindex(device)
-            if index is None:
-                log.warning("event=device-missing device=%s", device)
-                continue
-            for lladdr, dst in self._pairs(AF_BRIDGE, index, True):
-                vtep = vteps.get(dst)
-                if vtep is None:
-                    if len(dst) not in (4, 16):
-                        continue
-                    vtep = vteps[dst] = _address(dst)
-                found.add(FdbEntry(device, lladdr.hex(":"), vtep))
-        return found
+        neighbour entry with a link-layer address on `bridges`, as entry objects (`packed_entries`
+        unpacked: the agent itself compares the packed form)."""
+        return set(self.packed_entries(devices, bridges))
 
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries:
         """What `entries` reads, as packed keys (ownedset.py's encoding: FDB = MAC << 32 | IPv4 VTEP,
