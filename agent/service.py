@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from .advertiser import Advertiser
 from .config import AgentConfig, ConfigError, VniConfig
 from .desired import RibView
-from .entries import KernelEntry, entry_sort_key
+from .entries import ZERO_MAC, FdbEntry, KernelEntry, entry_sort_key
 from .errors import AgentFailure, GobgpUnavailable
 from .events import (
     AgentEvent,
@@ -341,20 +341,45 @@ class Agent:
         entries are kept (gobgpd restarted, its RIB refilling) their VTEPs stay allowed too.
 
         Only after something that could change them (route changes, stale removal), and at most every
-        GUARD_INTERVAL: each update runs `nft`, and a big lab's agent takes its 49 peers' VTEPs in over
-        dozens of batches while it converges (16-34 nft runs per agent of a 50 x 10 lab, one per batch).
-        The first update of a session (the install) is at once."""
+        GUARD_INTERVAL: each follow sorts and parses the flood lists and may run `nft`, and a big lab's agent
+        takes its 49 peers' VTEPs in over dozens of batches while it converges. The first update of a session
+        (the install) is at once, and so is a new VTEP (`_admit_new_vteps`, one `nft` run per batch that
+        brings any: a median 28 per agent of a 50 x 10 lab): what waits here is the removal of VTEPs that left."""
         if self.vxlan_guard is None or not self._guard_due or self.clock() - self._guard_at < GUARD_INTERVAL:
             return
         self._guard_due, self._guard_at = False, self.clock()
         self.vxlan_guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
+
+    def _admit_new_vteps(self, touched: set[KernelEntry]) -> None:
+        """A flood entry the RIB gained for a VTEP the guard does not allow yet: allow it now, before the
+        kernel gets the entry (its first packet must not be dropped). All of a batch's new VTEPs go in one
+        `nft` run, whatever the time since the last one; removals wait for `_follow_guard`.
+
+        `touched`: the entries whose desired presence the batch changed (RibView.apply); only its flood
+        entries are looked at, so a batch without a new flood slot costs a walk over it and no `nft`."""
+        guard = self.vxlan_guard
+        if guard is None:
+            return
+        allowed = guard.applied or frozenset()
+        wants = self.rib.wants
+        new = {e.vtep for e in touched
+               if e.__class__ is FdbEntry and e.mac == ZERO_MAC and e.vtep not in allowed and wants(e)}
+        if not new:
+            return
+        if guard.applied is None:  # not installed by this process yet (the loop installs first): install whole
+            self._guard_due, self._guard_at = False, self.clock()
+            guard.follow(self.rib.remote_vteps(), keep=self.stale_pending_since is not None)
+        else:
+            guard.admit(new)
 
     def _process(self, batch: Batch) -> None:
         if batch.failed is not None:
             raise AgentFailure(f"worker {batch.failed.worker} died: {batch.failed.error}")
         self._count_malformed(batch.malformed)
         self._guard_due = self._guard_due or bool(batch.routes)
-        touched = self.rib.apply(self._hold_stale(batch.routes)) | self._kernel_lost(batch.lost)
+        touched = self.rib.apply(self._hold_stale(batch.routes))
+        self._admit_new_vteps(touched)  # before the kernel gets the batch's flood entries
+        touched |= self._kernel_lost(batch.lost)
         self.learning.remote_claims(batch.routes)
         try:
             touched |= self.learning.ips_seen(batch.seen)  # first: a MAC learned in this batch is announced with its addresses

@@ -185,6 +185,16 @@ class VxlanGuard:
         want = allowed_sources(remote_vteps)
         if keep and self.applied is not None:
             want = want | self.applied
+        self._apply(want)
+
+    def admit(self, sources: Iterable[IPAddress]) -> None:
+        """Allow `sources` too, now, in one transaction (none removed); nothing to do if they already are.
+        Only after the install: before it this process does not know the set (a previous agent's table may hold it)."""
+        if self.applied is None:
+            raise RuntimeError("VXLAN source guard: admit() before the table was installed (call follow() first)")
+        self._apply(self.applied | frozenset(sources))
+
+    def _apply(self, want: frozenset[IPAddress]) -> None:
         if want == self.applied:
             return
         if self.applied is not None:

@@ -8,13 +8,15 @@ ip commands) or from the underlay router, against a lab with gobgp+agent hosts a
 - MAC flood: 1,500 source MACs from a VM without port security: at most the agent's per-port limit (64)
   become routes, the agent stays ready and still learns a new MAC
 - VXLAN source guard: VXLAN from an underlay address that is no VTEP of the RIB is dropped (counted);
-  the same packet from a VTEP's address is delivered (the control)
+  the same packet from a VTEP's address is delivered (the control); a VTEP that leaves is taken out, and
+  allowed again (before its flood entry is made) when it comes back
 """
 
 from __future__ import annotations
 
 import json
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -251,6 +253,26 @@ def test_vxlan_from_an_address_no_route_names_is_dropped_by_the_guard(lab: Lab) 
     assert labctl("kill", H2, "--lab", LAB).returncode == 0
     wait_until("10.0.0.102 leaves the guard", lambda: "10.0.0.102" not in run_in(
         H1, "nft", "list", "set", "inet", "evpn_agent", "vxlan_sources_v4").stdout, 15)
+    # ... and one that comes back is allowed before its flood entry is made: the set is read as soon as
+    # H1's kernel has the entry (none of the VTEP's packets is dropped in between), and H1's agent logged
+    # the guard's update before the entry
+    agent_log = lab.plan.files(H1).agent_log
+    logged = agent_log.stat().st_size
+    watch = subprocess.Popen(["ip", "netns", "exec", H1, "timeout", "90", "sh", "-c",
+                              "until bridge fdb show | grep -qE '^00:00:00:00:00:00 .*dst 10[.]0[.]0[.]102( |$)'; "
+                              "do sleep 0.02; done; nft list set inet evpn_agent vxlan_sources_v4"],
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert labctl("revive", H2, "--lab", LAB).returncode == 0
+        shown = watch.communicate(timeout=90)[0]
+    finally:
+        watch.kill()
+    assert watch.returncode == 0 and "10.0.0.102" in shown, shown
+    lines = agent_log.read_bytes()[logged:].decode().splitlines()
+    admitted = [i for i, line in enumerate(lines) if "event=vxlan-guard-updated" in line
+                and "10.0.0.102" in line.split(" added=", 1)[-1].split(" ", 1)[0].split(",")]
+    flooded = [i for i, line in enumerate(lines) if "event=entry-added kind=flood" in line and "vtep=10.0.0.102" in line]
+    assert admitted and flooded and admitted[0] < flooded[0], "\n".join(lines)
 
 
 def test_verify_shows_the_protections(lab: Lab) -> None:

@@ -113,6 +113,29 @@ def test_guard_installs_whole_again_when_a_diff_fails() -> None:
     assert guard.applied == {B}
 
 
+def test_admit_only_adds_in_one_transaction_and_is_quiet_when_already_allowed() -> None:
+    nft = FakeNft()
+    guard = VxlanGuard(runner=nft)
+    with pytest.raises(RuntimeError, match="before the table was installed"):
+        guard.admit({B})  # this process does not know the set yet: it would drop what a previous agent allowed
+    assert not nft.docs
+    guard.follow({100: ["10.0.0.2", "10.0.0.3"]})
+    guard.admit({C, V6, B})
+    guard.admit({C})
+    assert len(nft.docs) == 2
+    assert nft.docs[1] == update_commands(SetChange(frozenset({C, V6}), frozenset()))
+    assert guard.applied == {A, B, C, V6}
+
+
+def test_admit_installs_whole_again_when_its_diff_fails() -> None:
+    nft = FakeNft(fail_updates=True)
+    guard = VxlanGuard(runner=nft)
+    guard.follow({100: ["10.0.0.2"]})
+    guard.admit({B})
+    assert nft.docs[-1] == install_commands({A, B})
+    assert guard.applied == {A, B}
+
+
 def test_guard_failure_is_an_agent_failure_with_the_way_out() -> None:
     def broken(doc: str) -> str:
         raise VxlanGuardError("VXLAN source guard: the nft program is missing (install Debian's 'nftables' package, "
