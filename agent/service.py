@@ -303,6 +303,8 @@ class Agent:
         self.advertiser.sync(client, self.table, own)
         del own, errors
         self.stale_pending_since = self.clock()
+        self._guard_due, self._guard_at = True, float("-inf")
+        self._follow_guard()  # the table's VTEPs allowed before their flood entries are made (stale ones kept)
         settled = self._peers_settled(client)
         selected = time.monotonic()
         plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=settled)
@@ -316,9 +318,9 @@ class Agent:
         del plan  # (a cold start's: 200k packed keys)
         if settled:
             self.stale_pending_since = None
+            self._guard_due = True  # the stale VTEPs kept above may go now (coalesced)
         self.health.ready = True
         self._write_status(force=True)
-        self._guard_due, self._guard_at = True, float("-inf")
         while not self.stop_event.is_set():
             self._follow_guard()
             if self.reload_requested:

@@ -215,3 +215,19 @@ def test_a_new_vtep_before_the_guard_was_installed_installs_it_whole() -> None:
     assert s.guard.follows == 1 and s.nft.allowed() == {"10.0.0.2", "10.0.0.3"} and not s.agent._guard_due
     s.agent._admit_new_vteps(s.agent.rib.apply([add(imet("10.0.0.4", 100))]))
     assert s.guard.follows == 1 and s.nft.runs[-1] == ({"10.0.0.4"}, set())
+
+
+def test_a_sessions_table_vteps_are_allowed_before_its_full_sync_programs_them() -> None:
+    """At a session's start the guard follows the table (the install, on a fresh agent) before the full
+    sync makes the flood entries; on a reconnect a VTEP new in the table is allowed before its entry too."""
+    gobgp = ReconnectingGobgp([add(imet("10.0.0.2", 100))])
+    setup = Setup(gobgp)
+    with Running(setup.agent):
+        wait_for("ready", lambda: setup.agent.health.ready)
+        assert setup.admitted_before_programmed("10.0.0.2")
+        sessions = setup.agent.session
+        gobgp.table = [add(imet("10.0.0.2", 100)), add(imet("10.0.0.4", 100))]
+        gobgp.stream.put(None)  # the watch ends: the agent reconnects and reads the new table
+        wait_for("the new session's flood entry", lambda: setup.agent.session > sessions and E("vx100", "10.0.0.4") in setup.kernel.table)
+        assert setup.admitted_before_programmed("10.0.0.4")
+        assert "10.0.0.2" in setup.nft.allowed()
