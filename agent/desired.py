@@ -625,9 +625,8 @@ class RibView:
         whole-table comparison with the kernel and the owned set takes."""
         out = PackedEntries()
         sets: dict[tuple[int, str], set[int]] = {}
-        macs: dict[str, int | None] = {}  # each MAC converted once (it has an FDB and a neighbour entry)
         for device, mac, vtep in self._fdb_winner_items():
-            value = macs[mac] = mac_int(mac)
+            value = mac_int(mac)
             if value is None or vtep.__class__ is not ipaddress.IPv4Address:
                 out.others.add(FdbEntry(device, mac, vtep))
                 continue
@@ -636,7 +635,7 @@ class RibView:
                 keys = sets[(FDB, device)] = out.of_device(FDB, device)
             keys.add(value << 32 | vtep._ip)  # type: ignore[union-attr]
         for bridge, ip, mac in self._neigh_winner_items():
-            value = macs[mac] if mac in macs else mac_int(mac)
+            value = mac_int(mac)  # (again: a MAC -> int table of 100k would cost more memory than time)
             if value is None or ip.__class__ is not ipaddress.IPv4Address:
                 out.others.add(NeighEntry(bridge, ip, mac))
                 continue

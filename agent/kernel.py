@@ -36,6 +36,16 @@ log = logging.getLogger("evpn.agent.kernel")
 
 
 
+def _fdb_key(lladdr: bytes, dst: bytes) -> int | tuple[bytes, bytes]:
+    """A vxlan FDB entry read from the kernel as its packed key, or the pair if it does not pack (IPv6)."""
+    return int.from_bytes(lladdr + dst, "big") if len(lladdr) == 6 and len(dst) == 4 else (lladdr, dst)
+
+
+def _neigh_key(lladdr: bytes, dst: bytes) -> int | tuple[bytes, bytes]:
+    """A neighbour entry read from the kernel as its packed key, or the pair if it does not pack (IPv6)."""
+    return int.from_bytes(dst + lladdr, "big") if len(lladdr) == 6 and len(dst) == 4 else (lladdr, dst)
+
+
 def _address(packed: bytes) -> IPAddress:
     return ipaddress.IPv4Address(packed) if len(packed) == 4 else ipaddress.IPv6Address(packed)
 
@@ -88,10 +98,9 @@ class Kernel:
 
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries:
         """What `entries` reads, as packed keys (ownedset.py's encoding: FDB = MAC << 32 | IPv4 VTEP,
-        neighbour = IPv4 << 48 | MAC): one integer per entry made straight from the kernel's bytes, and
-        an entry object only for what does not pack (IPv6)."""
+        neighbour = IPv4 << 48 | MAC): one integer per entry made straight from the kernel's bytes as
+        they are read, and an entry object only for what does not pack (IPv6)."""
         found = PackedEntries()
-        from_bytes = int.from_bytes
         for bridge in bridges:
             index = self.ifindex(bridge)
             if index is None:
@@ -99,27 +108,27 @@ class Kernel:
                 continue
             keys = found.of_device(NEIGH, bridge)
             for family in (AF_INET, AF_INET6):
-                for lladdr, dst in self._pairs(family, index, False):
-                    if len(dst) == 4 and len(lladdr) == 6:
-                        keys.add(from_bytes(dst + lladdr, "big"))
-                    elif len(dst) in (4, 16):
-                        found.others.add(NeighEntry(bridge, _address(dst), lladdr.hex(":")))
+                for item in self._pairs(family, index, False, _neigh_key):
+                    if item.__class__ is int:
+                        keys.add(item)
+                    elif len(item[1]) in (4, 16):
+                        found.others.add(NeighEntry(bridge, _address(item[1]), item[0].hex(":")))
         for device in devices:
             index = self.ifindex(device)
             if index is None:
                 log.warning("event=device-missing device=%s", device)
                 continue
             keys = found.of_device(FDB, device)
-            for lladdr, dst in self._pairs(AF_BRIDGE, index, True):
-                if len(dst) == 4 and len(lladdr) == 6:
-                    keys.add(from_bytes(lladdr + dst, "big"))
-                elif len(dst) in (4, 16):
-                    found.others.add(FdbEntry(device, lladdr.hex(":"), _address(dst)))
+            for item in self._pairs(AF_BRIDGE, index, True, _fdb_key):
+                if item.__class__ is int:
+                    keys.add(item)
+                elif len(item[1]) in (4, 16):
+                    found.others.add(FdbEntry(device, item[0].hex(":"), _address(item[1])))
         return found
 
-    def _pairs(self, family: int, index: int, self_only: bool) -> list[tuple[bytes, bytes]]:
+    def _pairs(self, family: int, index: int, self_only: bool, convert: Callable[[bytes, bytes], object]) -> list[Any]:
         try:
-            return self._bulk.dump_pairs(family, index, self_only)
+            return self._bulk.dump_pairs(family, index, self_only, convert)
         except NetlinkBulkError as exc:
             raise KernelError(f"reading entries of ifindex {index}: {exc}") from exc
 

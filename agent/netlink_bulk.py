@@ -566,10 +566,11 @@ def parse_messages(data: bytes | bytearray | memoryview, seq: int | None = None,
 
 
 def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, ifindex: int,
-                self_only: bool = False) -> Parsed:
+                self_only: bool = False, convert: Callable[[bytes, bytes], object] | None = None) -> Parsed:
     """What parse_messages does, for the agent's whole-table reads: every RTM_NEWNEIGH of `seq` on
     `ifindex` (with NTF_SELF if `self_only`) that has both NDA_LLADDR and NDA_DST becomes a pair
-    (link-layer address bytes, destination address bytes) in `into.records`, nothing else is built.
+    (link-layer address bytes, destination address bytes) in `into.records`, or what
+    `convert(lladdr, dst)` makes of it (a packed key: no 200k pairs held), nothing else is built.
     ACKs/errors, NLMSG_DONE and NLM_F_DUMP_INTR are read as parse_messages reads them."""
     records, size, offset = into.records, len(data), 0
     unpack_hdr, unpack_nla, unpack_ndm = _NLMSGHDR.unpack_from, _NLA.unpack_from, _NDMSG.unpack_from
@@ -600,7 +601,7 @@ def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, if
                             dst = bytes(data[pos + 4:pos + nla_len])
                         pos += (nla_len + 3) & ~3
                     if lladdr and dst:
-                        records.append((lladdr, dst))  # type: ignore[arg-type]
+                        records.append((lladdr, dst) if convert is None else convert(lladdr, dst))  # type: ignore[arg-type]
             elif msg_type != RTM_NEWNEIGH:
                 parse_messages(data[offset:offset + ((length + 3) & ~3)], seq, into)  # errors, done: as ever
         offset += (length + 3) & ~3
@@ -913,10 +914,12 @@ class NetlinkBulk:
 
     # -- dumps
 
-    def dump_pairs(self, family: int, ifindex: int, self_only: bool = False) -> list[tuple[bytes, bytes]]:
+    def dump_pairs(self, family: int, ifindex: int, self_only: bool = False,
+                   convert: Callable[[bytes, bytes], object] | None = None) -> list[Any]:
         """(link-layer address, destination address) bytes of every entry of `family` on `ifindex` that
-        has both (see parse_pairs); same request, retries and errors as `dump`, no record objects."""
-        return self.dump(family, ifindex, parse=lambda data, seq, into: parse_pairs(data, seq, into, ifindex, self_only))  # type: ignore[return-value]
+        has both (see parse_pairs), or what `convert` makes of each; same request, retries and errors
+        as `dump`, no record objects."""
+        return self.dump(family, ifindex, parse=lambda data, seq, into: parse_pairs(data, seq, into, ifindex, self_only, convert))  # type: ignore[return-value]
 
     def dump(self, family: int, ifindex: int = 0, master: int = 0, skip: Skip | None = None,
              parse: Callable[[memoryview, int, Parsed], object] | None = None) -> list[NeighRecord]:

@@ -879,3 +879,5 @@ def test_parse_pairs_is_parse_messages_reduced_to_address_pairs(records: list[Ne
         (bytes.fromhex(r.mac.replace(":", "")), socket.inet_pton(socket.AF_INET6 if ":" in r.dst else socket.AF_INET, r.dst))
         for r in full.records if r.ifindex == 3 and r.mac and r.dst and (r.flags & NTF_SELF or not self_only)]
     assert (pairs.done, pairs.interrupted) == (full.done, full.interrupted)
+    converted = nb.parse_pairs(data, 5, nb.Parsed([], []), 3, self_only, convert=lambda lladdr, dst: lladdr + dst)
+    assert converted.records == [lladdr + dst for lladdr, dst in pairs.records]  # what a packed read keeps instead
