@@ -102,11 +102,19 @@ class PackedPlan:
 
 
 def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> PackedPlan:
-    """`plan_full` on packed keys (set operations on integers, no entry object made)."""
+    """`plan_full` on packed keys (set operations on integers, no entry object made). `owned`'s keys
+    need only be iterable once (`OwnedSet.packed`: read from its arrays, never copied into a set)."""
     plan = PackedPlan(PackedEntries(), PackedEntries(), PackedEntries())
     for slot in set(desired.keys) | set(owned.keys):
-        want, have, mine = (side.keys.get(slot, _NONE) for side in (desired, present, owned))
-        for side, keys in ((plan.add, want - have), (plan.remove, (mine & have) - want), (plan.vanished, mine - have)):
+        want, have = desired.keys.get(slot, _NONE), present.keys.get(slot, _NONE)
+        added = want - have
+        removed, vanished = [], []
+        for key in owned.keys.get(slot, ()):
+            if key not in have:
+                vanished.append(key)  # owned, gone from the kernel
+            elif key not in want:
+                removed.append(key)  # owned, there, no longer wanted
+        for side, keys in ((plan.add, added), (plan.remove, removed), (plan.vanished, vanished)):
             if keys:
                 side.keys[slot] = keys  # type: ignore[assignment]
     plan.add.others = desired.others - present.others
