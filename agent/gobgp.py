@@ -165,17 +165,19 @@ class RouteWatch:
         received: queue.Queue[Any] = queue.Queue(TABLE_AHEAD)
         receiver = threading.Thread(target=self._receive_table, args=(received,), name="gobgp-table", daemon=True)
         receiver.start()
+        completed = False
         try:
             while True:
                 paths = received.get()
                 if isinstance(paths, BaseException):
                     raise paths
                 if paths is None:
+                    completed = True  # the receiver is ending by itself; the stream goes on with changes()
                     break
                 yield decode_paths(paths)
         finally:
             timer.cancel()
-            if receiver.is_alive():  # the caller stopped early: end the stream, so the receiver ends
+            if not completed and receiver.is_alive():  # the caller stopped early: end the stream, so the receiver ends
                 self._stream.cancel()
                 while receiver.is_alive():
                     try:

@@ -4,17 +4,20 @@ changes, not the table.
 The kernel does not record who added a vxlan FDB entry, so the agent keeps its own list; it only
 ever removes entries on that list, and entries someone else made are left alone.
 
-On disk: a snapshot (`state_file`) and a journal beside it (`state_file` + ".journal", one JSON line
-per change: ["+"|"-", "fdb"|"neigh", a, b, c]). A batch appends its changes to the journal; when the
-journal outgrows the table, or one batch changes about as much as the table holds (a cold start),
-the snapshot is rewritten (atomically) and the journal emptied. Loading replays the journal over
-the snapshot; a torn last line (a crash mid-write) is ignored. Replaying a journal over a snapshot
-that already holds its changes gives the same set, so a crash between the two steps of a compaction
-loses nothing.
+On disk: a snapshot (`state_file`) and a journal beside it (`state_file` + ".journal": a first line
+{"generation": G} naming the snapshot it continues, then one JSON line per change: ["+"|"-",
+"fdb"|"neigh", a, b, c]). A batch appends its changes to the journal; when the journal outgrows the
+table, or one batch changes about as much as the table holds (a cold start, whose ownership changes
+are not noted one by one), the snapshot is rewritten (atomically, generation G + 1) and the journal
+started afresh for it. Loading replays the journal over the snapshot; a torn last line (a crash
+mid-write) is ignored. A journal of another generation is not replayed: a crash between the two
+steps of a compaction leaves the new snapshot (which holds everything) beside the old journal, whose
+changes it must not undo. A journal without the first line (an earlier agent's) is replayed over a
+JSON snapshot or none, never over a packed one.
 
 The snapshot is the packed owned set itself (agent/ownedset.py), so that reading 200k entries costs
 milliseconds instead of most of a second beside the table read of a restart: one JSON line (format,
-byte order, per (kind, device) the number of entries, the entries that do not pack as JSON rows,
+generation, byte order, per (kind, device) the number of entries, the entries that do not pack as JSON rows,
 the CRC-32 of what follows), then per (kind, device) its sorted keys, the high 64 bits (8 bytes
 each) then the low 16 (2 bytes each). A snapshot in the JSON layouts of earlier agents
 ({"fdb": [[dev, mac, vtep]...], "neigh": [[bridge, ip, mac]...]}, whole or one entry a line) is
@@ -47,7 +50,6 @@ CHUNK_LINES = 4096  # lines parsed in one json.loads (C speed, a bounded peak)
 SNAPSHOT_HEAD = '{"fdb": ['  # the first line of a JSON snapshot written one entry a line (earlier agents)
 PACKED_FORMAT = "evpn-agent-owned-packed"  # the "format" of a packed snapshot's first line
 PACKED_VERSION = 1
-HEADER_MAX = 1 << 24  # bytes: a packed snapshot's first line is never longer (it holds only the unpacked entries)
 KINDS = {FDB: "fdb", 1: "neigh"}
 
 
@@ -91,6 +93,8 @@ class Ledger:
         self.journal_path = path.with_name(path.name + ".journal") if path is not None else None
         self._journal: IO[str] | None = None
         self._lines = 0
+        self.generation = 0  # the snapshot's (0: none, or an earlier agent's JSON one); its journal says the same
+        self._journal_void = False  # the journal on disk is not this snapshot's: rewritten before the next append
 
     def load(self) -> OwnedSet:
         owned = OwnedSet()
@@ -98,10 +102,11 @@ class Ledger:
             return owned
         try:
             with open(self.path, "rb") as snapshot:
-                first = snapshot.readline(HEADER_MAX)
+                first = snapshot.readline()
                 header = _packed_header(first)
                 if header is not None:
                     _load_packed(header, snapshot, owned)
+                    self.generation = header["generation"]  # type: ignore[assignment]
                 else:  # a JSON snapshot (an earlier agent's)
                     text = io.TextIOWrapper(snapshot, encoding="utf-8")
                     self._load_snapshot(first.decode("utf-8"), text, owned)
@@ -109,6 +114,7 @@ class Ledger:
             pass
         except (OSError, ValueError, TypeError) as exc:
             log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
+            self.generation, self._journal_void = 0, True  # (nor is its journal replayed over nothing)
             return OwnedSet()
         owned.settle()
         self._lines = self._replay(owned)
@@ -168,6 +174,19 @@ class Ledger:
             return 0
         count = 0
         with journal:
+            first = journal.readline()
+            generation = _journal_generation(first)
+            if generation != self.generation and (generation is not None or self.generation):
+                # the journal of another snapshot: one replaced before its journal was emptied (a crash
+                # between the two steps of a compaction); the snapshot holds all of it already
+                if first:
+                    log.warning("event=journal-skipped path=%s journal_generation=%s snapshot_generation=%d "
+                                "(a compaction was cut short; the snapshot is newer)", self.journal_path, generation, self.generation)
+                self._journal_void = True
+                return 0
+            if generation is None and first:  # an earlier agent's journal (no header): its first line is a change
+                self._replay_chunk([first], 0, False, owned)
+                count = 1
             for lines, last in _chunks(journal):
                 self._replay_chunk(lines, count, last, owned)
                 count += len(lines)
@@ -217,8 +236,12 @@ class Ledger:
             return
         if self._journal is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if self._journal_void else os.O_APPEND)
+            fd = os.open(self.journal_path, flags, 0o600)
             self._journal = os.fdopen(fd, "a")
+            if self._journal_void or os.fstat(fd).st_size == 0:
+                self._journal.write(_journal_header(self.generation))
+            self._journal_void = False
         self._journal.write("\n".join(lines) + "\n")
         self._journal.flush()
         self._lines += len(lines)
@@ -230,22 +253,26 @@ class Ledger:
         if self.path is None or self.journal_path is None:
             return
         packed = owned if isinstance(owned, OwnedSet) else OwnedSet(owned)
+        generation = self.generation + 1  # its journal will say so: an older journal is never replayed over it
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         try:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as out:
-                _write_packed(out, packed)
+                _write_packed(out, packed, generation)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, self.path)
+        self.generation = generation
         if self._journal is not None:
             self._journal.close()
             self._journal = None
         fd = os.open(self.journal_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        os.close(fd)
+        with os.fdopen(fd, "w") as journal:
+            journal.write(_journal_header(generation))
+        self._journal_void = False
         self._lines = 0
         log.info("event=ledger-compacted entries=%d", len(packed))
 
@@ -323,7 +350,23 @@ def _apply_rows(rows: list[object], owned: OwnedSet) -> None:
 # -- the packed snapshot -------------------------------------------------------------------------------
 
 
-def _write_packed(out: IO[bytes], owned: OwnedSet) -> None:
+def _journal_header(generation: int) -> str:
+    """The journal's first line: which snapshot its changes apply to."""
+    return json.dumps({"generation": generation}) + "\n"
+
+
+def _journal_generation(first: str) -> int | None:
+    """The generation a journal's first line names; None if it is no header (an earlier agent's journal)."""
+    if not first.startswith('{"generation": '):
+        return None
+    try:
+        value = json.loads(first).get("generation")
+    except (ValueError, AttributeError):
+        return None
+    return value if isinstance(value, int) else None
+
+
+def _write_packed(out: IO[bytes], owned: OwnedSet, generation: int) -> None:
     """The header line, then each bucket's keys (see the module's docstring)."""
     buckets, payload, crc = [], [], 0
     for kind, device, hi, lo in owned.buckets():
@@ -333,7 +376,7 @@ def _write_packed(out: IO[bytes], owned: OwnedSet) -> None:
             crc = zlib.crc32(data, crc)
             payload.append(data)
     others = sorted(owned.unpacked(), key=lambda e: (e.__class__.__name__, _row(e)))
-    header = {"format": PACKED_FORMAT, "version": PACKED_VERSION, "byteorder": sys.byteorder, "buckets": buckets,
+    header = {"format": PACKED_FORMAT, "version": PACKED_VERSION, "generation": generation, "byteorder": sys.byteorder, "buckets": buckets,
               "fdb": [_row(e)[1:] for e in others if isinstance(e, FdbEntry)],
               "neigh": [_row(e)[1:] for e in others if isinstance(e, NeighEntry)], "crc32": crc}
     out.write(json.dumps(header, ensure_ascii=True).encode("ascii") + b"\n")
@@ -356,6 +399,9 @@ def _load_packed(header: dict[str, object], snapshot: IO[bytes], owned: OwnedSet
     """Fill `owned` from a packed snapshot; ValueError/TypeError if it is not a whole, well-formed one."""
     if header.get("version") != PACKED_VERSION:
         raise ValueError(f"packed snapshot version {header.get('version')!r}, this agent reads {PACKED_VERSION}")
+    generation = header.get("generation")
+    if not isinstance(generation, int) or isinstance(generation, bool) or generation < 1:
+        raise ValueError(f"generation {generation!r}")
     order = header.get("byteorder")
     if order not in ("little", "big"):
         raise ValueError(f"byteorder {order!r}")

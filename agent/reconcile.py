@@ -263,18 +263,21 @@ class Reconciler:
             for entry in PackedPlan.entries(vanished):
                 self.forget(entry)
             return
+        self._compact_due = True  # the ledger is rewritten whole (cheaper than a line per entry), also if this stops half-way
         for (kind, device), keys in vanished.keys.items():
             self.owned.update_keys(kind, device, removed=keys)
         for entry in vanished.others:
             self.forget(entry)
-        self._compact_due = True  # the ledger is rewritten whole (cheaper than a line per entry)
         log.info("event=owned-entries-vanished count=%d (forgotten)", len(vanished))
 
     def _apply_packed(self, packed: PackedPlan) -> None:
         """Apply a big whole-table plan as packed keys: removals, then additions, per kind and device."""
         self.drop_read_ahead()
-        added, removed = self.added, self.removed
+        self._compact_due = True  # ownership changes below are not noted one by one: the ledger is rewritten whole
+        added, removed = self.added, self.removed  # (by the caller's flush, or run()'s if a netlink failure ends this)
         for side, delete in ((packed.remove, True), (packed.add, False)):
+            if not delete and packed.remove.others:  # removals before additions, as plan_full's order has it
+                self._apply_logged(Plan(remove=sorted(packed.remove.others, key=entry_sort_key)), logging.DEBUG)
             for (kind, device), keys in sorted(side.keys.items()):
                 ordered = sorted(keys)
                 done: list[int] = []
@@ -290,10 +293,8 @@ class Reconciler:
                 else:
                     self.owned.update_keys(kind, device, added=done)
                     self.added += len(done)
-        others = Plan(add=sorted(packed.add.others, key=entry_sort_key), remove=sorted(packed.remove.others, key=entry_sort_key))
-        if others:
-            self._apply_logged(others, logging.DEBUG)
-        self._compact_due = True
+        if packed.add.others:
+            self._apply_logged(Plan(add=sorted(packed.add.others, key=entry_sort_key)), logging.DEBUG)
         log.info("event=entries-applied added=%d removed=%d (as packed keys; one line per entry at DEBUG only for "
                  "plans under %d)", self.added - added, self.removed - removed, PACKED_APPLY_MIN)
 

@@ -57,7 +57,7 @@ from .reload import plan_reload
 from .routes import RouteEvent
 from .status import Health, RecentErrors, StatusWriter, build_status
 from .vxlan_guard import VxlanGuard
-from .withdrawhold import HoldChanges, WithdrawHold, log_changes
+from .withdrawhold import WithdrawHold, log_changes
 from .worker import Worker
 
 log = logging.getLogger("evpn.agent")
@@ -278,14 +278,14 @@ class Agent:
         own: list[RouteEvent] = []  # our routes gobgpd holds: kept for the steps below
         errors: list[str] = []
         routes = 0
-        cancelled = HoldChanges()
+        self.withdraw_hold.table_begin()
         self.rib.begin_table()  # the table goes into the RIB message by message, never held whole
         try:
             for found, failed in watch.table():
                 errors += failed
                 routes += len(found)
                 own += [event for event in found if event.local]
-                cancelled.cancelled += self.withdraw_hold.table_part(found).cancelled  # routes back: holds end
+                self.withdraw_hold.table_part(found)  # held routes that are back (their holds end with the table)
                 self.rib.load(found)
         except BaseException:
             watch.cancel()
@@ -297,7 +297,7 @@ class Agent:
         self.health.connected = True
         backoff.reset()
         self._count_malformed(errors)
-        self.rib.load(self._held_lacking(cancelled))  # the routes whose withdrawal is still held stay
+        self.rib.load(self._held_lacking())  # the routes whose withdrawal is still held stay
         self.learning.resequence(own)
         self.learning.readopt_ips(own)  # our MAC/IP routes gobgpd kept: their IPs stay bound
         self.advertiser.sync(client, self.table, own)
@@ -406,11 +406,11 @@ class Agent:
             log_changes(changes, self.withdraw_hold.grace, len(self.withdraw_hold))
         return passed
 
-    def _held_lacking(self, cancelled: HoldChanges) -> list[RouteEvent]:
-        """After a new session's table: the routes whose withdrawal is still held and that the table
-        lacked (they stay until their deadline); `cancelled`: the holds its routes ended."""
-        kept = self.withdraw_hold.table_end()
-        if cancelled.cancelled or len(self.withdraw_hold):
+    def _held_lacking(self) -> list[RouteEvent]:
+        """After a new session's whole table: the holds of the routes it had end; the routes whose
+        withdrawal is still held and that it lacked stay (until their deadline)."""
+        kept, cancelled = self.withdraw_hold.table_end()
+        if cancelled or len(self.withdraw_hold):
             log_changes(cancelled, self.withdraw_hold.grace, len(self.withdraw_hold))
         return kept
 

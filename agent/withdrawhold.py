@@ -61,6 +61,7 @@ class WithdrawHold:
         self._held: dict[RouteKey, _Held] = {}
         self._deadlines: list[tuple[float, int, RouteKey]] = []  # heap; entries whose key was cancelled are skipped
         self._order = 0
+        self._back: set[RouteKey] = set()  # held routes a table being read has (table_part .. table_end)
         self.held_total = 0
         self.cancelled_total = 0
         self.released_total = 0
@@ -129,26 +130,34 @@ class WithdrawHold:
     def resync(self, table: list[RouteEvent], now: float) -> tuple[list[RouteEvent], HoldChanges]:
         """A new session's full table: the routes it has end their holds; the held routes it lacks are
         added (their announcement, marked stale) so the RIB keeps them until their deadline."""
-        changes = self.table_part(table)
-        kept = self.table_end()
+        self.table_begin()
+        self.table_part(table)
+        kept, changes = self.table_end()
         return (table + kept if kept else table), changes
 
-    def table_part(self, events: list[RouteEvent]) -> HoldChanges:
-        """Part of a new session's full table (read message by message): its routes end their holds."""
+    def table_begin(self) -> None:
+        """A new session's full table is about to be read part by part (`table_part`, then `table_end`)."""
+        self._back = set()
+
+    def table_part(self, events: list[RouteEvent]) -> None:
+        """Part of the table: its held routes are back (their holds end at `table_end`, once the table is
+        whole: a read cut short ends none)."""
+        if self._held:
+            held, back = self._held, self._back
+            back.update(key for key in (event.route.key for event in events) if key in held)
+
+    def table_end(self) -> tuple[list[RouteEvent], HoldChanges]:
+        """After the whole table: the holds of the routes it had end; the announcements of the held routes
+        it lacked come back, marked stale, for the RIB to keep until their deadline."""
         changes = HoldChanges()
-        if not self._held:
-            return changes
-        for event in events:
-            held = self._held.pop(event.route.key, None)
+        for key in self._back:
+            held = self._held.pop(key, None)
             if held is not None:
                 self.cancelled_total += 1
                 changes.cancelled.append(held.withdrawal)
-        return changes
-
-    def table_end(self) -> list[RouteEvent]:
-        """After the whole table (`table_part`): the announcements of the held routes it lacked, marked
-        stale, for the RIB to keep until their deadline."""
-        return [RouteEvent(h.withdrawal.route, withdrawn=False, local=False, stale=True) for h in self._held.values()]
+        self._back = set()
+        kept = [RouteEvent(h.withdrawal.route, withdrawn=False, local=False, stale=True) for h in self._held.values()]
+        return kept, changes
 
 
 def log_changes(changes: HoldChanges, grace: float, held_now: int) -> None:

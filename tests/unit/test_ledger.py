@@ -145,9 +145,9 @@ def test_one_batch_as_big_as_the_table_is_written_as_a_snapshot(tmp_path) -> Non
     ledger.load()
     entries = {U("vx100", f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}", "10.0.0.2") for i in range(COMPACT_MIN_LINES)}
     ledger.record(entries, set(), entries)
-    assert path.exists() and (tmp_path / "owned.json.journal").read_text() == ""
+    assert path.exists() and (tmp_path / "owned.json.journal").read_text() == '{"generation": 1}\n'
     ledger.record({A}, set(), entries | {A})
-    assert len((tmp_path / "owned.json.journal").read_text().splitlines()) == 1
+    assert len((tmp_path / "owned.json.journal").read_text().splitlines()) == 2  # its header and the change
     assert Ledger(path).load() == entries | {A}
 
 
@@ -368,3 +368,44 @@ def test_a_torn_last_line_after_many_chunks_is_ignored_and_a_bad_line_before_it_
         journal.write('["+", "fdb", "vx100", "00:00:00:00:00:00", "10.0.0.3"]\n' * 3)
         journal.write('["-", "fdb", "vx100", "00:00:00:0')  # torn: line 7, alone in the last chunk
     assert Ledger(path).load() == {A, B}
+
+
+
+# -- a compaction cut short between its two steps -------------------------------------------------------------
+
+@pytest.mark.parametrize("first_add", [True, False])
+def test_the_old_journal_beside_a_newer_snapshot_is_not_replayed(tmp_path: Path, first_add: bool) -> None:
+    """A packed apply changes ownership without a journal line, then compacts; killed between replacing the
+    snapshot and starting the journal afresh, the old journal sits beside a snapshot that already holds
+    more than it: replaying "+A" would own an entry removed since (a later hand-made copy would then be
+    deleted), replaying "-A" would forget one made since (never removed)."""
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    if first_add:
+        ledger.record({A}, set(), {A})
+        journal = (tmp_path / "owned.json.journal").read_text()
+        ledger.compact(set())  # A removed as packed keys: in no journal line
+        after = set()
+    else:
+        ledger.record({A}, set(), {A})
+        ledger.record(set(), {A}, set())
+        journal = (tmp_path / "owned.json.journal").read_text()
+        ledger.compact({A})  # A made again as packed keys
+        after = {A}
+    (tmp_path / "owned.json.journal").write_text(journal)  # as if the journal was never started afresh
+    reloaded = Ledger(path)
+    assert reloaded.load() == after
+    reloaded.record({B}, set(), after | {B})  # the stale journal is replaced, not appended to
+    assert Ledger(path).load() == after | {B}
+
+
+def test_an_earlier_agents_journal_is_replayed_over_a_json_snapshot_never_over_a_packed_one(tmp_path: Path) -> None:
+    path = tmp_path / "owned.json"
+    path.write_text('{"fdb": [["vx100", "00:00:00:00:00:00", "10.0.0.2"]]}')
+    journal = tmp_path / "owned.json.journal"
+    journal.write_text('["+", "fdb", "vx100", "00:00:00:00:00:00", "10.0.0.3"]\n["-", "fdb", "vx100", "00:00:00:00:00:00", "10.0.0.2"]\n')
+    assert Ledger(path).load() == {B}  # an earlier agent's files: both read
+    Ledger(path).compact({B})
+    journal.write_text('["+", "fdb", "vx100", "00:00:00:00:00:00", "10.0.0.2"]\n')  # no header: not this snapshot's
+    assert Ledger(path).load() == {B}

@@ -789,3 +789,27 @@ def test_a_failed_read_ahead_is_the_syncs_error_and_a_dropped_one_nobodys() -> N
     rec.read_ahead()
     rec.sync_touched({A}, lambda e: True)  # applying anything first waits for (and drops) the read
     assert rec._read_ahead is None
+
+
+def test_a_packed_apply_cut_short_by_a_netlink_failure_still_stores_what_it_made(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ownership changed by a packed apply is stored whole by the next flush (run()'s, if the failure ends the
+    agent): the entries made on the devices before the failure stay ours after a restart."""
+    import agent.reconcile as reconcile
+    from agent.netlink_bulk import NetlinkBulkError
+
+    class FailsSecond(FakeKernel):
+        packed_calls = 0
+
+        def apply_packed(self, kind: int, device: str, keys: object, delete: bool) -> list:  # type: ignore[override]
+            self.packed_calls += 1
+            if self.packed_calls == 2:
+                raise NetlinkBulkError("netlink receive failed: [Errno 105] No buffer space available")
+            return super().apply_packed(kind, device, keys, delete)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(reconcile, "PACKED_APPLY_MIN", 1)
+    kernel, ledger = FailsSecond(), MemoryLedger()
+    rec = Reconciler(kernel, ledger, DEVICES, ("br100",))
+    with pytest.raises(NetlinkBulkError):
+        rec.full_sync({A, M2, N1})
+    rec.flush()  # what Agent.run's `finally` does
+    assert {A, M2} <= kernel.table and ledger.stored == set(rec.owned) == {A, M2}

@@ -43,7 +43,7 @@ def test_the_dump_ends_with_its_first_message_of_at_most_batch_size_paths(sizes:
     stream = FakeStream([peer] + [table_message(n) for n in sizes])
     watch = RouteWatch(stream, "test", batch=10)
     assert len(list(watch.table())) == table_messages
-    assert watch.table_done
+    assert watch.table_done and not stream.cancelled  # the stream goes on with the changes
     changes = watch.changes()
     after = 0  # every message after the dump is a change, one each, until the stream closes
     with pytest.raises(GobgpUnavailable, match="watch stream closed"):
@@ -69,3 +69,48 @@ def test_table_messages_are_decoded() -> None:
     stream = FakeStream([gobgp.WatchEventResponse(table=gobgp.WatchEventResponse.TableEvent(paths=[path]))])
     [(events, errors)] = list(RouteWatch(stream, "test", batch=10).table())
     assert errors == [] and [e.route.key for e in events] == [route.key]
+
+
+def test_a_whole_table_never_cancels_the_stream_however_late_its_receiver_ends(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The receiver thread puts the table's end and is still alive for a moment: the stream, which carries
+    the changes next, must not be cancelled for that (only a caller that stops early cancels it)."""
+    import time
+
+    stream = FakeStream([table_message(11), table_message(3), table_message(2)])
+    watch = RouteWatch(stream, "test", batch=10)
+    receive = RouteWatch._receive_table
+
+    def slow_to_end(self: RouteWatch, out: object) -> None:
+        receive(self, out)  # type: ignore[arg-type]
+        time.sleep(0.2)  # still alive when the caller has the end
+
+    monkeypatch.setattr(RouteWatch, "_receive_table", slow_to_end)
+    assert len(list(watch.table())) == 2 and not stream.cancelled
+    changes = watch.changes()
+    next(changes)  # the change after the table is still there
+    assert not stream.cancelled
+
+
+def test_a_caller_that_stops_early_cancels_the_stream() -> None:
+    import threading
+
+    class Waiting(FakeStream):
+        """Sends one message, then waits for more until cancelled."""
+
+        def __init__(self) -> None:
+            super().__init__([table_message(11)])
+            self.woken = threading.Event()
+
+        def __iter__(self):  # type: ignore[no-untyped-def]
+            yield self.messages[0]
+            self.woken.wait(5)
+
+        def cancel(self) -> None:
+            super().cancel()
+            self.woken.set()
+
+    stream = Waiting()
+    table = RouteWatch(stream, "test", batch=10).table()
+    next(table)
+    table.close()  # the receiver is still waiting for the rest: the stream is cancelled, the receiver ends
+    assert stream.cancelled

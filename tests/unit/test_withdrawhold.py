@@ -210,3 +210,20 @@ def test_status_shows_the_withdrawals_held() -> None:
     text = "\n".join(render(view))
     assert "gobgpd session up  (3 stale withdrawals held)" in text and "withdrawals_held=5" in text and "withdrawals_cancelled=2" in text
     assert "stale withdrawals held" not in "\n".join(render(summary(status | {"held_withdrawals": 0}, now=1000.5)))
+
+
+def test_a_table_read_cut_short_ends_no_hold() -> None:
+    """The table is read part by part; holds end only when it is whole (a read cut short proves nothing:
+    the next session's table may lack the route after all)."""
+    hold = WithdrawHold(GRACE)
+    hold.admit([stale_withdraw(A)], now=1.0)
+    hold.table_begin()
+    hold.table_part([add(A)])  # ...and gobgpd goes away before the rest
+    hold.table_begin()  # the next session
+    hold.table_part([add(B)])
+    kept, changes = hold.table_end()
+    assert [e.route.key for e in kept] == [A.key] and not changes.cancelled and len(hold) == 1
+    hold.table_begin()
+    hold.table_part([add(A)])
+    kept, changes = hold.table_end()
+    assert kept == [] and [e.route.key for e in changes.cancelled] == [A.key] and len(hold) == 0
