@@ -48,3 +48,7 @@ Where things live (pure modules first, then the ones with side effects):
 - parallel.py      a bounded thread pool that stops on the first failure or an interrupt (up, verify)
 - cli.py           the click commands; errors become one line and an exit code here
 """
+
+import os as _os
+
+_os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # before gRPC is loaded; why: agent/__init__.py

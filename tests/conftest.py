@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+os.environ.setdefault("GRPC_ENABLE_FORK_SUPPORT", "false")  # as agent/__init__.py says: the test process forks too
+
 
 def _integration(item: pytest.Item) -> bool:
     return "integration" in Path(str(item.fspath)).parts
