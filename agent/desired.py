@@ -36,7 +36,7 @@ from .entries import (
     entry_sort_key,
     flood_entry,
 )
-from .ownedset import FDB, NEIGH, PackedEntries, mac_int
+from .ownedset import FDB, NEIGH, PackedEntries, fdb_key, neigh_key
 from .routes import (
     ENCAP_VXLAN,
     PMSI_INGRESS_REPLICATION,
@@ -624,25 +624,18 @@ class RibView:
         """`desired()` as packed keys (agent/ownedset.py), without an entry object per entry: what a
         whole-table comparison with the kernel and the owned set takes."""
         out = PackedEntries()
-        sets: dict[tuple[int, str], set[int]] = {}
         for device, mac, vtep in self._fdb_winner_items():
-            value = mac_int(mac)
-            if value is None or vtep.__class__ is not ipaddress.IPv4Address:
+            key = fdb_key(mac, vtep)
+            if key is None:
                 out.others.add(FdbEntry(device, mac, vtep))
-                continue
-            keys = sets.get((FDB, device))
-            if keys is None:
-                keys = sets[(FDB, device)] = out.of_device(FDB, device)
-            keys.add(value << 32 | vtep._ip)  # type: ignore[union-attr]
+            else:
+                out.of_device(FDB, device).add(key)
         for bridge, ip, mac in self._neigh_winner_items():
-            value = mac_int(mac)  # (again: a MAC -> int table of 100k would cost more memory than time)
-            if value is None or ip.__class__ is not ipaddress.IPv4Address:
+            key = neigh_key(ip, mac)
+            if key is None:
                 out.others.add(NeighEntry(bridge, ip, mac))
-                continue
-            keys = sets.get((NEIGH, bridge))
-            if keys is None:
-                keys = sets[(NEIGH, bridge)] = out.of_device(NEIGH, bridge)
-            keys.add(ip._ip << 48 | value)  # type: ignore[union-attr]
+            else:
+                out.of_device(NEIGH, bridge).add(key)
         return out
 
     def desired_count(self) -> int:

@@ -59,21 +59,33 @@ def ipv4(value: int) -> IPv4Address:
     return address
 
 
+def fdb_key(mac: str, vtep: object) -> int | None:
+    """The packed key of the vxlan FDB entry MAC -> VTEP (MAC << 32 | IPv4 VTEP), None if it does not pack."""
+    if vtep.__class__ is IPv4Address:
+        value = mac_int(mac)
+        if value is not None:
+            return value << 32 | vtep._ip  # type: ignore[attr-defined]
+    return None
+
+
+def neigh_key(ip: object, mac: str) -> int | None:
+    """The packed key of the neighbour entry IP -> MAC (IPv4 << 48 | MAC), None if it does not pack."""
+    if ip.__class__ is IPv4Address:
+        value = mac_int(mac)
+        if value is not None:
+            return ip._ip << 48 | value  # type: ignore[attr-defined]
+    return None
+
+
 def pack(entry: object) -> tuple[int, int] | None:
     """(FDB or NEIGH, packed key) of an entry that packs (IPv4 VTEP / IPv4 neighbour, canonical MAC), else None."""
     cls = entry.__class__
     if cls is FdbEntry:
-        vtep = entry.vtep  # type: ignore[attr-defined]
-        if vtep.__class__ is IPv4Address:
-            mac = mac_int(entry.mac)  # type: ignore[attr-defined]
-            if mac is not None:
-                return FDB, mac << 32 | vtep._ip
-    elif cls is NeighEntry:
-        ip = entry.ip  # type: ignore[attr-defined]
-        if ip.__class__ is IPv4Address:
-            mac = mac_int(entry.mac)  # type: ignore[attr-defined]
-            if mac is not None:
-                return NEIGH, ip._ip << 48 | mac
+        key = fdb_key(entry.mac, entry.vtep)  # type: ignore[attr-defined]
+        return None if key is None else (FDB, key)
+    if cls is NeighEntry:
+        key = neigh_key(entry.ip, entry.mac)  # type: ignore[attr-defined]
+        return None if key is None else (NEIGH, key)
     return None
 
 
@@ -293,14 +305,11 @@ class OwnedSet(MutableSet):  # type: ignore[type-arg]
         bucket.add(key)
 
     def add(self, entry: KernelEntry) -> None:
-        buckets, key = self._bucket_key(entry)
-        if buckets is None:
+        found = pack(entry)
+        if found is None:
             self._others.add(entry)
-            return
-        bucket = buckets.get(entry.device)
-        if bucket is None:
-            bucket = buckets[entry.device] = _Bucket()
-        bucket.add(key)
+        else:
+            self.add_packed(found[0] == FDB, entry.device, found[1])
 
     def discard(self, entry: KernelEntry) -> None:
         buckets, key = self._bucket_key(entry)
