@@ -5,7 +5,7 @@ the affected node, as `labctl move` measures a migration; other hosts' RIBs are 
 meanwhile, so a route withdrawn and re-learned in between is seen. The result says how many ms of
 pings were lost, the longest gap, how long recovery took, and which routes went missing where.
 
-Parsing ping output and judging samples is pure (`parse_replies`, `Outage.of`, `missing_routes`).
+Parsing ping output and judging samples is pure (`parse_replies`, `Outage.of`, `missing_items`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
+from typing import Any
 
 from agent.errors import GobgpUnavailable
 from agent.routes import RouteEvent
@@ -77,9 +78,9 @@ def route_keys(rib: Iterable[RouteEvent]) -> set[tuple[object, ...]]:
     return {e.route.key for e in rib}
 
 
-def missing_routes(baseline: dict[str, set[tuple[object, ...]]], samples: dict[str, list[set[tuple[object, ...]]]]) -> dict[str, int]:
-    """Node -> how many of its baseline routes were absent from at least one sample."""
-    return {node: len({k for sample in samples.get(node, []) for k in keys - sample}) for node, keys in baseline.items()}
+def missing_items(baseline: dict[str, set[Any]], samples: dict[str, list[set[Any]]]) -> dict[str, set[Any]]:
+    """Node -> its baseline items (routes, kernel entries) absent from at least one sample."""
+    return {node: {k for sample in samples.get(node, []) for k in keys - sample} for node, keys in baseline.items()}
 
 
 # -- measuring -----------------------------------------------------------------------------------
@@ -101,33 +102,49 @@ class Pinger:
         return Outage.of(replies, sent, since)
 
 
-class RibSampler:
-    """Reads the RIBs of some nodes every 0.1 s in a thread; remembers what each sample lacked."""
+class _Sampler:
+    """Reads something of some nodes (`read(name)`, a set) once as a baseline, then every SAMPLE_INTERVAL
+    in a thread until `_halt`; a read that fails (one of `errors`) is counted, not a sample."""
 
-    def __init__(self, lab: Lab, nodes: list[str]) -> None:
-        self.lab = lab
-        self.baseline = {n: route_keys(observe.read_rib(lab, n)) for n in nodes}
-        self.samples: dict[str, list[set[tuple[object, ...]]]] = {n: [] for n in nodes}
-        self.unreadable: dict[str, int] = {n: 0 for n in nodes}
+    what = "?"  # for the log: what is read
+
+    def __init__(self, names: Iterable[str], read: Callable[[str], set[Any]], errors: tuple[type[BaseException], ...]) -> None:
+        self._read, self._errors = read, errors
+        self.baseline = {n: read(n) for n in names}
+        self.samples: dict[str, list[set[Any]]] = {n: [] for n in self.baseline}
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="rib-sampler", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"{self.what}-sampler", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
         while not self._stop.wait(SAMPLE_INTERVAL):
-            for node in self.baseline:
+            for name in self.baseline:
                 try:
-                    self.samples[node].append(route_keys(observe.read_rib(self.lab, node)))
-                except (GobgpUnavailable, LabError):
-                    self.unreadable[node] += 1
+                    self.samples[name].append(self._read(name))
+                except self._errors as exc:  # a missing sample: stop() reports the fewest samples read
+                    log.warning("event=%s-sample-failed node=%s error=%r", self.what, name, str(exc))
 
-    def stop(self) -> dict[str, int]:
+    def _halt(self) -> dict[str, set[Any]]:
+        """Stop sampling; per node, the baseline's items some sample lacked."""
         self._stop.set()
         self._thread.join(5)
-        gone = {k for n, keys in self.baseline.items() for sample in self.samples[n] for k in keys - sample}
-        for key in sorted(gone, key=str)[:5]:
+        return missing_items(self.baseline, self.samples)
+
+
+class RibSampler(_Sampler):
+    """Reads the RIBs of some nodes every 0.1 s in a thread; remembers what each sample lacked."""
+
+    what = "rib"
+
+    def __init__(self, lab: Lab, nodes: list[str]) -> None:
+        super().__init__(nodes, lambda node: route_keys(observe.read_rib(lab, node)), (GobgpUnavailable, LabError))
+
+    def stop(self) -> dict[str, int]:
+        """Node -> how many of its baseline routes some sample lacked."""
+        missing = self._halt()
+        for key in sorted(set().union(*missing.values()), key=str)[:5]:
             log.warning("event=route-missing-during-fault key=%s", key)
-        return missing_routes(self.baseline, self.samples)
+        return {node: len(keys) for node, keys in missing.items()}
 
 
 def kernel_entries(lab: Lab, host: Host) -> set[object]:
@@ -168,35 +185,25 @@ class KernelChurn:
                 f"stale withdrawals held/cancelled: {held}")
 
 
-class KernelSampler:
+class KernelSampler(_Sampler):
     """Reads the hosts' kernel entries every 0.1 s in a thread (as RibSampler reads RIBs), and their agents'
     removal counters before and after."""
+
+    what = "kernel"
 
     def __init__(self, lab: Lab, hosts: list[Host]) -> None:
         self.lab = lab
         self.hosts = hosts
-        self.baseline = {h.name: kernel_entries(lab, h) for h in hosts}
+        by_name = {h.name: h for h in hosts}
         self.counters = agent_counters(lab, hosts)
-        self.samples: dict[str, list[set[object]]] = {h.name: [] for h in hosts}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="kernel-sampler", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(SAMPLE_INTERVAL):
-            for host in self.hosts:
-                try:
-                    self.samples[host.name].append(kernel_entries(self.lab, host))
-                except (OSError, LabError) as exc:  # counted as a missing sample (stop() reports the fewest)
-                    log.warning("event=kernel-sample-failed host=%s error=%r", host.name, str(exc))
+        super().__init__(by_name, lambda name: kernel_entries(lab, by_name[name]), (OSError, LabError))
 
     def stop(self) -> KernelChurn:
-        self._stop.set()
-        self._thread.join(5)
-        missing = missing_routes(self.baseline, self.samples)  # type: ignore[arg-type]
-        for host, keys in self.baseline.items():
-            for entry in sorted({k for sample in self.samples[host] for k in keys - sample}, key=str)[:5]:
+        gone = self._halt()
+        for host, entries in gone.items():
+            for entry in sorted(entries, key=str)[:5]:
                 log.warning("event=kernel-entry-missing-during-fault host=%s entry=%s", host, entry)
+        missing = {host: len(entries) for host, entries in gone.items()}
         after = agent_counters(self.lab, self.hosts)
         delta = {key: {h: after[h][key] - self.counters[h][key] for h in after} for key in AGENT_COUNTERS}
         churn = KernelChurn(missing, delta["entries_removed"], min((len(v) for v in self.samples.values()), default=0),

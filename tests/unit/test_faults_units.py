@@ -74,3 +74,11 @@ def test_vxlan_guard_keeps_the_sources_of_stale_entries() -> None:
     assert guard.applied == {ipaddress.ip_address("10.0.0.102"), ipaddress.ip_address("10.0.0.103")}
     guard.follow({100: ["10.0.0.102"]})  # stale removal done: the set follows the RIB again
     assert guard.applied == {ipaddress.ip_address("10.0.0.102")}
+
+
+def test_missing_items_are_the_baseline_items_some_sample_lacked() -> None:
+    from labctl.faults import missing_items
+
+    baseline = {"h1": {1, 2, 3}, "h2": {7}, "h3": {9}}
+    samples = {"h1": [{1, 2, 3}, {1, 3}, {2, 3}], "h2": [{7, 8}], "h3": []}  # h3: no sample, so nothing seen missing
+    assert missing_items(baseline, samples) == {"h1": {1, 2}, "h2": set(), "h3": set()}
