@@ -76,14 +76,11 @@ class Plan:
         return f"Plan(add={self.add!r}, remove={self.remove!r})"
 
 
-def plan_full(desired: AbstractSet[KernelEntry], present: AbstractSet[KernelEntry], owned: AbstractSet[KernelEntry]) -> Plan:
-    """Whole-table plan: add what is desired and absent, remove what we own and no longer want."""
-    return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
-
-
 @dataclass
 class PackedPlan:
-    """`plan_full` as packed keys, and the owned entries the kernel no longer holds (`vanished`)."""
+    """A whole-table plan as packed keys: add what is desired and absent, remove what we own, is present and
+    is no longer desired (never what someone else made); and the owned entries the kernel no longer holds
+    (`vanished`: forgotten, not removed)."""
 
     add: PackedEntries
     remove: PackedEntries
@@ -102,8 +99,9 @@ class PackedPlan:
 
 
 def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> PackedPlan:
-    """`plan_full` on packed keys (set operations on integers, no entry object made). `owned`'s keys
-    need only be iterable once (`OwnedSet.packed`: read from its arrays, never copied into a set)."""
+    """The whole-table plan (PackedPlan) from the desired, present and owned entries as packed keys (set
+    operations on integers, no entry object made). `owned`'s keys need only be iterable once
+    (`OwnedSet.packed`: read from its arrays, never copied into a set)."""
     plan = PackedPlan(PackedEntries(), PackedEntries(), PackedEntries())
     for slot in set(desired.keys) | set(owned.keys):
         want, have = desired.keys.get(slot, _NONE), present.keys.get(slot, _NONE)
@@ -276,7 +274,7 @@ class Reconciler:
         self._compact_due = True  # ownership changes below are not noted one by one: the ledger is rewritten whole
         added, removed = self.added, self.removed  # (by the caller's flush, or run()'s if a netlink failure ends this)
         for side, delete in ((packed.remove, True), (packed.add, False)):
-            if not delete and packed.remove.others:  # removals before additions, as plan_full's order has it
+            if not delete and packed.remove.others:  # removals before additions, as everywhere
                 self._apply_logged(Plan(remove=sorted(packed.remove.others, key=entry_sort_key)), logging.DEBUG)
             for (kind, device), keys in sorted(side.keys.items()):
                 ordered = sorted(keys)

@@ -20,7 +20,7 @@ from agent.desired import RibView
 from agent.entries import KernelEntry, describe, entry_sort_key
 from agent.errors import KernelError
 from agent.ownedset import PackedEntries
-from agent.reconcile import FdbTable, OwnershipStore, PackedPlan, Plan, Reconciler, plan_full, plan_packed, plan_touched
+from agent.reconcile import FdbTable, OwnershipStore, PackedPlan, Plan, Reconciler, plan_packed, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
 from tests.unit.builders import E, FakeKernel, MemoryLedger, N, U
@@ -42,66 +42,77 @@ N2 = N("br100", "2001:db8::5", MAC)
 N3 = N("br200", "192.168.1.5", MAC)
 
 
-# -- plan_full ------------------------------------------------------------------------
+# -- the whole-table plan (plan_packed, seen as entries) ------------------------------------------------
 
 
-def test_plan_full_basic() -> None:
-    plan = plan_full(desired={A, B}, present={B, C}, owned={C})
+def plan_full(desired: set, present: set, owned: set) -> Plan:
+    """The whole-table plan written with plain sets of entries: the reference plan_packed is held to."""
+    return Plan(add=sorted(desired - present, key=entry_sort_key), remove=sorted((owned & present) - desired, key=entry_sort_key))
+
+
+def whole_table_plan(desired: set, present: set, owned: set) -> Plan:
+    """The agent's whole-table plan (plan_packed) of these entries, as entries."""
+    return Plan.of_packed(plan_packed(PackedEntries.of(desired), PackedEntries.of(present), PackedEntries.of(owned)))
+
+
+
+def test_whole_table_plan_basic() -> None:
+    plan = whole_table_plan(desired={A, B}, present={B, C}, owned={C})
     assert plan.add == [A]
     assert plan.remove == [C]
 
 
-def test_plan_full_never_removes_foreign_entries() -> None:
+def test_whole_table_plan_never_removes_foreign_entries() -> None:
     # C is present but not ours: not desired, yet not removed
-    assert plan_full(desired=set(), present={C}, owned=set()) == Plan([], [])
+    assert whole_table_plan(desired=set(), present={C}, owned=set()) == Plan([], [])
 
 
-def test_plan_full_owned_but_absent_is_not_removed() -> None:
-    assert plan_full(desired=set(), present=set(), owned={A}).remove == []
+def test_whole_table_plan_owned_but_absent_is_not_removed() -> None:
+    assert whole_table_plan(desired=set(), present=set(), owned={A}).remove == []
 
 
-def test_plan_full_desired_and_present_is_not_readded() -> None:
-    assert plan_full(desired={A}, present={A}, owned=set()).add == []
-    assert plan_full(desired={A}, present={A}, owned={A}) == Plan()
+def test_whole_table_plan_desired_and_present_is_not_readded() -> None:
+    assert whole_table_plan(desired={A}, present={A}, owned=set()).add == []
+    assert whole_table_plan(desired={A}, present={A}, owned={A}) == Plan()
 
 
-def test_plan_full_is_sorted() -> None:
-    plan = plan_full(desired={D, C, B, A}, present=set(), owned=set())
+def test_whole_table_plan_is_sorted() -> None:
+    plan = whole_table_plan(desired={D, C, B, A}, present=set(), owned=set())
     assert plan.add == [A, B, C, D]
-    plan = plan_full(desired=set(), present={D, C, B, A}, owned={D, C, B, A})
+    plan = whole_table_plan(desired=set(), present={D, C, B, A}, owned={D, C, B, A})
     assert plan.remove == [A, B, C, D]
 
 
-def test_plan_full_flood_and_unicast_entries() -> None:
-    plan = plan_full(desired={A, M3}, present={A, M2}, owned={A, M2})
+def test_whole_table_plan_flood_and_unicast_entries() -> None:
+    plan = whole_table_plan(desired={A, M3}, present={A, M2}, owned={A, M2})
     assert plan == Plan(add=[M3], remove=[M2])
 
 
-def test_plan_full_sorts_flood_before_unicast_per_device() -> None:
-    plan = plan_full(desired={M2, C, A}, present=set(), owned=set())
+def test_whole_table_plan_sorts_flood_before_unicast_per_device() -> None:
+    plan = whole_table_plan(desired={M2, C, A}, present=set(), owned=set())
     assert plan.add == [A, M2, C]  # (device, mac, vtep): the zero MAC sorts first
 
 
-def test_plan_full_mixed_fdb_and_neighbour_entries_sorted() -> None:
-    plan = plan_full(desired={N3, N2, N1, C, M2, A}, present=set(), owned=set())
+def test_whole_table_plan_mixed_fdb_and_neighbour_entries_sorted() -> None:
+    plan = whole_table_plan(desired={N3, N2, N1, C, M2, A}, present=set(), owned=set())
     # FDB entries first (device, MAC, VTEP), then neighbour entries (bridge, IP with IPv4 before IPv6)
     assert plan.add == [A, M2, C, N1, N2, N3]
-    plan = plan_full(desired=set(), present={N3, N2, N1, C, M2, A}, owned={N3, N2, N1, C, M2, A})
+    plan = whole_table_plan(desired=set(), present={N3, N2, N1, C, M2, A}, owned={N3, N2, N1, C, M2, A})
     assert plan.remove == [A, M2, C, N1, N2, N3]
 
 
-def test_plan_full_sorts_addresses_numerically_and_mixed_families() -> None:
+def test_whole_table_plan_sorts_addresses_numerically_and_mixed_families() -> None:
     nine, ten, six = E("vx100", "10.0.0.9"), E("vx100", "10.0.0.10"), E("vx100", "2001:db8::1")
     n9, n10 = N("br100", "192.168.0.9", MAC), N("br100", "192.168.0.10", MAC)
     # IPv4Address and IPv6Address do not compare with each other: the sort key must not compare them
-    plan = plan_full(desired={six, ten, nine, n10, n9, N2}, present=set(), owned=set())
+    plan = whole_table_plan(desired={six, ten, nine, n10, n9, N2}, present=set(), owned=set())
     assert plan.add == [nine, ten, six, n9, n10, N2]
 
 
-def test_plan_full_ip_moving_to_another_mac() -> None:
-    assert plan_full(desired={N1B}, present={N1}, owned={N1}) == Plan(add=[N1B], remove=[N1])
+def test_whole_table_plan_ip_moving_to_another_mac() -> None:
+    assert whole_table_plan(desired={N1B}, present={N1}, owned={N1}) == Plan(add=[N1B], remove=[N1])
     # the old binding was someone else's: it is left alone
-    assert plan_full(desired={N1B}, present={N1}, owned=set()) == Plan(add=[N1B], remove=[])
+    assert whole_table_plan(desired={N1B}, present={N1}, owned=set()) == Plan(add=[N1B], remove=[])
 
 
 def test_plan_bool() -> None:
@@ -115,8 +126,8 @@ def test_plan_bool() -> None:
     present=st.sets(st.sampled_from([A, B, C, D])),
     owned=st.sets(st.sampled_from([A, B, C, D])),
 )
-def test_plan_full_properties(desired: set, present: set, owned: set) -> None:
-    plan = plan_full(desired, present, owned)
+def test_whole_table_plan_properties(desired: set, present: set, owned: set) -> None:
+    plan = whole_table_plan(desired, present, owned)
     after = (present | set(plan.add)) - set(plan.remove)
     assert desired <= after
     assert set(plan.remove) <= owned  # only our own entries are ever removed
@@ -706,7 +717,7 @@ def test_a_ledger_read_that_crashes_is_the_callers_never_an_empty_ownership(back
     assert kernel.table == {A}
 
 
-# -- plan_packed: plan_full on packed keys ---------------------------------------------------------
+# -- plan_packed: the reference plan_full on packed keys ---------------------------------------------------------
 
 PACKABLE_AND_NOT = [U(dev, mac, vtep) for dev in ("vx100", "vx200")
                     for mac in ("00:00:00:00:00:00", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:02", "AA:BB:CC:DD:EE:01")
