@@ -52,6 +52,7 @@ class MetricsSnapshot:
     frozen_ips: int = 0
     connected: bool = False
     ready: bool = False
+    kernel_verified: bool = False
     last_full_sync: float = 0.0  # unix time
     held_withdrawals: int = 0  # stale withdrawals waiting out the grace now
     counters: dict[str, int] = field(default_factory=dict)  # name (without evpn_agent_ / _total) -> value
@@ -166,6 +167,9 @@ def families(s: MetricsSnapshot) -> Iterator[Family]:
         s.held_withdrawals)
     yield Family("evpn_agent_gobgp_connected", "gauge", "1 while the agent has a session with gobgpd").add(int(s.connected))
     yield Family("evpn_agent_ready", "gauge", "1 once the table is loaded and the kernel synced").add(int(s.ready))
+    yield Family("evpn_agent_kernel_verified", "gauge",
+                 "1 once this session read the kernel and compared it (a restart is ready from its ledger first)").add(
+        int(s.kernel_verified))
     yield Family("evpn_agent_last_full_sync_timestamp_seconds", "gauge", "Unix time of the last full kernel resync").add(s.last_full_sync)
     for name, help_text in COUNTER_HELP.items():
         yield Family(f"evpn_agent_{name}", "counter", help_text).add(s.counters.get(name, 0), "_total")
@@ -276,6 +280,7 @@ def snapshot_of(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMacT
         frozen_ips=len(table.frozen_ips),
         connected=health.connected,
         ready=health.ready,
+        kernel_verified=health.kernel_verified,
         last_full_sync=health.last_full_sync,
         held_withdrawals=health.held_withdrawals,
         counters={

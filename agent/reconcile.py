@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import AbstractSet, Callable, Iterable, Protocol, Sequence, Union
 
 from .background import Background
-from .entries import KernelEntry, describe, entry_sort_key
+from .entries import KernelEntry, NeighEntry, describe, entry_sort_key
 from .errors import KernelError
-from .ownedset import OwnedSet, PackedEntries, unpack
+from .ownedset import FDB, OwnedSet, PackedEntries, unpack
 
 log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
@@ -241,10 +241,38 @@ class Reconciler:
 
         With remove_stale=False only additions are made (the RIB may still be filling up).
         """
-        present = self._present()
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
-        packed = plan_packed(wanted, present, self.owned.packed())
-        del present, wanted, desired
+        del desired
+        return self._apply_whole(plan_packed(wanted, self._present(), self.owned.packed()), remove_stale)
+
+    def ledger_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True) -> Plan | None:
+        """`full_sync` without reading the kernel: the owned set is taken for what the kernel holds of ours.
+        Only for a plan that adds nothing (None is returned otherwise, and nothing done): an entry desired
+        and not owned may be in the kernel already, made by someone else, and only a kernel read tells (a
+        full sync leaves such an entry alone). What it does: remove what is owned and no longer desired;
+        forget owned entries of devices no longer served (a full sync reads only the served ones). A
+        restart whose ledger matches the RIB reads nothing and writes nothing; a change made in the
+        kernel behind the agent's back is left to the full sync that must follow (the agent's kernel
+        verification)."""
+        wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
+        del desired
+        packed = plan_packed(wanted, self._owned_as_present(), self.owned.packed())
+        if len(packed.add):
+            return None
+        return self._apply_whole(packed, remove_stale)
+
+    def _owned_as_present(self) -> PackedEntries:
+        """The owned entries of the served devices, as the kernel read of `full_sync` would give them."""
+        owned, present = self.owned.packed(), PackedEntries()
+        for (kind, device), keys in owned.keys.items():
+            if device in (self.devices if kind == FDB else self.bridges):
+                present.keys[(kind, device)] = set(keys)
+        present.others = {e for e in owned.others
+                          if e.device in (self.bridges if isinstance(e, NeighEntry) else self.devices)}
+        return present
+
+    def _apply_whole(self, packed: PackedPlan, remove_stale: bool) -> Plan:
+        """Apply a whole-table plan: forget what vanished, remove (unless `remove_stale` is False), add."""
         self._forget_packed(packed.vanished)  # on disk too: a later hand-made copy is not ours
         if not remove_stale:
             packed.remove = PackedEntries()

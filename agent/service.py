@@ -269,7 +269,9 @@ class Agent:
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
         started = time.monotonic()
-        self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
+        trusted = self._ledger_trusted()
+        if not trusted:
+            self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
         try:
             watch = client.watch()  # the table first, then the changes after it, on one stream
         except BaseException:
@@ -307,14 +309,18 @@ class Agent:
         self._follow_guard()  # the table's VTEPs allowed before their flood entries are made (stale ones kept)
         settled = self._peers_settled(client)
         selected = time.monotonic()
-        plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=settled)
-        self.last_full_sync = self.clock()
-        self.health.last_full_sync = time.time()
+        plan = self.reconciler.ledger_sync(self.rib.desired_packed(), remove_stale=settled) if trusted else None
+        self.health.kernel_verified = plan is None
+        if plan is None:  # not trusted, or the ledger's plan would add: read the kernel now
+            plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=settled)
+            self.last_full_sync = self.clock()
+            self.health.last_full_sync = time.time()
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
-                 "seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
+                 "compared_with=%s seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
                  routes, self.rib.desired_count(), plan.adds, plan.removes, len(self.table),
-                 "done" if settled else "deferred until BGP sessions are up", read - started, selected - read,
-                 time.monotonic() - selected)
+                 "done" if settled else "deferred until BGP sessions are up",
+                 "kernel" if self.health.kernel_verified else "ledger (kernel verified next)", read - started,
+                 selected - read, time.monotonic() - selected)
         del plan  # (a cold start's: 200k packed keys)
         if settled:
             self.stale_pending_since = None
@@ -322,6 +328,7 @@ class Agent:
         self.health.ready = True
         self._write_status(force=True)
         while not self.stop_event.is_set():
+            self._verify_kernel()
             self._follow_guard()
             if self.reload_requested:
                 self._reload()
@@ -337,6 +344,33 @@ class Agent:
             if self.events.empty():
                 self._flush_state()
             self._publish_metrics()
+
+    def _ledger_trusted(self) -> bool:
+        """Whether this session's first sync may compare the RIB with the ledger instead of the kernel
+        (`Reconciler.ledger_sync`): when the agent owns entries (its ledger, or the session before this
+        one) and every served device is there. Cold starts, a lost or damaged ledger and a missing device
+        read the kernel first."""
+        return bool(len(self.reconciler.owned)) and all(
+            self.kernel.ifindex(name) is not None for v in self.cfg.vnis for name in (v.device, v.bridge))
+
+    def _verify_kernel(self) -> None:
+        """After a session was made ready from the ledger: read the kernel and repair what differs (a full
+        sync), once, first thing in the loop. Drift found here was made while the agent was away (an entry
+        deleted by hand, a device made again): logged as a warning and counted in resync_repaired."""
+        if self.health.kernel_verified:
+            return
+        started = time.monotonic()
+        plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=self.stale_pending_since is None)
+        self.last_full_sync = self.clock()
+        self.health.last_full_sync = time.time()
+        self.health.kernel_verified = True
+        if plan:
+            self.health.resync_repaired += plan.adds + plan.removes
+            log.warning("event=kernel-verified added=%d removed=%d seconds=%.2f (the kernel differed from the ledger: repaired)",
+                        plan.adds, plan.removes, time.monotonic() - started)
+        else:
+            log.info("event=kernel-verified added=0 removed=0 seconds=%.2f", time.monotonic() - started)
+        self._write_status(force=True)
 
     def _follow_guard(self) -> None:
         """VXLAN source guard: allowed sources = the flood lists' VTEPs (agent/vxlan_guard.py); while stale

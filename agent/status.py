@@ -26,6 +26,7 @@ class Health:
 
     connected: bool = False
     ready: bool = False
+    kernel_verified: bool = False  # the kernel was read and compared this session (a restart trusts its ledger first)
     stale_pending: bool = False
     reconnects: int = 0
     malformed_routes: int = 0
@@ -56,6 +57,7 @@ def build_status(cfg: AgentConfig, health: Health, rib: RibView, table: LocalMac
         "pid": os.getpid(),
         "vtep": str(cfg.vtep),
         "ready": health.ready,
+        "kernel_verified": health.kernel_verified,
         "connected": health.connected,
         "stale_pending": health.stale_pending,
         "held_withdrawals": health.held_withdrawals,

@@ -21,6 +21,7 @@ def summary(status: dict[str, Any], now: float | None = None) -> dict[str, Any]:
         "live": age <= LIVE_WITHIN,
         "status_age_seconds": round(age, 1),
         "ready": bool(status.get("ready")) and age <= LIVE_WITHIN,
+        "kernel_verified": bool(status.get("kernel_verified")),
         "gobgp_session": "up" if status.get("connected") else "down",
         "stale_pending": bool(status.get("stale_pending")),
         "held_withdrawals": int(status.get("held_withdrawals") or 0),
@@ -42,7 +43,8 @@ def render(view: dict[str, Any]) -> list[str]:
     state = "ready" if view["ready"] else ("NOT LIVE" if not view["live"] else "not ready")
     lines = [f"{view['name']}  vtep {view['vtep']}  pid {view['pid']}  {state} (status {view['status_age_seconds']}s old)",
              f"gobgpd session {view['gobgp_session']}" + ("  (stale entries pending removal)" if view["stale_pending"] else "")
-             + (f"  ({view['held_withdrawals']} stale withdrawals held)" if view.get("held_withdrawals") else ""),
+             + (f"  ({view['held_withdrawals']} stale withdrawals held)" if view.get("held_withdrawals") else "")
+            + ("  (kernel not verified yet: ready from the ledger)" if view["ready"] and not view.get("kernel_verified") else ""),
              f"routes {view['routes']}  owned kernel entries {view['owned_entries']}  local MACs {view['local_macs']}"]
     for vni, info in sorted(view["vnis"].items(), key=lambda kv: int(kv[0])):
         vteps = ", ".join(info["remote_vteps"]) or "-"

@@ -95,7 +95,8 @@ class GobgpAgentNode(HostNode):
         if status and not status.get("connected"):
             state = "unreachable"
         remote = status.get("remote_vteps") or {}
-        settled = not status.get("stale_pending", True) and not status.get("held_withdrawals")  # nothing pending removal
+        # nothing pending removal, and the kernel read since the (re)start (a restart is ready from its ledger first)
+        settled = not status.get("stale_pending", True) and not status.get("held_withdrawals") and bool(status.get("kernel_verified"))
         return ControlView(state, bool(status.get("ready")), settled,
                            {str(k): list(v) for k, v in remote.items()} if isinstance(remote, dict) else {})
 

@@ -44,7 +44,7 @@ def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.M
     # the supervisor runs an agent (this process stands in for it), which has not written its status yet
     plan.files("t-1").supervisor_status("agent").write_text(json.dumps({"child_pid": os.getpid()}))
     assert node.control_view().state == "starting"
-    status = {"ready": True, "connected": True, "stale_pending": False, "remote_vteps": {"100": ["10.0.0.102"]},
+    status = {"ready": True, "kernel_verified": True, "connected": True, "stale_pending": False, "remote_vteps": {"100": ["10.0.0.102"]},
               "local_macs": {"100/02:00:00:00:01:01": 2}, "local_ips": {"100/02:00:00:00:01:01": ["192.168.100.11"]},
               "pid": os.getpid(), "updated": time.time()}
     plan.files("t-1").agent_status.write_text(json.dumps(status))
@@ -52,6 +52,8 @@ def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.M
     assert (view.state, view.ready, view.settled, view.remote_vteps) == ("ready", True, True, {"100": ["10.0.0.102"]})
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"held_withdrawals": 2}))
     assert not node.control_view().settled  # stale withdrawals held: its kernel may still change
+    plan.files("t-1").agent_status.write_text(json.dumps(status | {"kernel_verified": False}))
+    assert node.control_view().ready and not node.control_view().settled  # ready from its ledger, kernel not read yet
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"connected": False}))
     assert node.control_view().state == "unreachable"
     with pytest.raises(LabError, match="does not run FRR"):

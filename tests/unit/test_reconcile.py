@@ -762,6 +762,75 @@ def test_packed_apply_ends_where_the_entry_path_ends(desired: set, present: set,
     assert outcomes[0] == outcomes[1]
 
 
+# -- ledger_sync: a restart compared with the ledger, not the kernel ------------------------------------------
+
+def test_a_ledger_sync_matching_the_rib_reads_and_writes_nothing() -> None:
+    kernel, ledger = FakeKernel(agent_made={A, M2, N1}), MemoryLedger({A, M2, N1})
+    rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+    plan = rec.ledger_sync({A, M2, N1})
+    assert plan is not None and not plan
+    assert kernel.reads == [] and kernel.calls == [] and ledger.saves == 0
+
+
+def test_a_ledger_sync_removes_what_is_owned_and_no_longer_desired() -> None:
+    kernel = FakeKernel(agent_made={A, B, N1})
+    rec = Reconciler(kernel, MemoryLedger({A, B, N1}), DEVICES, BRIDGES)
+    plan = rec.ledger_sync({A})
+    assert plan is not None and plan.remove == [B, N1] and plan.add == []
+    assert kernel.reads == [] and kernel.table == {A} and rec.owned == {A}
+
+
+def test_a_ledger_sync_keeps_stale_entries_while_the_rib_fills() -> None:
+    kernel = FakeKernel(agent_made={A, B})
+    rec = Reconciler(kernel, MemoryLedger({A, B}), DEVICES)
+    plan = rec.ledger_sync({A}, remove_stale=False)
+    assert plan is not None and not plan and kernel.table == {A, B} and rec.owned == {A, B}
+
+
+def test_a_ledger_sync_that_would_add_does_nothing_and_says_so() -> None:
+    """A desired entry not owned may be someone else's, in the kernel already: only a full sync (a
+    kernel read) may decide, so the ledger sync hands back None and has changed nothing, not even the
+    removals of the same plan."""
+    kernel = FakeKernel(foreign={B}, agent_made={A, C})
+    rec = Reconciler(kernel, MemoryLedger({A, C}), DEVICES)
+    assert rec.ledger_sync({A, B}) is None
+    assert kernel.calls == [] and kernel.reads == [] and rec.owned == {A, C}
+    plan = rec.full_sync({A, B})  # what the caller does then: B is left to its maker
+    assert plan.add == [] and plan.remove == [C] and B not in rec.owned
+
+
+def test_a_ledger_sync_forgets_owned_entries_of_devices_no_longer_served() -> None:
+    kernel = FakeKernel(agent_made={A, C, N3})
+    rec = Reconciler(kernel, MemoryLedger({A, C, N3}), ["vx100"], ["br100"])
+    plan = rec.ledger_sync({A})
+    assert plan is not None and not plan
+    assert rec.owned == {A} and kernel.table == {A, C, N3}  # forgotten, as a full sync does, never removed
+
+
+@given(
+    desired=st.sets(st.sampled_from([A, B, C, D, M2, N1, N2, N3])),
+    owned=st.sets(st.sampled_from([A, B, C, D, M2, N1, N2, N3])),
+    foreign=st.sets(st.sampled_from([A, B, C, D, M2, N1, N2, N3])),
+    remove_stale=st.booleans(),
+)
+def test_a_ledger_sync_ends_where_a_full_sync_would_when_the_kernel_holds_the_ledger(
+        desired: set, owned: set, foreign: set, remove_stale: bool) -> None:
+    """The kernel holds exactly what the ledger says the agent made (plus others' entries): the ledger
+    sync, when it acts, brings kernel, owned set and ledger where a full sync brings them, unread."""
+    foreign = foreign - owned
+    runs = []
+    for kind in ("ledger", "full"):
+        kernel, ledger = FakeKernel(foreign=foreign, agent_made=owned), MemoryLedger(owned)
+        rec = Reconciler(kernel, ledger, DEVICES, BRIDGES)
+        plan = rec.ledger_sync(desired, remove_stale) if kind == "ledger" else rec.full_sync(desired, remove_stale)
+        if plan is None:
+            assert desired - owned and kernel.calls == [] and rec.owned == owned
+            return
+        runs.append((kernel.table, set(rec.owned), ledger.stored, [*map(repr, plan.remove)], kernel.reads == []))
+    assert runs[0][:4] == runs[1][:4]
+    assert runs[0][4]  # the ledger sync read nothing
+
+
 # -- the kernel read made ahead of a full sync ----------------------------------------------------------------
 
 def test_a_full_sync_takes_the_read_made_ahead() -> None:

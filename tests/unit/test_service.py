@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 import logging
+import pathlib
 import queue
 import threading
 import time
@@ -212,7 +213,7 @@ def test_metrics_follow_the_rib_and_the_kernel() -> None:
         assert _sample(agent, "evpn_agent_remote_vteps", vni="100") == 1
         assert _sample(agent, "evpn_agent_desired_entries", kind="neigh", vni="100") == 1
         assert _sample(agent, "evpn_agent_owned_entries") == len(kernel.table) == 3
-        assert _sample(agent, "evpn_agent_ready") == 1 and _sample(agent, "evpn_agent_gobgp_connected") == 1
+        assert _sample(agent, "evpn_agent_ready") == 1 and _sample(agent, "evpn_agent_kernel_verified") == 1 and _sample(agent, "evpn_agent_gobgp_connected") == 1
         assert _sample(agent, "evpn_agent_entries_added_total") == 3
         gobgp.stream.put([withdraw(imet("10.0.0.2", 100))])
         wait_for("latency observed", lambda: (_sample(agent, "evpn_agent_route_to_kernel_seconds_count") or 0) >= 1)
@@ -347,3 +348,48 @@ def test_a_table_read_cut_short_programs_nothing_and_the_next_session_loads_it_w
         assert kernel.calls and all(kind == "add" for kind, _ in kernel.calls)  # nothing removed, ever
         assert U("vx100", "02:00:00:00:00:33", "10.0.0.3") in adds and E("vx100", "10.0.0.2") in adds
         assert len(adds) == len(set(adds))  # one full sync programmed it: the first session made nothing
+
+
+# -- a restart made ready from the ledger, the kernel verified right after ----------------------------------
+
+def _restarted(tmp_path: pathlib.Path, table: list[RouteEvent], kernel: Kernel, caplog: pytest.LogCaptureFixture) -> Agent:
+    """An agent with the state file of an earlier one on `kernel`, run until its kernel is verified."""
+    gobgp = FakeGobgp(table)
+    agent = Agent(dataclasses.replace(CFG, state_file=tmp_path / "owned"), kernel, client_factory=lambda _: gobgp,  # type: ignore[arg-type,return-value]
+                  worker_factory=lambda *_: [])
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="evpn.agent"), Running(agent):
+        wait_for("kernel verified", lambda: agent.health.ready and agent.health.kernel_verified)
+        time.sleep(0.05)
+    return agent
+
+
+def _events(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage().split()[0] for r in caplog.records if r.getMessage().startswith(("event=synced", "event=kernel-"))]
+
+
+def test_a_restart_is_ready_from_its_ledger_and_verifies_the_kernel_after(tmp_path: pathlib.Path,
+                                                                          caplog: pytest.LogCaptureFixture) -> None:
+    kernel = Kernel()
+    _restarted(tmp_path, TABLE, kernel, caplog)  # the first run: a cold start, compared with the kernel
+    assert "compared_with=kernel" in caplog.text and "event=kernel-verified" not in caplog.text
+    programmed, reads = set(kernel.table), len(kernel.reads)
+    kernel.calls.clear()
+    kernel.someone_deletes(U("vx100", "02:00:00:00:00:33", "10.0.0.3"))  # while no agent runs
+    agent = _restarted(tmp_path, TABLE, kernel, caplog)
+    synced = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("event=synced"))
+    assert "compared_with=ledger" in synced and "added=0 removed=0" in synced
+    assert _events(caplog) == ["event=synced", "event=kernel-verified"]  # ready first, then the one kernel read
+    assert len(kernel.reads) == reads + 1
+    assert kernel.table == programmed and kernel.ops("add") == [U("vx100", "02:00:00:00:00:33", "10.0.0.3")]
+    assert agent.health.resync_repaired == 1 and "the kernel differed from the ledger" in caplog.text
+
+
+def test_a_restart_whose_table_brings_a_new_route_compares_with_the_kernel_first(
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    kernel = Kernel()
+    _restarted(tmp_path, TABLE[:2], kernel, caplog)
+    kernel.someone_adds(U("vx100", "02:00:00:00:00:33", "10.0.0.3"))  # someone else's copy of the new route's entry
+    _restarted(tmp_path, TABLE, kernel, caplog)
+    assert _events(caplog) == ["event=synced"] and "compared_with=kernel" in caplog.text
+    assert U("vx100", "02:00:00:00:00:33", "10.0.0.3") in kernel.foreign  # left to its maker, as before

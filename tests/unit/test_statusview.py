@@ -11,8 +11,8 @@ from agent.tools import tools as main  # status and rib (click); agent.cli dispa
 from agent.statusview import LIVE_WITHIN, render, summary
 
 STATUS = {
-    "name": "evpn-agent@h1", "vtep": "10.0.0.101", "pid": 42, "ready": True, "connected": True, "updated": 1000.0,
-    "remote_vteps": {"100": ["10.0.0.102"]}, "vnis": {"100": {"device": "vxlan100", "bridge": "br0", "rd": "10.0.0.101:100"}},
+    "name": "evpn-agent@h1", "vtep": "10.0.0.101", "pid": 42, "ready": True, "kernel_verified": True, "connected": True,
+    "updated": 1000.0, "remote_vteps": {"100": ["10.0.0.102"]}, "vnis": {"100": {"device": "vxlan100", "bridge": "br0", "rd": "10.0.0.101:100"}},
     "routes": 7, "owned_fdb_entries": 5, "local_macs": {"100/02:00:00:00:00:01": 0}, "frozen_macs": ["100/02:00:00:00:00:09"],
     "reconnects": 1, "last_errors": [{"time": 990.0, "level": "WARNING", "message": "event=route-malformed"}],
 }
@@ -24,6 +24,13 @@ def test_summary_of_a_live_agent() -> None:
     assert view["vnis"]["100"]["remote_vteps"] == ["10.0.0.102"] and view["local_macs"] == 1
     text = "\n".join(render(view))
     assert "ready" in text and "VNI 100 (vxlan100 on br0): remote VTEPs 10.0.0.102" in text and "reconnects=1" in text
+
+
+def test_a_restart_ready_from_its_ledger_says_its_kernel_is_not_verified_yet() -> None:
+    assert "kernel not verified" not in "\n".join(render(summary(STATUS, now=1001.0)))
+    view = summary(STATUS | {"kernel_verified": False}, now=1001.0)
+    assert view["ready"] and not view["kernel_verified"]
+    assert "(kernel not verified yet: ready from the ledger)" in "\n".join(render(view))
 
 
 def test_an_old_status_file_means_not_live_and_not_ready() -> None:
