@@ -263,7 +263,7 @@ class Agent:
         finally:
             for worker in self._workers:
                 worker.stop()
-            self.reconciler.flush()
+            self.reconciler.close()
             logging.getLogger("evpn").removeHandler(self.recent_errors)
 
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:

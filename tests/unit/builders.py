@@ -187,6 +187,7 @@ class MemoryLedger:
     def __init__(self, owned: Iterable[KernelEntry] = ()) -> None:
         self.stored: set[KernelEntry] = set(owned)
         self.saves = 0
+        self.closed = False
 
     def load(self) -> set[KernelEntry]:
         return set(self.stored)
@@ -200,6 +201,11 @@ class MemoryLedger:
     def compact(self, owned: set[KernelEntry]) -> None:
         self.stored = set(owned)
         self.saves += 1
+
+    def close(self, owned: set[KernelEntry] | None = None) -> None:
+        if owned is not None:
+            assert set(owned) == self.stored, "a clean stop hands over nothing new"
+        self.closed = True
 
 
 # -- plan_full ------------------------------------------------------------------------

@@ -258,6 +258,42 @@ def test_compaction_when_the_journal_outgrows_the_table(tmp_path) -> None:
     assert Ledger(path).load() == set()
 
 
+def test_a_table_grown_by_additions_is_compacted_once_its_journal_passes_its_share(tmp_path, monkeypatch) -> None:
+    """A table that only grew (100k routes learned one batch at a time) used to keep a journal as long
+    as itself (compaction waited for twice the table): 200k lines replayed at every start, 0.5 s."""
+    import agent.ledger as ledger_module
+
+    monkeypatch.setattr(ledger_module, "COMPACT_MIN_LINES", 10)
+    path = tmp_path / "owned.json"
+    ledger, owned = Ledger(path), set()
+    ledger.load()
+    entries = [U("vx100", f"02:00:00:00:00:{i:02x}", "10.0.0.2") for i in range(200)]
+    for entry in entries:
+        owned.add(entry)
+        ledger.record({entry}, set(), owned)
+        assert ledger.journal_lines <= max(10, len(owned) // ledger_module.JOURNAL_SHARE)
+    assert path.exists() and Ledger(path).load() == owned
+
+
+def test_a_clean_stop_stores_the_table_whole_and_leaves_no_journal_to_replay(tmp_path) -> None:
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record({A, B}, set(), {A, B})
+    ledger.close()  # not a clean stop (no owned set given): the journal stays
+    assert not path.exists() and Ledger(path).load() == {A, B}
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.record(set(), {B}, {A})
+    ledger.close({A})
+    assert path.exists() and (tmp_path / "owned.json.journal").read_text().count("\n") == 1  # the header only
+    again = Ledger(path)
+    assert again.load() == {A} and again.journal_lines == 0
+    again.close({A})  # nothing journaled since: no snapshot written
+    reloaded = Ledger(path)
+    assert reloaded.load() == {A} and again.generation == reloaded.generation == 1
+
+
 def test_a_crash_between_snapshot_and_journal_truncation_loses_nothing(tmp_path) -> None:
     path = tmp_path / "owned.json"
     ledger = Ledger(path)
