@@ -18,8 +18,10 @@ bench-3 runs FRR; network blue widened to 172.16.0.0/14 so 100k VM addresses fit
              gobgpd: seconds from the kill until the kernel holds all N again (Python start-up, table
              read and decode, programming), CPU of the new agent meanwhile.
    restart   the agent on bench-1 is stopped and started again with N programmed: seconds until its
-             status file says ready, and until stale removal is settled; RTM_NEWNEIGH / RTM_DELNEIGH
-             notifications in bench-1 meanwhile (a restart that rewrites nothing shows 0).
+             status file says ready (the RIB loaded and compared with the agent's ledger), until the
+             kernel is verified (read and compared, right after), and until stale removal is settled;
+             RTM_NEWNEIGH / RTM_DELNEIGH notifications in bench-1 meanwhile, until 2 s after settling
+             (a restart that rewrites nothing shows 0).
 3. withdraw  the N routes withdrawn at the controller: seconds until none is left in either kernel, CPU.
 4. kernel    in a scratch namespace bnche-<pid>: agent.kernel.Kernel.add_many for the same N entries
              (vxlan "self" + bridge "master extern_learn" + neighbour) against iproute2
@@ -209,7 +211,7 @@ def run_size(lab: Lab, size: int, timeout: float, quick: bool = False) -> dict[s
     result["cold"] = cold_start(lab, agent_host, size, timeout)
     out(f"  N={size}: restarting the agent on {agent_host}")
     restart = restart_agent(lab, agent_host)
-    result["restart"] = {"ready": restart.ready, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
+    result["restart"] = {"ready": restart.ready, "verified": restart.verified, "settled": restart.settled, "new": restart.new, "deleted": restart.deleted,
                          "injected": restart.injected, "overruns": restart.overruns, "owned": restart.owned,
                          "others": list(restart.others)}
     result["synced"] = synced_lines(lab, agent_host)
@@ -429,10 +431,10 @@ def report(results: list[dict[str, object]], kernel: dict[int, dict[str, float]]
         out(f"{r['size']:7d} {fmt(c['complete']):>16} {fmt(c['cpu']):>21}")  # type: ignore[index]
     out()
     out("agent restart with N programmed (bench-1)")
-    out(f"{'N':>7} {'ready':>8} {'settled':>8} {'NEWNEIGH':>9} {'DELNEIGH':>9} {'on injected':>12} {'overruns':>9} {'owned':>8}")
+    out(f"{'N':>7} {'ready':>8} {'verified':>9} {'settled':>8} {'NEWNEIGH':>9} {'DELNEIGH':>9} {'on injected':>12} {'overruns':>9} {'owned':>8}")
     for r in results:
         s = r["restart"]  # type: ignore[index]
-        out(f"{r['size']:7d} {s['ready']:7.2f}s {s['settled']:7.2f}s {s['new']:9d} {s['deleted']:9d} {s['injected']:12d} {s['overruns']:9d} {s['owned']:8d}")  # type: ignore[index]
+        out(f"{r['size']:7d} {s['ready']:7.2f}s {s['verified']:8.2f}s {s['settled']:7.2f}s {s['new']:9d} {s['deleted']:9d} {s['injected']:12d} {s['overruns']:9d} {s['owned']:8d}")  # type: ignore[index]
         for other in s.get("others", []):  # type: ignore[attr-defined]
             out(f"{'':7} not injected: {other}")
     out()

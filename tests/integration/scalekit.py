@@ -323,7 +323,8 @@ def proc_usage(pids: Sequence[int]) -> Usage:
 @dataclass(frozen=True)
 class Restart:
     ready: float  # seconds from the old agent's exit until the new one's status file says ready
-    settled: float  # ... and no stale-entry removal pending
+    verified: float  # ... that it read the kernel and compared it (a restart is ready from its ledger first)
+    settled: float  # ... verified, and no stale-entry removal pending
     new: int  # RTM_NEWNEIGH seen in the namespace from just before the SIGTERM to `linger` s after settling
     deleted: int  # RTM_DELNEIGH
     injected: int  # of those, about injected MACs
@@ -348,7 +349,7 @@ def restart_agent(lab: Lab, host: str, timeout: float = 120.0, linger: float = 2
             new = daemon_pids(host).get("agent", 0)
         if not new:
             node.start_agent()  # type: ignore[attr-defined]
-        ready = settled = None
+        ready = verified = settled = None
         while time.monotonic() - start < timeout:
             status = node.agent_status()  # type: ignore[attr-defined]
             if status.get("pid") == old:
@@ -356,14 +357,16 @@ def restart_agent(lab: Lab, host: str, timeout: float = 120.0, linger: float = 2
                 continue  # the old agent's file, not yet rewritten
             if ready is None and status.get("ready"):
                 ready = time.monotonic() - start
-            if ready is not None and status.get("stale_pending") is False:
+            if ready is not None and verified is None and status.get("kernel_verified"):
+                verified = time.monotonic() - start
+            if verified is not None and status.get("stale_pending") is False:
                 settled = time.monotonic() - start
                 break
             time.sleep(0.05)
-        if settled is None or ready is None:
+        if settled is None or ready is None or verified is None:
             raise AssertionError(f"agent on {host} not ready and settled {timeout:.0f}s after a restart "
                                  f"(see {lab.plan.files(host).agent_log})")
         time.sleep(linger)  # anything the agent would still write shows up here
     owned = int(node.agent_status().get("owned_fdb_entries", 0))  # type: ignore[attr-defined]
-    return Restart(ready, settled, monitor.new, monitor.deleted, monitor.injected, monitor.overruns, owned,
+    return Restart(ready, verified, settled, monitor.new, monitor.deleted, monitor.injected, monitor.overruns, owned,
                    tuple(monitor.others))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import signal
 import subprocess
 import time
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from agent.entries import ZERO_MAC, FdbEntry
+from agent.ledger import Ledger
 from labctl import daemons
 from labctl.lab import Lab
 from labctl.nodes.gobgp_agent import GobgpAgentNode
@@ -46,25 +46,15 @@ def _restart_agent(lab: Lab, name: str) -> None:
     pid = lab.state.pids[name]["agent"]
     assert daemons.stop(pid, lab.plan.files(name).marker)
     _node(lab, name).start_agent()
-    wait_until(f"agent on {name} ready", lambda: bool(_status(lab, name).get("ready")), 15)
+    wait_until(f"agent on {name} ready, its kernel verified",
+               lambda: bool(_status(lab, name).get("ready") and _status(lab, name).get("kernel_verified")), 15)
 
 
 def _owned_fdb(lab: Lab, name: str) -> list[list[str]]:
-    """The FDB entries the agent's ownership ledger holds: its snapshot (if written yet) with its journal
-    replayed over it (one JSON line per change: ["+"|"-", "fdb"|"neigh", a, b, c])."""
-    state = lab.plan.files(name).agent_state
-    owned = json.loads(state.read_text()).get("fdb", []) if state.exists() else []
-    journal = state.with_name(state.name + ".journal")
-    for line in journal.read_text().splitlines() if journal.exists() else []:
-        try:
-            op, kind, *entry = json.loads(line)
-        except ValueError:
-            continue  # a torn last line
-        if kind == "fdb" and op == "+" and entry not in owned:
-            owned.append(entry)
-        elif kind == "fdb" and op == "-" and entry in owned:
-            owned.remove(entry)
-    return owned
+    """The FDB entries the agent's ownership ledger holds (read by the agent's own reader: the packed
+    snapshot with its journal replayed over it)."""
+    owned = Ledger(lab.plan.files(name).agent_state).load()
+    return [[e.device, e.mac, str(e.vtep)] for e in owned if isinstance(e, FdbEntry)]
 
 
 def _flood(lab: Lab, name: str) -> set[str]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.entries import FdbEntry, NeighEntry
 from agent.kernel import Kernel
 from agent.routes import MacIpRoute
 from labctl.lab import Lab
@@ -152,6 +153,33 @@ def test_agent_restart_with_10k_programmed_writes_nothing(lab: Lab) -> None:
     assert restart.overruns == 0, f"the monitor lost notifications (ENOBUFS): {restart}"
     assert restart.injected == 0, f"the restarted agent rewrote {restart.injected} injected entries: {restart}"
     assert _actual(host) == before
+    log = lab.plan.files(host.name).agent_log.read_text(errors="replace").splitlines()
+    synced = [line for line in log if "event=synced" in line][-1]
+    assert "compared_with=ledger" in synced, f"the restart was not made ready from its ledger: {synced}"
+    assert any("event=kernel-verified added=0 removed=0" in line for line in log[log.index(synced):]), \
+        "the restarted agent did not verify the kernel after its ledger start"
+
+
+def test_entries_deleted_by_hand_while_the_agent_was_down_come_back_after_its_ledger_start(lab: Lab) -> None:
+    """A restart is ready from the ledger (no kernel read); the kernel read right after finds what
+    someone deleted while the agent was down and makes it again."""
+    host = lab.topo.hosts[0]
+    files = lab.plan.files(host.name)
+    _assert_kernel_equals_rib(lab, host, N)
+    routes = _routes(lab)
+    gone = [e for i in range(100) for e in (FdbEntry(VXLAN, routes.mac(i), FAKE_VTEP), NeighEntry(BRIDGE, routes.ip(i), routes.mac(i)))]
+
+    def delete_some() -> None:
+        with Kernel(netns=host.name) as kernel:
+            assert all(o is True for o in kernel.delete_many(gone))
+
+    _kill_agent(host, delete_some)
+    _assert_kernel_equals_rib(lab, host, N)
+    log = files.agent_log.read_text(errors="replace").splitlines()
+    synced = [line for line in log if "event=synced" in line][-1]
+    assert "compared_with=ledger" in synced, synced
+    assert any("event=kernel-verified added=200 removed=0" in line for line in log[log.index(synced):]), \
+        "the kernel verification did not repair the 200 entries deleted by hand"
 
 
 def _kill_agent(host: Host, before_kill: Callable[[], None]) -> int:
