@@ -22,7 +22,9 @@ from .netlink_bulk import (
     NetlinkBulkError,
     Op,
     encode,
+    encode_fdb_get,
     encode_fdb_key,
+    encode_neigh_get,
     encode_neigh_key,
     Request,
 )
@@ -170,6 +172,28 @@ class Kernel:
                 return encode_neigh_key(op, index, request[0], seq, ack)
         return self._outcomes(requests, owners, len(keys), delete,
                               lambda position: describe(next(unpack(kind, device, (keys[position],)))), encoder)
+
+    def present_packed(self, kind: int, device: str, keys: Sequence[int]) -> set[int]:
+        """Which of these entries (packed keys of one kind on `device`, flood entries excluded: the kernel
+        answers a GET of one with its first remote only) the kernel holds exactly as given (the same VTEP,
+        the same MAC): one GET each, many per send(), no dump (a vxlan FDB dump walks the bridge's whole
+        table again for every 32 KiB answer: 1.4 s at 100k)."""
+        index = self.ifindex(device)
+        if index is None or not keys:
+            return set()
+        if kind == FDB:
+            if any(not key >> 32 for key in keys):
+                raise ValueError("a flood entry cannot be looked up one by one (the kernel answers with its first remote only)")
+            answers = self._lookup(keys, lambda key, seq: encode_fdb_get(index, (key >> 32).to_bytes(6, "big"), seq), _fdb_key)
+        else:
+            answers = self._lookup(keys, lambda key, seq: encode_neigh_get(index, (key >> 48).to_bytes(4, "big"), seq), _neigh_key)
+        return {key for key, answer in zip(keys, answers) if answer == key}
+
+    def _lookup(self, keys: Sequence[int], encoder: Callable[[int, int], bytes], convert: Callable[[bytes, bytes], object]) -> list[Any]:
+        try:
+            return self._bulk.lookup(keys, encoder, convert)
+        except NetlinkBulkError as exc:
+            raise KernelError(f"looking up {len(keys)} entries: {exc}") from exc
 
     def _bulk_apply(self, entries: Sequence[KernelEntry], delete: bool) -> list[Outcome]:
         op = Op.DEL if delete else Op.ADD

@@ -164,6 +164,8 @@ _FDB_MAC_V4 = struct.Struct(_HDR + "HH6sxx" + "HH4s")
 _FDB_MAC_V6 = struct.Struct(_HDR + "HH6sxx" + "HH16s")
 _NEIGH_V4 = struct.Struct(_HDR + "HH4s" + "HH6sxx")
 _NEIGH_V6 = struct.Struct(_HDR + "HH16s" + "HH6sxx")
+_GET_V4 = struct.Struct(_HDR + "HH4s")
+_GET_V6 = struct.Struct(_HDR + "HH16s")
 _DUMP_REQ = struct.Struct(_HDR)
 _DUMP_REQ_U32 = struct.Struct(_HDR + "HHI")
 
@@ -354,6 +356,21 @@ def encode_fdb_key(op: Op, ifindex: int, key: int, bridge: bool, seq: int = 0, a
 def encode_neigh_key(op: Op, ifindex: int, key: int, seq: int = 0, ack: bool = True) -> bytes:
     """`encode_neigh` of the entry packed as `key` = IPv4 << 48 | MAC (agent/ownedset.py's neighbour key)."""
     return encode_neigh(op, ifindex, (key >> 48).to_bytes(4, "big"), (key & 0xFFFFFFFFFFFF).to_bytes(6, "big"), seq, ack)
+
+
+def encode_fdb_get(ifindex: int, mac: bytes, seq: int) -> bytes:
+    """RTM_GETNEIGH (one entry, not a dump) of device `ifindex`'s own FDB entry for `mac`, as
+    `bridge fdb get MAC dev DEV self`: the kernel answers with the entry (of a flood entry, its first
+    remote only) or ENOENT."""
+    return _fdb(RTM_GETNEIGH, NLM_F_REQUEST, seq, ifindex, 0, NTF_SELF, mac, None)
+
+
+def encode_neigh_get(ifindex: int, ip: bytes, seq: int) -> bytes:
+    """RTM_GETNEIGH of the neighbour entry for `ip` (4 or 16 bytes) on `ifindex`, as `ip neigh get IP dev
+    DEV`: the entry, or ENOENT."""
+    if len(ip) == 4:
+        return _GET_V4.pack(_GET_V4.size, RTM_GETNEIGH, NLM_F_REQUEST, seq, 0, AF_INET, ifindex, 0, 0, 0, _V4_NLA, NDA_DST, ip)
+    return _GET_V6.pack(_GET_V6.size, RTM_GETNEIGH, NLM_F_REQUEST, seq, 0, AF_INET6, ifindex, 0, 0, 0, _V6_NLA, NDA_DST, ip)
 
 
 def encode(request: Request, seq: int = 0, ack: bool = True) -> bytes:
@@ -573,7 +590,7 @@ def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, if
     `convert(lladdr, dst)` makes of it (a packed key: no 200k pairs held), nothing else is built.
     ACKs/errors, NLMSG_DONE and NLM_F_DUMP_INTR are read as parse_messages reads them."""
     records, size, offset = into.records, len(data), 0
-    unpack_hdr, unpack_nla, unpack_ndm = _NLMSGHDR.unpack_from, _NLA.unpack_from, _NDMSG.unpack_from
+    unpack_hdr, unpack_ndm = _NLMSGHDR.unpack_from, _NDMSG.unpack_from
     while offset < size:
         if size - offset < _HDR_LEN:
             raise NetlinkFormatError(f"truncated netlink header at offset {offset} ({size - offset} bytes left)")
@@ -588,24 +605,63 @@ def parse_pairs(data: bytes | bytearray | memoryview, seq: int, into: Parsed, if
                     raise NetlinkFormatError(f"RTM_NEWNEIGH too short ({length} bytes) at offset {offset}")
                 _family, index, _state, ndm_flags, _type = unpack_ndm(data, offset + _HDR_LEN)
                 if index == ifindex and (ndm_flags & NTF_SELF or not self_only):
-                    lladdr = dst = None
-                    pos, end = offset + _HDR_LEN + _NDMSG_LEN, offset + length
-                    while pos + 4 <= end:
-                        nla_len, nla_type = unpack_nla(data, pos)
-                        if nla_len < 4 or pos + nla_len > end:
-                            raise NetlinkFormatError(f"bad attribute length {nla_len} at offset {pos}")
-                        nla_type &= 0x3FFF
-                        if nla_type == NDA_LLADDR:
-                            lladdr = bytes(data[pos + 4:pos + nla_len])
-                        elif nla_type == NDA_DST:
-                            dst = bytes(data[pos + 4:pos + nla_len])
-                        pos += (nla_len + 3) & ~3
+                    lladdr, dst = _lladdr_dst(data, offset + _HDR_LEN + _NDMSG_LEN, offset + length)
                     if lladdr and dst:
                         records.append((lladdr, dst) if convert is None else convert(lladdr, dst))  # type: ignore[arg-type]
             elif msg_type != RTM_NEWNEIGH:
                 parse_messages(data[offset:offset + ((length + 3) & ~3)], seq, into)  # errors, done: as ever
         offset += (length + 3) & ~3
     return into
+
+
+def _lladdr_dst(data: bytes | bytearray | memoryview, pos: int, end: int) -> tuple[bytes | None, bytes | None]:
+    """NDA_LLADDR and NDA_DST of a neighbour message whose attributes are data[pos:end]."""
+    lladdr = dst = None
+    unpack_nla = _NLA.unpack_from
+    while pos + 4 <= end:
+        nla_len, nla_type = unpack_nla(data, pos)
+        if nla_len < 4 or pos + nla_len > end:
+            raise NetlinkFormatError(f"bad attribute length {nla_len} at offset {pos}")
+        nla_type &= 0x3FFF
+        if nla_type == NDA_LLADDR:
+            lladdr = bytes(data[pos + 4:pos + nla_len])
+        elif nla_type == NDA_DST:
+            dst = bytes(data[pos + 4:pos + nla_len])
+        pos += (nla_len + 3) & ~3
+    return lladdr, dst
+
+
+def parse_answers(data: bytes | bytearray | memoryview, first: int, answers: list[Any],
+                  convert: Callable[[bytes, bytes], object]) -> int:
+    """The answers to GET requests numbered `first`, `first + 1`, ... in `data`: an RTM_NEWNEIGH puts
+    `convert(lladdr, dst)` at its request's place in `answers` (None if it lacks either), an
+    NLMSG_ERROR its errno as an `Ack`. Messages of other sequence numbers are skipped. Returns how many
+    places were filled."""
+    filled, size, offset, count = 0, len(data), 0, len(answers)
+    unpack_hdr = _NLMSGHDR.unpack_from
+    while offset < size:
+        if size - offset < _HDR_LEN:
+            raise NetlinkFormatError(f"truncated netlink header at offset {offset} ({size - offset} bytes left)")
+        length, msg_type, _flags, msg_seq, _pid = unpack_hdr(data, offset)
+        if length < _HDR_LEN or offset + length > size:
+            raise NetlinkFormatError(f"bad netlink message length {length} at offset {offset} (buffer {size} bytes)")
+        place = (msg_seq - first) & 0xFFFFFFFF
+        if place < count and answers[place] is _UNANSWERED:
+            if msg_type == RTM_NEWNEIGH:
+                if length < _HDR_LEN + _NDMSG_LEN:
+                    raise NetlinkFormatError(f"RTM_NEWNEIGH too short ({length} bytes) at offset {offset}")
+                lladdr, dst = _lladdr_dst(data, offset + _HDR_LEN + _NDMSG_LEN, offset + length)
+                answers[place] = convert(lladdr, dst) if lladdr and dst else None
+                filled += 1
+            elif msg_type == NLMSG_ERROR:
+                parsed = parse_messages(data[offset:offset + ((length + 3) & ~3)])
+                answers[place] = parsed.acks[0] if parsed.acks else Ack(msg_seq, errno.EIO)
+                filled += 1
+        offset += (length + 3) & ~3
+    return filled
+
+
+_UNANSWERED = object()
 
 
 # --------------------------------------------------------------------------------------------
@@ -888,6 +944,38 @@ class NetlinkBulk:
         for offset, index in enumerate(sent_index):
             code = answer[offset]
             results[position + index] = Result(chunk[index], 0 if code is None else code, messages.get(offset))
+
+    # -- lookups
+
+    def lookup(self, items: Sequence[Any], encoder: Callable[[Any, int], bytes],
+               convert: Callable[[bytes, bytes], object]) -> list[Any]:
+        """One GET request per item (`encoder(item, seq)`, `batch_size` per send()); per item, in
+        order, what `convert(lladdr, dst)` makes of the kernel's answer, or None when the kernel has no
+        such entry (ENOENT). Any other answer raises NetlinkBulkError (so does a missing one)."""
+        out: list[Any] = []
+        for start in range(0, len(items), self.batch_size):
+            chunk = items[start:start + self.batch_size]
+            first = self._next_seq(len(chunk))
+            self.sock.send(b"".join(encoder(item, first + i) for i, item in enumerate(chunk)))
+            answers: list[Any] = [_UNANSWERED] * len(chunk)
+            missing = len(chunk)
+            deadline = time.monotonic() + self.timeout
+            while missing:
+                try:
+                    size = self._recv(deadline)
+                except OSError as exc:
+                    raise NetlinkBulkError(f"netlink lookup receive failed: {exc}") from exc
+                if size is None:
+                    raise NetlinkBulkError(f"netlink lookup: {missing} of {len(chunk)} answers missing after {self.timeout} s")
+                missing -= parse_answers(self._view[:size], first, answers, convert)
+            for answer in answers:
+                if isinstance(answer, Ack):
+                    if answer.error != errno.ENOENT:
+                        text = f"netlink lookup: {os.strerror(answer.error)}"
+                        raise NetlinkBulkError(f"{text}: {answer.message}" if answer.message else text)
+                    answer = None
+                out.append(answer)
+        return out
 
     # -- one request
 

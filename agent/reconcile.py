@@ -16,6 +16,7 @@ log = logging.getLogger("evpn.agent.reconcile")
 LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger plan: one summary line
 PACKED_APPLY_MIN = 10_000  # a whole-table plan this big is applied as packed keys (no entry objects)
 READ_AHEAD_MAX_AGE = 10.0  # seconds: a kernel read made ahead of a full sync is used if it is no older
+LEDGER_LOOKUP_MAX = 10_000  # entries desired and not owned that a ledger sync looks up one by one; more: it declines
 
 
 class Plan:
@@ -140,6 +141,7 @@ Outcome = Union[bool, KernelError]  # per entry: True done, False nothing to do 
 
 class FdbTable(Protocol):
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries: ...
+    def present_packed(self, kind: int, device: str, keys: Sequence[int]) -> set[int]: ...  # no flood entry
     def apply_packed(self, kind: int, device: str, keys: Sequence[int], delete: bool) -> list[Outcome]: ...
     def add_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
     def delete_many(self, entries: Sequence[KernelEntry]) -> list[Outcome]: ...
@@ -247,20 +249,38 @@ class Reconciler:
         return self._apply_whole(plan_packed(wanted, self._present(), self.owned.packed()), remove_stale)
 
     def ledger_sync(self, desired: AbstractSet[KernelEntry] | PackedEntries, remove_stale: bool = True) -> Plan | None:
-        """`full_sync` without reading the kernel: the owned set is taken for what the kernel holds of ours.
-        Only for a plan that adds nothing (None is returned otherwise, and nothing done): an entry desired
-        and not owned may be in the kernel already, made by someone else, and only a kernel read tells (a
-        full sync leaves such an entry alone). What it does: remove what is owned and no longer desired;
-        forget owned entries of devices no longer served (a full sync reads only the served ones). A
-        restart whose ledger matches the RIB reads nothing and writes nothing; a change made in the
-        kernel behind the agent's back is left to the full sync that must follow (the agent's kernel
-        verification)."""
+        """`full_sync` without reading the kernel whole: the owned set is taken for what the kernel holds
+        of ours, and the few entries desired and not owned are looked up one by one (`present_packed`):
+        one there already is someone else's and left alone, as a full sync leaves it; one absent is
+        added. Returns None, having done nothing, when it cannot tell that way: a flood entry desired and
+        not owned (the kernel answers a lookup of one with its first remote only), an entry that does not
+        pack (IPv6), more than LEDGER_LOOKUP_MAX of them, or a failed lookup; the caller then reads the
+        kernel (`full_sync`). Owned entries of devices no longer served are forgotten, as a full sync
+        (which reads only the served ones) would.
+
+        A restart whose ledger matches the RIB reads nothing and writes nothing. What changed in the
+        kernel behind the agent's back (an owned entry deleted by hand) is left to the full sync that
+        must follow (the agent's kernel verification)."""
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
         del desired
-        packed = plan_packed(wanted, self._owned_as_present(), self.owned.packed())
-        if len(packed.add):
+        present = self._owned_as_present()
+        unowned = {slot: extra for slot, keys in wanted.keys.items() if (extra := keys - present.keys.get(slot, _NONE))}
+        count = sum(map(len, unowned.values()))
+        flood = any(kind == FDB and not all(key >> 32 for key in keys) for (kind, _), keys in unowned.items())
+        if flood or wanted.others - present.others or count > LEDGER_LOOKUP_MAX:
+            log.info("event=ledger-sync-declined unowned=%d flood=%s unpacked=%d (reading the kernel)",
+                     count, flood, len(wanted.others - present.others))
             return None
-        return self._apply_whole(packed, remove_stale)
+        self.drop_read_ahead()
+        try:
+            for (kind, device), keys in unowned.items():
+                found = self.kernel.present_packed(kind, device, sorted(keys))
+                if found:
+                    present.of_device(kind, device).update(found)
+        except KernelError as exc:
+            log.warning("event=ledger-sync-declined error=%r (reading the kernel)", str(exc))
+            return None
+        return self._apply_whole(plan_packed(wanted, present, self.owned.packed()), remove_stale)
 
     def _owned_as_present(self) -> PackedEntries:
         """The owned entries of the served devices, as the kernel read of `full_sync` would give them."""

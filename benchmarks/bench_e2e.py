@@ -54,6 +54,7 @@ import yaml
 
 from agent.entries import FdbEntry, KernelEntry, NeighEntry
 from agent.kernel import Kernel
+from agent.ledger import Ledger
 from labctl.lab import Lab
 from tests.integration.scalekit import (
     FakeVtep,
@@ -250,8 +251,11 @@ def cold_start(lab: Lab, host: str, size: int, timeout: float) -> dict[str, floa
     os.kill(old, signal.SIGSTOP)
     try:
         with Kernel(netns=host) as kernel:
+            # every entry the agent made (its ledger says which: the lab's other hosts' too, else the new
+            # agent would take them for someone else's, and its restarts would read the kernel for them)
+            made = set(Ledger(files.agent_state).load())
             ours = [e for e in kernel.entries([VXLAN], [BRIDGE]) if str(getattr(e, "vtep", "")) == str(FAKE_VTEP)
-                    or (isinstance(e, NeighEntry) and e.ip in SUBNET_NET)]
+                    or (isinstance(e, NeighEntry) and e.ip in SUBNET_NET) or e in made]
             failed = [o for o in kernel.delete_many(ours) if o is not True]
         if failed:
             raise RuntimeError(f"cold start: {len(failed)} entries not removed, first: {failed[0]}")

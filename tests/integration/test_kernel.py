@@ -81,3 +81,26 @@ def test_bulk_add_read_delete_with_ownership_answers(ns: str) -> None:
         missing = kernel.add_many([FdbEntry("vxlan999", _mac(1), vteps[0])])
         assert isinstance(missing[0], KernelError) and "vxlan999" in str(missing[0])
         assert kernel.delete_many([FdbEntry("vxlan999", _mac(1), vteps[0])]) == [False]
+
+
+def test_entries_looked_up_one_by_one_match_exactly(ns: str) -> None:
+    """`present_packed` (a restart's check of the entries its ledger does not name): an entry counts as
+    present only with the same VTEP (FDB) or the same MAC (neighbour), as the full read compares."""
+    from agent.ownedset import FDB, NEIGH, fdb_key, neigh_key
+
+    vtep, other = ipaddress.ip_address("10.0.1.1"), ipaddress.ip_address("10.0.1.2")
+    ip, ip2 = ipaddress.ip_address("192.168.0.5"), ipaddress.ip_address("192.168.0.6")
+    with Kernel(netns=ns) as kernel:
+        assert kernel.add_many([FdbEntry("vxlan100", _mac(1), vtep), NeighEntry("br0", ip, _mac(1)),
+                                flood_entry("vxlan100", vtep)]) == [True] * 3
+        fdb = {name: fdb_key(mac, at) for name, (mac, at) in {"same": (_mac(1), vtep), "elsewhere": (_mac(1), other),
+                                                               "absent": (_mac(2), vtep)}.items()}
+        neigh = {name: neigh_key(addr, mac) for name, (addr, mac) in {"same": (ip, _mac(1)), "other mac": (ip, _mac(2)),
+                                                                     "absent": (ip2, _mac(1))}.items()}
+        assert kernel.present_packed(FDB, "vxlan100", sorted(fdb.values())) == {fdb["same"]}  # type: ignore[arg-type]
+        assert kernel.present_packed(NEIGH, "br0", sorted(neigh.values())) == {neigh["same"]}  # type: ignore[arg-type]
+        keys = [fdb_key(_mac(i), vtep) for i in range(3, 3003)]  # many per send(): all absent
+        assert kernel.present_packed(FDB, "vxlan100", keys) == set()  # type: ignore[arg-type]
+        with pytest.raises(ValueError, match="first remote only"):
+            kernel.present_packed(FDB, "vxlan100", [fdb_key("00:00:00:00:00:00", vtep)])  # type: ignore[list-item]
+        assert kernel.present_packed(FDB, "nosuchdev", [fdb["same"]]) == set()  # type: ignore[list-item]

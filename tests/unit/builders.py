@@ -120,6 +120,7 @@ class FakeKernel:
         self.fail: set[KernelEntry] = set()
         self.calls: list[tuple[str, KernelEntry]] = []
         self.reads: list[tuple[tuple[str, ...], tuple[str, ...]]] = []
+        self.lookups: list[KernelEntry] = []  # entries looked up one by one (present_packed)
         self.foreign_removed: list[KernelEntry] = []
 
     # FdbTable protocol
@@ -130,6 +131,12 @@ class FakeKernel:
 
     def packed_entries(self, devices: Iterable[str], bridges: Iterable[str] = ()) -> PackedEntries:
         return PackedEntries.of(self.entries(devices, bridges))
+
+    def present_packed(self, kind: int, device: str, keys: Sequence[int]) -> set[int]:
+        self.lookups.extend(unpack(kind, device, keys))
+        if any(e.is_flood for e in unpack(kind, device, keys) if isinstance(e, FdbEntry)):
+            raise ValueError("a flood entry cannot be looked up one by one")
+        return {key for key, entry in zip(keys, unpack(kind, device, keys)) if entry in self.table}
 
     def apply_packed(self, kind: int, device: str, keys: Sequence[int], delete: bool) -> list[bool | KernelError]:
         entries = list(unpack(kind, device, keys))

@@ -881,3 +881,86 @@ def test_parse_pairs_is_parse_messages_reduced_to_address_pairs(records: list[Ne
     assert (pairs.done, pairs.interrupted) == (full.done, full.interrupted)
     converted = nb.parse_pairs(data, 5, nb.Parsed([], []), 3, self_only, convert=lambda lladdr, dst: lladdr + dst)
     assert converted.records == [lladdr + dst for lladdr, dst in pairs.records]  # what a packed read keeps instead
+
+
+# ------------------------------------------------------------------ lookups: one GET per entry
+
+
+@given(ifindex=ifindexes, mac=unicast_macs, seq=seqs)
+def test_fdb_get_is_bridge_fdb_get_self(ifindex: int, mac: str, seq: int) -> None:
+    msg = decoded(nb.encode_fdb_get(ifindex, bytes.fromhex(mac.replace(":", "")), seq))
+    assert (msg["header"]["type"], msg["header"]["flags"], msg["header"]["sequence_number"]) == (RTM_GETNEIGH, NLM_F_REQUEST, seq)
+    # what the kernel's strict check (valid_fdb_get_strict) accepts: state and type 0, only NTF_SELF
+    assert (msg["family"], msg["ifindex"], msg["state"], msg["flags"], msg["ndm_type"]) == (socket.AF_BRIDGE, ifindex, 0, NTF_SELF, 0)
+    assert [name for name, _ in msg["attrs"]] == ["NDA_LLADDR"] and msg.get_attr("NDA_LLADDR") == mac
+
+
+@given(ifindex=ifindexes, ip=ips, seq=seqs)
+def test_neigh_get_is_ip_neigh_get(ifindex: int, ip: str, seq: int) -> None:
+    msg = decoded(nb.encode_neigh_get(ifindex, ipaddress.ip_address(ip).packed, seq))
+    assert (msg["header"]["type"], msg["header"]["flags"], msg["header"]["sequence_number"]) == (RTM_GETNEIGH, NLM_F_REQUEST, seq)
+    # neigh_valid_get_req: no state, type or flags; the device in ndm_ifindex, only NDA_DST
+    assert (msg["family"], msg["ifindex"], msg["state"], msg["flags"], msg["ndm_type"]) == (family_of(ip), ifindex, 0, 0, 0)
+    assert [name for name, _ in msg["attrs"]] == ["NDA_DST"] and msg.get_attr("NDA_DST") == ntop(ip)
+
+
+class LookupKernel:
+    """A netlink socket answering GET requests as rtnetlink does: the entry (a pyroute2-encoded
+    RTM_NEWNEIGH with the request's sequence number) or an NLMSG_ERROR (ENOENT), one datagram each."""
+
+    def __init__(self, entries: dict[str, str], fail: dict[str, int] | None = None, silent: bool = False) -> None:
+        self.entries, self.fail, self.silent = entries, fail or {}, silent  # MAC -> VTEP; MAC -> errno
+        self.queue: deque[bytes] = deque()
+        self.sends = 0
+        self.pending_error = 0
+        self.options: dict[tuple[int, int], int] = {}
+        self._poll_a, self._poll_b = socket.socketpair()
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        self.sends += 1
+        offset = 0
+        while offset < len(data):
+            length, _type, _flags, seq, _pid = struct.unpack_from("=IHHII", data, offset)
+            mac = decoded(bytes(data[offset:offset + length])).get_attr("NDA_LLADDR")
+            offset += length
+            if self.silent:
+                continue
+            if mac in self.fail or mac not in self.entries:
+                self.queue.append(kernel_error(seq, self.fail.get(mac, errno.ENOENT), "Fdb entry not found", RTM_GETNEIGH))
+            else:
+                self.queue.append(pyroute2_neigh_message(NeighRecord(socket.AF_BRIDGE, 7, mac, self.entries[mac], NTF_SELF,
+                                                                     NUD_PERMANENT), seq=seq, flags=0))
+        return len(data)
+
+    recv_into, setsockopt, getsockopt = FakeKernel.recv_into, FakeKernel.setsockopt, FakeKernel.getsockopt
+    fileno, close = FakeKernel.fileno, FakeKernel.close
+
+
+def _fdb_lookup(bulk: NetlinkBulk, macs_: list[str]) -> list[object]:
+    return bulk.lookup(macs_, lambda mac, seq: nb.encode_fdb_get(7, bytes.fromhex(mac.replace(":", "")), seq),
+                       lambda lladdr, dst: (lladdr.hex(":"), socket.inet_ntoa(dst)))
+
+
+def test_lookup_answers_each_entry_in_order_many_per_send() -> None:
+    entries = {f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}": f"10.0.{i >> 8}.{i & 255}" for i in range(0, 2500, 3)}
+    wanted = [f"02:00:00:00:{i >> 8:02x}:{i & 255:02x}" for i in range(2500)]
+    fake = LookupKernel(entries)
+    answers = _fdb_lookup(NetlinkBulk(fake, batch_size=1000), wanted)
+    assert answers == [(mac, entries[mac]) if mac in entries else None for mac in wanted]
+    assert fake.sends == 3
+
+
+def test_lookup_raises_on_an_answer_other_than_not_found_and_on_silence() -> None:
+    with pytest.raises(nb.NetlinkBulkError, match="Operation not supported"):
+        _fdb_lookup(NetlinkBulk(LookupKernel({}, fail={"02:00:00:00:00:02": errno.EOPNOTSUPP})), ["02:00:00:00:00:01", "02:00:00:00:00:02"])
+    with pytest.raises(nb.NetlinkBulkError, match="2 of 2 answers missing"):
+        _fdb_lookup(NetlinkBulk(LookupKernel({}, silent=True), timeout=0.05), ["02:00:00:00:00:01", "02:00:00:00:00:02"])
+
+
+def test_answers_of_other_sequence_numbers_and_repeats_are_skipped() -> None:
+    rec = NeighRecord(socket.AF_BRIDGE, 7, "02:00:00:00:00:01", "10.0.0.2", NTF_SELF, NUD_PERMANENT)
+    answers: list[object] = [nb._UNANSWERED] * 2
+    data = (pyroute2_neigh_message(rec, seq=99, flags=0) + pyroute2_neigh_message(rec, seq=11, flags=0)
+            + pyroute2_neigh_message(rec, seq=11, flags=0) + kernel_error(10, errno.ENOENT))
+    assert nb.parse_answers(data, 10, answers, lambda lladdr, dst: lladdr.hex(":")) == 2
+    assert answers == [nb.Ack(10, errno.ENOENT), "02:00:00:00:00:01"]

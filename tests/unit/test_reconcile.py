@@ -787,10 +787,40 @@ def test_a_ledger_sync_keeps_stale_entries_while_the_rib_fills() -> None:
     assert plan is not None and not plan and kernel.table == {A, B} and rec.owned == {A, B}
 
 
-def test_a_ledger_sync_that_would_add_does_nothing_and_says_so() -> None:
-    """A desired entry not owned may be someone else's, in the kernel already: only a full sync (a
-    kernel read) may decide, so the ledger sync hands back None and has changed nothing, not even the
-    removals of the same plan."""
+def test_a_ledger_sync_looks_up_what_is_desired_and_not_owned() -> None:
+    """A desired entry the agent does not own may be someone else's, in the kernel already (a full sync
+    leaves it alone: so does the ledger sync, which asks the kernel about that entry only), or new (added)."""
+    new, theirs = U("vx100", MAC2, "10.0.0.2"), N1
+    kernel = FakeKernel(foreign={theirs}, agent_made={A})
+    rec = Reconciler(kernel, MemoryLedger({A}), DEVICES, BRIDGES)
+    plan = rec.ledger_sync({A, new, theirs})
+    assert plan is not None and plan.add == [new] and plan.remove == []
+    assert kernel.reads == [] and sorted(kernel.lookups, key=entry_sort_key) == [new, theirs]
+    assert rec.owned == {A, new} and theirs in kernel.foreign
+
+
+def test_a_ledger_sync_declines_what_it_cannot_look_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    import agent.reconcile as reconcile
+
+    kernel = FakeKernel(agent_made={A})
+    rec = Reconciler(kernel, MemoryLedger({A}), DEVICES, BRIDGES)
+    assert rec.ledger_sync({A, N2}) is None  # IPv6: does not pack
+    monkeypatch.setattr(reconcile, "LEDGER_LOOKUP_MAX", 1)
+    assert rec.ledger_sync({A, M2, N1}) is None  # more than LEDGER_LOOKUP_MAX to look up
+
+    class Failing(FakeKernel):
+        def present_packed(self, kind: int, device: str, keys: object) -> set[int]:
+            raise KernelError("looking up 1 entries: netlink lookup: Operation not supported")
+
+    failing = Failing(agent_made={A})
+    assert Reconciler(failing, MemoryLedger({A}), DEVICES).ledger_sync({A, M2}) is None  # a failed lookup
+    assert kernel.calls == [] and failing.calls == [] and kernel.reads == []
+
+
+def test_a_ledger_sync_that_would_add_a_flood_entry_does_nothing_and_says_so() -> None:
+    """A flood entry not owned cannot be looked up (the kernel answers with its first remote only):
+    only a full sync (a kernel read) may decide, so the ledger sync hands back None and has changed
+    nothing, not even the removals of the same plan."""
     kernel = FakeKernel(foreign={B}, agent_made={A, C})
     rec = Reconciler(kernel, MemoryLedger({A, C}), DEVICES)
     assert rec.ledger_sync({A, B}) is None

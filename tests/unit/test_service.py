@@ -24,7 +24,7 @@ from agent.localmacs import LocalMac, LocalMacEvent
 from agent.routes import EvpnRoute, MacIpRoute, RouteEvent
 from agent.service import Agent
 from agent.vxlan_guard import VxlanGuard
-from tests.unit.builders import CFG, E, FakeKernel, U, add, imet, macip, withdraw
+from tests.unit.builders import CFG, E, FakeKernel, N, U, add, imet, macip, withdraw
 
 VM = LocalMac(100, "02:00:00:00:00:01")
 
@@ -385,11 +385,26 @@ def test_a_restart_is_ready_from_its_ledger_and_verifies_the_kernel_after(tmp_pa
     assert agent.health.resync_repaired == 1 and "the kernel differed from the ledger" in caplog.text
 
 
-def test_a_restart_whose_table_brings_a_new_route_compares_with_the_kernel_first(
+def test_a_restart_whose_table_brings_a_new_mac_looks_it_up_and_leaves_someone_elses_copy_alone(
         tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
     kernel = Kernel()
     _restarted(tmp_path, TABLE[:2], kernel, caplog)
-    kernel.someone_adds(U("vx100", "02:00:00:00:00:33", "10.0.0.3"))  # someone else's copy of the new route's entry
+    theirs = U("vx100", "02:00:00:00:00:33", "10.0.0.3")
+    kernel.someone_adds(theirs)  # someone else's copy of the new route's FDB entry
+    kernel.calls.clear()
     _restarted(tmp_path, TABLE, kernel, caplog)
+    assert _events(caplog) == ["event=synced", "event=kernel-verified"] and "compared_with=ledger" in caplog.text
+    assert set(kernel.lookups) >= {theirs} and theirs in kernel.foreign  # looked up, left to its maker
+    assert [e for e in kernel.ops("add")] == [N("br100", "192.168.1.33", "02:00:00:00:00:33")]  # the new, absent entry
+    assert "event=kernel-verified added=0 removed=0" in caplog.text
+
+
+def test_a_restart_whose_table_brings_a_new_vtep_compares_with_the_kernel_first(
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A flood entry cannot be looked up one by one (the kernel answers with its first remote only)."""
+    kernel = Kernel()
+    _restarted(tmp_path, TABLE[:1], kernel, caplog)
+    kernel.someone_adds(E("vx100", "10.0.0.3"))
+    _restarted(tmp_path, TABLE[:2], kernel, caplog)
     assert _events(caplog) == ["event=synced"] and "compared_with=kernel" in caplog.text
-    assert U("vx100", "02:00:00:00:00:33", "10.0.0.3") in kernel.foreign  # left to its maker, as before
+    assert E("vx100", "10.0.0.3") in kernel.foreign  # left to its maker, as before
