@@ -97,6 +97,7 @@ class Ledger:
         self._lines = 0
         self.generation = 0  # the snapshot's (0: none, or an earlier agent's JSON one); its journal says the same
         self._journal_void = False  # the journal on disk is not this snapshot's: rewritten before the next append
+        self._load_failed = False  # the snapshot could not be read: never replaced at a clean stop (it may be fine)
 
     def load(self) -> OwnedSet:
         owned = OwnedSet()
@@ -117,6 +118,7 @@ class Ledger:
         except (OSError, ValueError, TypeError) as exc:
             log.warning("event=ledger-unreadable path=%s error=%r (owning nothing)", self.path, str(exc))
             self.generation, self._journal_void = 0, True  # (nor is its journal replayed over nothing)
+            self._load_failed = True
             return OwnedSet()
         owned.settle()
         self._lines = self._replay(owned)
@@ -263,10 +265,13 @@ class Ledger:
             os.fchmod(fd, 0o600)
             with os.fdopen(fd, "wb") as out:
                 _write_packed(out, packed, generation)
+                out.flush()
+                os.fsync(out.fileno())  # on disk before it replaces the old snapshot (a power cut: old or new)
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, self.path)
+        _fsync_directory(self.path.parent)
         self.generation = generation
         if self._journal is not None:
             self._journal.close()
@@ -285,12 +290,28 @@ class Ledger:
 
     def close(self, owned: AbstractSet[KernelEntry] | None = None) -> None:
         """Close the journal; with `owned` (a clean stop), first store it whole if the journal holds
-        changes, so that the next start loads one snapshot and replays nothing."""
-        if owned is not None and self._lines:
+        changes, so that the next start loads one snapshot and replays nothing. Not after a snapshot
+        that could not be read: a read that failed for a passing reason (no file descriptor left, an
+        I/O error) would leave a good snapshot that this process's few entries must not replace."""
+        if owned is not None and self._lines and not self._load_failed:
             self.compact(owned)
         if self._journal is not None:
             self._journal.close()
             self._journal = None
+
+
+def _fsync_directory(path: Path) -> None:
+    """Make a rename in `path` durable (best effort: some file systems refuse fsync on a directory)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _chunks(journal: IO[str]) -> Iterator[tuple[list[str], bool]]:

@@ -17,6 +17,8 @@ LOG_EACH_UP_TO = 50  # entries of a plan logged one line each at INFO; a bigger 
 PACKED_APPLY_MIN = 10_000  # a whole-table plan this big is applied as packed keys (no entry objects)
 READ_AHEAD_MAX_AGE = 10.0  # seconds: a kernel read made ahead of a full sync is used if it is no older
 LEDGER_LOOKUP_MAX = 10_000  # entries desired and not owned that a ledger sync looks up one by one; more: it declines
+LEDGER_SAMPLE = 32  # owned entries per device a ledger sync first looks up: all there, or it declines (a reboot,
+# a device made again, a bridge whose neighbours were flushed: the ledger would say what the kernel lost)
 
 
 class Plan:
@@ -123,6 +125,14 @@ def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEnt
 
 
 _NONE: frozenset[int] = frozenset()
+
+
+def ledger_sample(kind: int, keys: Iterable[int]) -> list[int]:
+    """The owned entries of one device a ledger sync looks up before it trusts the ledger: up to
+    LEDGER_SAMPLE, spread evenly over `keys` in their order (an OwnedSet's: sorted); no flood entry (an
+    FDB key whose MAC is 0: the kernel answers a lookup of one with its first remote only)."""
+    candidates = [key for key in keys if key >> 32] if kind == FDB else list(keys)
+    return candidates[::max(1, len(candidates) // LEDGER_SAMPLE)][:LEDGER_SAMPLE]
 
 
 def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: AbstractSet[KernelEntry]) -> Plan:
@@ -264,6 +274,16 @@ class Reconciler:
         wanted = desired if isinstance(desired, PackedEntries) else PackedEntries.of(desired)
         del desired
         present = self._owned_as_present()
+        self.drop_read_ahead()
+        try:
+            missing = self._sample_missing()
+        except KernelError as exc:
+            log.warning("event=ledger-sync-declined error=%r (reading the kernel)", str(exc))
+            return None
+        if missing:
+            log.warning("event=ledger-sync-declined reason=owned-entries-missing %s (the kernel lost entries the "
+                        "ledger names: reading it)", " ".join(f"{device}={count}" for device, count in missing.items()))
+            return None
         unowned = {slot: extra for slot, keys in wanted.keys.items() if (extra := keys - present.keys.get(slot, _NONE))}
         count = sum(map(len, unowned.values()))
         flood = any(kind == FDB and not all(key >> 32 for key in keys) for (kind, _), keys in unowned.items())
@@ -271,7 +291,6 @@ class Reconciler:
             log.info("event=ledger-sync-declined unowned=%d flood=%s unpacked=%d (reading the kernel)",
                      count, flood, len(wanted.others - present.others))
             return None
-        self.drop_read_ahead()
         try:
             for (kind, device), keys in unowned.items():
                 found = self.kernel.present_packed(kind, device, sorted(keys))
@@ -281,6 +300,19 @@ class Reconciler:
             log.warning("event=ledger-sync-declined error=%r (reading the kernel)", str(exc))
             return None
         return self._apply_whole(plan_packed(wanted, present, self.owned.packed()), remove_stale)
+
+    def _sample_missing(self) -> dict[str, int]:
+        """Look up `ledger_sample` of each served device's owned entries; per device, how many of them the
+        kernel lacks (empty: none)."""
+        missing: dict[str, int] = {}
+        for (kind, device), keys in self.owned.packed().keys.items():
+            if device not in (self.devices if kind == FDB else self.bridges):
+                continue
+            sample = ledger_sample(kind, keys)
+            lacking = len(sample) - len(self.kernel.present_packed(kind, device, sample)) if sample else 0
+            if lacking:
+                missing[device] = lacking
+        return missing
 
     def _owned_as_present(self) -> PackedEntries:
         """The owned entries of the served devices, as the kernel read of `full_sync` would give them."""

@@ -243,8 +243,6 @@ class Agent:
                 except Resync:
                     continue  # reconnect at once: not an outage
                 except AgentFailure:
-                    self.health.ready = False
-                    self._write_status(force=True)
                     raise
                 except GobgpUnavailable as exc:
                     if self.stop_event.is_set():
@@ -261,6 +259,8 @@ class Agent:
                     self.advertiser.sink = None
                     client.close()
         finally:
+            self.health.ready = False  # whatever ends the agent (a stop, a worker's death, a kernel error)
+            self._write_status(force=True)
             for worker in self._workers:
                 worker.stop()
             self.reconciler.close()
@@ -269,6 +269,7 @@ class Agent:
     def _session(self, client: GobgpClient, backoff: Backoff) -> None:
         self.session = session = next(self._sessions)
         started = time.monotonic()
+        self.health.kernel_verified = False  # (this session's kernel read is still to come)
         trusted = self._ledger_trusted()
         if not trusted:
             self.reconciler.read_ahead()  # the kernel's entries, read beside the table read (for the full sync)
@@ -310,17 +311,17 @@ class Agent:
         settled = self._peers_settled(client)
         selected = time.monotonic()
         plan = self.reconciler.ledger_sync(self.rib.desired_packed(), remove_stale=settled) if trusted else None
-        self.health.kernel_verified = plan is None
-        if plan is None:  # not trusted, or the ledger's plan would add: read the kernel now
+        compared_with = "ledger" if plan is not None else "kernel"
+        if plan is None:  # not trusted, or the ledger could not tell: read the kernel now
             plan = self.reconciler.full_sync(self.rib.desired_packed(), remove_stale=settled)
             self.last_full_sync = self.clock()
             self.health.last_full_sync = time.time()
+            self.health.kernel_verified = True
         log.info("event=synced routes=%d desired=%d added=%d removed=%d local_macs=%d stale_removal=%s "
-                 "compared_with=%s seconds_table=%.2f seconds_rib=%.2f seconds_kernel=%.2f",
+                 "compared_with=%s kernel_verified=%d seconds_table=%.2f seconds_rib=%.2f seconds_compare=%.2f",
                  routes, self.rib.desired_count(), plan.adds, plan.removes, len(self.table),
-                 "done" if settled else "deferred until BGP sessions are up",
-                 "kernel" if self.health.kernel_verified else "ledger (kernel verified next)", read - started,
-                 selected - read, time.monotonic() - selected)
+                 "done" if settled else "deferred-until-bgp-sessions-are-up", compared_with,
+                 self.health.kernel_verified, read - started, selected - read, time.monotonic() - selected)
         del plan  # (a cold start's: 200k packed keys)
         if settled:
             self.stale_pending_since = None
@@ -328,16 +329,18 @@ class Agent:
         self.health.ready = True
         self._write_status(force=True)
         while not self.stop_event.is_set():
-            self._verify_kernel()
             self._follow_guard()
             if self.reload_requested:
                 self._reload()
             wait = self._held_wait(0.5 if self.stale_pending_since else 1.0)
             if self._guard_due:  # back in time for the guard's next update
                 wait = max(0.0, min(wait, self._guard_at + GUARD_INTERVAL - self.clock()))
+            if not self.health.kernel_verified:
+                wait = 0.0  # the verification comes right after what is queued now
             first = self.events.get(wait)
             if first is not None:
                 self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session))
+            self._verify_kernel()
             self._release_held()
             self._maybe_remove_stale(client)
             self._maybe_resync()
@@ -347,16 +350,20 @@ class Agent:
 
     def _ledger_trusted(self) -> bool:
         """Whether this session's first sync may compare the RIB with the ledger instead of the kernel
-        (`Reconciler.ledger_sync`): when the agent owns entries (its ledger, or the session before this
-        one) and every served device is there. Cold starts, a lost or damaged ledger and a missing device
-        read the kernel first."""
+        (`Reconciler.ledger_sync`, which checks a sample of the owned entries first): when the agent owns
+        entries (its ledger, or the session before this one) and every served device is there (asked
+        afresh: one may have been made again since). Cold starts, a lost or damaged ledger and a missing
+        device read the kernel first."""
+        self.kernel.forget_devices()
         return bool(len(self.reconciler.owned)) and all(
             self.kernel.ifindex(name) is not None for v in self.cfg.vnis for name in (v.device, v.bridge))
 
     def _verify_kernel(self) -> None:
         """After a session was made ready from the ledger: read the kernel and repair what differs (a full
-        sync), once, first thing in the loop. Drift found here was made while the agent was away (an entry
-        deleted by hand, a device made again): logged as a warning and counted in resync_repaired."""
+        sync), once, in the loop's first turn (after the events that came during the table read). Drift
+        found here was made behind the agent's back (an entry deleted by hand while it was away or
+        disconnected): logged as a warning and counted in resync_repaired. A kernel read that fails ends
+        the agent, as the full sync of a session's start does (its supervisor starts it again, not ready)."""
         if self.health.kernel_verified:
             return
         started = time.monotonic()

@@ -19,6 +19,9 @@ import pytest
 
 from agent.entries import FdbEntry, NeighEntry
 from agent.kernel import Kernel
+from agent.ledger import Ledger
+from agent.ownedset import FDB, NEIGH, fdb_key, neigh_key
+from agent.reconcile import ledger_sample
 from agent.routes import MacIpRoute
 from labctl.lab import Lab
 from labctl.observe import expected_macs, poll
@@ -160,26 +163,48 @@ def test_agent_restart_with_10k_programmed_writes_nothing(lab: Lab) -> None:
         "the restarted agent did not verify the kernel after its ledger start"
 
 
-def test_entries_deleted_by_hand_while_the_agent_was_down_come_back_after_its_ledger_start(lab: Lab) -> None:
-    """A restart is ready from the ledger (no kernel read); the kernel read right after finds what
-    someone deleted while the agent was down and makes it again."""
+def test_entries_deleted_by_hand_while_the_agent_was_down_come_back(lab: Lab) -> None:
+    """A restart looks up a sample of the entries its ledger names (`ledger_sample`) before it trusts the
+    ledger. Entries deleted by hand that the sample misses: ready from the ledger, the kernel read right
+    after makes them again. One the sample finds missing: the kernel is read before ready."""
     host = lab.topo.hosts[0]
     files = lab.plan.files(host.name)
     _assert_kernel_equals_rib(lab, host, N)
     routes = _routes(lab)
-    gone = [e for i in range(100) for e in (FdbEntry(VXLAN, routes.mac(i), FAKE_VTEP), NeighEntry(BRIDGE, routes.ip(i), routes.mac(i)))]
 
-    def delete_some() -> None:
-        with Kernel(netns=host.name) as kernel:
-            assert all(o is True for o in kernel.delete_many(gone))
+    def delete(sampled: bool) -> Callable[[], None]:
+        def run() -> None:  # (the agent is frozen: its ledger on disk is what the next one loads)
+            owned = Ledger(files.agent_state).load().packed()
+            samples = {kind: set(ledger_sample(kind, owned.keys[(kind, dev)])) for kind, dev in ((FDB, VXLAN), (NEIGH, BRIDGE))}
+            chosen = []
+            for i in range(N):
+                fdb, neigh = FdbEntry(VXLAN, routes.mac(i), FAKE_VTEP), NeighEntry(BRIDGE, routes.ip(i), routes.mac(i))
+                hit = fdb_key(fdb.mac, fdb.vtep) in samples[FDB] or neigh_key(neigh.ip, neigh.mac) in samples[NEIGH]
+                if hit == sampled:
+                    chosen += [fdb, neigh]
+                if len(chosen) == (2 if sampled else 200):
+                    break
+            with Kernel(netns=host.name) as kernel:
+                assert all(o is True for o in kernel.delete_many(chosen))
+        return run
 
-    _kill_agent(host, delete_some)
+    def synced_and_after() -> list[str]:
+        log = files.agent_log.read_text(errors="replace").splitlines()
+        last = max(i for i, line in enumerate(log) if "event=synced" in line)
+        return log[last:]
+
+    _kill_agent(host, delete(sampled=False))
     _assert_kernel_equals_rib(lab, host, N)
-    log = files.agent_log.read_text(errors="replace").splitlines()
-    synced = [line for line in log if "event=synced" in line][-1]
-    assert "compared_with=ledger" in synced, synced
-    assert any("event=kernel-verified added=200 removed=0" in line for line in log[log.index(synced):]), \
+    lines = poll(synced_and_after, lambda ls: any("event=kernel-verified" in line for line in ls), TIMEOUT, interval=0.5).value
+    assert lines is not None and "compared_with=ledger kernel_verified=0" in lines[0], lines
+    assert any("event=kernel-verified added=200 removed=0" in line for line in lines), \
         "the kernel verification did not repair the 200 entries deleted by hand"
+
+    _kill_agent(host, delete(sampled=True))
+    _assert_kernel_equals_rib(lab, host, N)
+    lines = synced_and_after()
+    assert "compared_with=kernel kernel_verified=1" in lines[0] and "added=2 " in lines[0], lines[0]
+    assert not any("event=kernel-verified" in line for line in lines)
 
 
 def _kill_agent(host: Host, before_kill: Callable[[], None]) -> int:

@@ -22,6 +22,7 @@ from tests.unit.builders import E, FakeKernel, N, U
 
 A = E("vx100", "10.0.0.2")
 B = E("vx100", "10.0.0.3")
+C = E("vx100", "10.0.0.4")
 MAC = "aa:bb:cc:dd:ee:01"
 MAC2 = "aa:bb:cc:dd:ee:02"
 M2 = U("vx100", MAC, "10.0.0.2")
@@ -292,6 +293,29 @@ def test_a_clean_stop_stores_the_table_whole_and_leaves_no_journal_to_replay(tmp
     again.close({A})  # nothing journaled since: no snapshot written
     reloaded = Ledger(path)
     assert reloaded.load() == {A} and again.generation == reloaded.generation == 1
+
+
+def test_a_clean_stop_after_an_unreadable_snapshot_does_not_replace_it(tmp_path, monkeypatch) -> None:
+    """A snapshot that could not be read for a passing reason (EMFILE, EIO) is still the agent's best
+    record: a clean stop must not overwrite it with the few entries made since."""
+    path = tmp_path / "owned.json"
+    ledger = Ledger(path)
+    ledger.load()
+    ledger.compact({A, B})
+    failing = Ledger(path)
+    real_open = open
+
+    def no_descriptors(file, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if str(file) == str(path):
+            raise OSError(24, "Too many open files")
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", no_descriptors)
+    assert failing.load() == set()
+    monkeypatch.undo()
+    failing.record({C}, set(), {C})
+    failing.close({C})
+    assert Ledger(path).load() == {A, B}
 
 
 def test_a_crash_between_snapshot_and_journal_truncation_loses_nothing(tmp_path) -> None:

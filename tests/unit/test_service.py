@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from agent.errors import AgentFailure, GobgpRefused, GobgpUnavailable
+from agent.entries import FdbEntry
+from agent.errors import AgentFailure, GobgpRefused, GobgpUnavailable, KernelError
 from agent.events import LocalMacsChanged, WorkerFailed
 from agent.localmacs import LocalMac, LocalMacEvent
 from agent.routes import EvpnRoute, MacIpRoute, RouteEvent
@@ -368,21 +369,76 @@ def _events(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [r.getMessage().split()[0] for r in caplog.records if r.getMessage().startswith(("event=synced", "event=kernel-"))]
 
 
+BIG_TABLE = TABLE + [add(macip("10.0.0.3", mac=f"02:00:00:00:01:{i:02x}", seq=1)) for i in range(40)]  # > LEDGER_SAMPLE a device
+
+
+def _unicast_sample(tmp_path: pathlib.Path) -> tuple[list[FdbEntry], list[FdbEntry]]:
+    """The agent's unicast FDB entries on vx100 as its ledger holds them: (looked up at a ledger start, not)."""
+    from agent.ledger import Ledger
+    from agent.ownedset import FDB, unpack
+    from agent.reconcile import ledger_sample
+
+    keys = list(Ledger(tmp_path / "owned").load().packed().keys[(FDB, "vx100")])
+    sample = set(ledger_sample(FDB, keys))
+    entries = [(key, next(unpack(FDB, "vx100", [key]))) for key in keys if key >> 32]
+    return [e for k, e in entries if k in sample], [e for k, e in entries if k not in sample]  # type: ignore[misc]
+
+
 def test_a_restart_is_ready_from_its_ledger_and_verifies_the_kernel_after(tmp_path: pathlib.Path,
                                                                           caplog: pytest.LogCaptureFixture) -> None:
     kernel = Kernel()
-    _restarted(tmp_path, TABLE, kernel, caplog)  # the first run: a cold start, compared with the kernel
+    _restarted(tmp_path, BIG_TABLE, kernel, caplog)  # the first run: a cold start, compared with the kernel
     assert "compared_with=kernel" in caplog.text and "event=kernel-verified" not in caplog.text
     programmed, reads = set(kernel.table), len(kernel.reads)
     kernel.calls.clear()
-    kernel.someone_deletes(U("vx100", "02:00:00:00:00:33", "10.0.0.3"))  # while no agent runs
-    agent = _restarted(tmp_path, TABLE, kernel, caplog)
+    _, unsampled = _unicast_sample(tmp_path)
+    gone = unsampled[-1]
+    kernel.someone_deletes(gone)  # while no agent runs: an entry the start-up's sample does not look at
+    agent = _restarted(tmp_path, BIG_TABLE, kernel, caplog)
     synced = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("event=synced"))
-    assert "compared_with=ledger" in synced and "added=0 removed=0" in synced
+    assert "compared_with=ledger kernel_verified=0" in synced and "added=0 removed=0" in synced
     assert _events(caplog) == ["event=synced", "event=kernel-verified"]  # ready first, then the one kernel read
     assert len(kernel.reads) == reads + 1
-    assert kernel.table == programmed and kernel.ops("add") == [U("vx100", "02:00:00:00:00:33", "10.0.0.3")]
+    assert kernel.table == programmed and kernel.ops("add") == [gone]
     assert agent.health.resync_repaired == 1 and "the kernel differed from the ledger" in caplog.text
+
+
+def test_a_restart_whose_kernel_lost_an_entry_of_the_sample_reads_the_kernel_first(
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A reboot, a device made again, a bridge whose neighbours were flushed: the ledger names entries the
+    kernel lost, so the agent must not call itself ready before it has read the kernel."""
+    kernel = Kernel()
+    _restarted(tmp_path, BIG_TABLE, kernel, caplog)
+    programmed = set(kernel.table)
+    sampled, _ = _unicast_sample(tmp_path)
+    kernel.someone_deletes(sampled[0])
+    kernel.calls.clear()
+    _restarted(tmp_path, BIG_TABLE, kernel, caplog)
+    assert "event=ledger-sync-declined reason=owned-entries-missing vx100=1" in caplog.text
+    assert _events(caplog) == ["event=synced"] and "compared_with=kernel kernel_verified=1" in caplog.text
+    assert kernel.table == programmed and kernel.ops("add") == [sampled[0]]
+
+
+def test_a_kernel_read_that_fails_after_a_ledger_start_ends_the_agent_not_ready(
+        tmp_path: pathlib.Path, caplog: pytest.LogCaptureFixture) -> None:
+    kernel = Kernel()
+    _restarted(tmp_path, TABLE, kernel, caplog)
+
+    class Unreadable(Kernel):
+        def packed_entries(self, devices: object, bridges: object = ()) -> object:
+            raise KernelError("reading entries of ifindex 11: Input/output error")
+
+    broken = Unreadable()
+    broken.table = set(kernel.table)
+    gobgp = FakeGobgp(TABLE)
+    agent = Agent(dataclasses.replace(CFG, state_file=tmp_path / "owned"), broken, client_factory=lambda _: gobgp,  # type: ignore[arg-type,return-value]
+                  worker_factory=lambda *_: [])
+    states: list[tuple[bool, bool]] = []
+    agent._write_status = lambda force=False: states.append((agent.health.ready, agent.health.kernel_verified))  # type: ignore[method-assign]
+    with pytest.raises(KernelError, match="Input/output error"):
+        agent.run()
+    assert (True, False) in states  # ready from the ledger, then the verification's read failed:
+    assert states[-1] == (False, False)  # the last word is not ready
 
 
 def test_a_restart_whose_table_brings_a_new_mac_looks_it_up_and_leaves_someone_elses_copy_alone(
