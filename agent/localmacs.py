@@ -10,6 +10,7 @@ import logging
 import select
 import socket
 import struct
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from socket import AF_BRIDGE, AF_INET, AF_INET6
@@ -278,4 +279,4 @@ class LocalMacWatcher(Worker):
         if changes:
             self.out.put(LocalMacsChanged(tuple(changes)))
         if lost:
-            self.out.put(NeighboursLost(tuple(lost)))
+            self.out.put(NeighboursLost(tuple(lost), time.monotonic()))

@@ -185,6 +185,7 @@ class Reconciler:
         else:
             self._owned = self._load()
         self._read_ahead: Background[PackedEntries] | None = None
+        self.read_started = float("-inf")  # (monotonic) when the kernel read of the last full sync began
         self.added = 0
         self.removed = 0
         self.errors = 0
@@ -237,9 +238,13 @@ class Reconciler:
             age = time.monotonic() - (ahead.finished or 0.0)
             if age <= READ_AHEAD_MAX_AGE:
                 log.debug("event=kernel-read-ahead-used seconds_old=%.2f", age)
+                self.read_started = ahead.started
                 return present
             log.info("event=kernel-read-ahead-too-old seconds_old=%.1f (reading again)", age)
-        return self.kernel.packed_entries(self.devices, self.bridges)
+        started = time.monotonic()
+        present = self.kernel.packed_entries(self.devices, self.bridges)
+        self.read_started = started
+        return present
 
     def serve(self, devices: Iterable[str], bridges: Iterable[str]) -> None:
         """The vxlan devices and bridges whose entries full syncs read (after a config reload)."""

@@ -100,7 +100,10 @@ class Batch:
     received: float | None = None  # when the oldest route change of the batch reached the agent
 
     @classmethod
-    def of(cls, items: Iterable[AgentEvent], session: int) -> Batch:
+    def of(cls, items: Iterable[AgentEvent], session: int, read_since: float = float("-inf")) -> Batch:
+        """`read_since`: when the kernel read of the last full sync began; deletions seen before it are
+        left out (that sync found them and put back what was wanted: taken again, a neighbour entry
+        would be forgotten and its re-add answered "exists", leaving it owned by nobody)."""
         batch = cls()
         for item in items:
             if isinstance(item, RoutesChanged):
@@ -119,7 +122,8 @@ class Batch:
             elif isinstance(item, IpsSeen):
                 batch.seen.extend(item.items)
             elif isinstance(item, NeighboursLost):
-                batch.lost.extend(item.items)
+                if item.seen >= read_since:
+                    batch.lost.extend(item.items)
             elif isinstance(item, WorkerFailed):
                 batch.failed = item
         return batch
@@ -339,7 +343,7 @@ class Agent:
                 wait = 0.0  # the verification comes right after what is queued now
             first = self.events.get(wait)
             if first is not None:
-                self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session))
+                self._process(Batch.of(self.events.batch(first, self.cfg.batch_window), session, self.reconciler.read_started))
             self._verify_kernel()
             self._release_held()
             self._maybe_remove_stale(client)

@@ -317,7 +317,7 @@ def test_held_withdrawals_outlive_a_new_session_until_their_deadline() -> None:
         # the session ends; the new session's table has 10.0.0.2 back, not 10.0.0.3 (every peer up: no stale wait)
         gobgp.table = [add(imet("10.0.0.2", 100)), add(REMOTE_MAC)]
         gobgp.stream.put(None)
-        wait_for("second session", lambda: agent.session == 2 and agent.health.ready)
+        wait_for("second session", lambda: agent.session == 2 and agent.health.kernel_verified)  # (reset per session)
         assert len(agent.withdraw_hold) == 1 and imet("10.0.0.3", 100).key in agent.withdraw_hold
         assert E("vx100", "10.0.0.3") in kernel.table and E("vx100", "10.0.0.2") in kernel.table
         wait_for("released at its deadline", lambda: E("vx100", "10.0.0.3") not in kernel.table, timeout=3.0)
@@ -464,3 +464,24 @@ def test_a_restart_whose_table_brings_a_new_vtep_compares_with_the_kernel_first(
     _restarted(tmp_path, TABLE[:2], kernel, caplog)
     assert _events(caplog) == ["event=synced"] and "compared_with=kernel" in caplog.text
     assert E("vx100", "10.0.0.3") in kernel.foreign  # left to its maker, as before
+
+
+def test_a_neighbour_loss_seen_before_the_last_kernel_read_leaves_the_entry_owned() -> None:
+    """The full sync that read the kernel after the loss put the entry back (owned again); taking the
+    loss afterwards would forget it and re-add it: "exists", and nobody would own it any more."""
+    from agent.events import NeighboursLost
+    from agent.localmacs import NeighLost
+
+    gobgp = FakeGobgp(TABLE)
+    agent, kernel = make_agent(gobgp)
+    entry = N("br100", "192.168.1.33", "02:00:00:00:00:33")
+    with Running(agent):
+        wait_for("ready", lambda: agent.health.ready and agent.health.kernel_verified)
+        assert entry in agent.reconciler.owned and entry in kernel.table
+        agent.events.put(NeighboursLost((NeighLost(10, "192.168.1.33"),), agent.reconciler.read_started - 1.0))
+        agent.events.put(LocalMacsChanged(()))  # a later event: the loss's batch has been handled
+        time.sleep(0.3)
+        assert entry in agent.reconciler.owned and entry in kernel.table
+        kernel.someone_deletes(entry)  # a loss after the read: forgotten and made again
+        agent.events.put(NeighboursLost((NeighLost(10, "192.168.1.33"),), time.monotonic()))
+        wait_for("re-added", lambda: entry in kernel.table and entry in agent.reconciler.owned)
