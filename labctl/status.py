@@ -21,6 +21,7 @@ from .observe import control_view, controller_sessions_or_errors, expected_macs,
 
 STATE_MARKUP = {
     "ready": "[green]ready[/green]",
+    "verifying": "[green]ready[/green] [yellow](reading its kernel)[/yellow]",
     "starting": "[yellow]starting[/yellow]",
     "unreachable": "[red]gobgpd unreachable[/red]",
     "not running": "[red]not running[/red]",

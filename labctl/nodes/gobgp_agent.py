@@ -91,7 +91,7 @@ class GobgpAgentNode(HostNode):
         live = agent_liveness(status, running, time.time())
         if live is not None:  # a dead agent's last file says nothing about now
             return ControlView(live, False, False, {})
-        state = "ready" if status.get("ready") else "starting"
+        state = ("ready" if status.get("kernel_verified") else "verifying") if status.get("ready") else "starting"
         if status and not status.get("connected"):
             state = "unreachable"
         remote = status.get("remote_vteps") or {}

@@ -53,7 +53,8 @@ def test_gobgp_node_reads_its_agent_status(tmp_path: Path, monkeypatch: pytest.M
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"held_withdrawals": 2}))
     assert not node.control_view().settled  # stale withdrawals held: its kernel may still change
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"kernel_verified": False}))
-    assert node.control_view().ready and not node.control_view().settled  # ready from its ledger, kernel not read yet
+    view = node.control_view()  # ready from its ledger, its kernel not read yet
+    assert view.ready and not view.settled and view.state == "verifying"
     plan.files("t-1").agent_status.write_text(json.dumps(status | {"connected": False}))
     assert node.control_view().state == "unreachable"
     with pytest.raises(LabError, match="does not run FRR"):
