@@ -104,17 +104,21 @@ class PackedPlan:
 def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEntries) -> PackedPlan:
     """The whole-table plan (PackedPlan) from the desired, present and owned entries as packed keys (set
     operations on integers, no entry object made). `owned`'s keys need only be iterable once
-    (`OwnedSet.packed`: read from its arrays, never copied into a set)."""
+    (`OwnedSet.packed`: read from its arrays, never copied into a set); sets are taken as sets."""
     plan = PackedPlan(PackedEntries(), PackedEntries(), PackedEntries())
     for slot in set(desired.keys) | set(owned.keys):
         want, have = desired.keys.get(slot, _NONE), present.keys.get(slot, _NONE)
         added = want - have
-        removed, vanished = [], []
-        for key in owned.keys.get(slot, ()):
-            if key not in have:
-                vanished.append(key)  # owned, gone from the kernel
-            elif key not in want:
-                removed.append(key)  # owned, there, no longer wanted
+        mine = owned.keys.get(slot, _NONE)
+        if isinstance(mine, (set, frozenset)):  # (a ledger sync's owned side: set operations, at C speed)
+            vanished, removed = mine - have, (mine & have) - want
+        else:  # an OwnedSet's arrays, iterated once, never copied
+            removed, vanished = [], []
+            for key in mine:
+                if key not in have:
+                    vanished.append(key)  # owned, gone from the kernel
+                elif key not in want:
+                    removed.append(key)  # owned, there, no longer wanted
         for side, keys in ((plan.add, added), (plan.remove, removed), (plan.vanished, vanished)):
             if keys:
                 side.keys[slot] = keys  # type: ignore[assignment]
@@ -296,15 +300,17 @@ class Reconciler:
             log.info("event=ledger-sync-declined unowned=%d flood=%s unpacked=%d (reading the kernel)",
                      count, flood, len(wanted.others - present.others))
             return None
+        owned = self.owned.packed()  # the owned side: the served devices' sets made above, the others' arrays
+        owned.keys.update(present.keys)
         try:
             for (kind, device), keys in unowned.items():
                 found = self.kernel.present_packed(kind, device, sorted(keys))
-                if found:
-                    present.of_device(kind, device).update(found)
+                if found:  # (a new set: the owned side keeps the one it has)
+                    present.keys[(kind, device)] = present.keys.get((kind, device), _NONE) | found
         except KernelError as exc:
             log.warning("event=ledger-sync-declined error=%r (reading the kernel)", str(exc))
             return None
-        return self._apply_whole(plan_packed(wanted, present, self.owned.packed()), remove_stale)
+        return self._apply_whole(plan_packed(wanted, present, owned), remove_stale)
 
     def _sample_missing(self) -> dict[str, int]:
         """Look up `ledger_sample` of each served device's owned entries; per device, how many of them the
