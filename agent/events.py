@@ -58,7 +58,7 @@ class NeighboursLost:
     """Neighbour entries the kernel deleted on served bridges (ours are put back if still wanted)."""
 
     items: tuple[NeighLost, ...]
-    seen: float = 0.0  # (monotonic) when the watcher read the deletions
+    seen: float = float("inf")  # (monotonic) when the watcher read the deletions (unknown: never dropped)
 
 
 @dataclass(frozen=True, slots=True)

@@ -956,7 +956,10 @@ class NetlinkBulk:
         for start in range(0, len(items), self.batch_size):
             chunk = items[start:start + self.batch_size]
             first = self._next_seq(len(chunk))
-            self.sock.send(b"".join(encoder(item, first + i) for i, item in enumerate(chunk)))
+            try:
+                self.sock.send(b"".join(encoder(item, first + i) for i, item in enumerate(chunk)))
+            except OSError as exc:
+                raise NetlinkBulkError(f"netlink lookup send failed: {exc}") from exc
             answers: list[Any] = [_UNANSWERED] * len(chunk)
             missing = len(chunk)
             deadline = time.monotonic() + self.timeout

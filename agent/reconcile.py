@@ -111,7 +111,7 @@ def plan_packed(desired: PackedEntries, present: PackedEntries, owned: PackedEnt
         added = want - have
         mine = owned.keys.get(slot, _NONE)
         if isinstance(mine, (set, frozenset)):  # (a ledger sync's owned side: set operations, at C speed)
-            vanished, removed = mine - have, (mine & have) - want
+            vanished, removed = mine - have, (mine - want) & have
         else:  # an OwnedSet's arrays, iterated once, never copied
             removed, vanished = [], []
             for key in mine:
@@ -136,7 +136,8 @@ def ledger_sample(kind: int, keys: Iterable[int]) -> list[int]:
     LEDGER_SAMPLE, spread evenly over `keys` in their order (an OwnedSet's: sorted); no flood entry (an
     FDB key whose MAC is 0: the kernel answers a lookup of one with its first remote only)."""
     candidates = [key for key in keys if key >> 32] if kind == FDB else list(keys)
-    return candidates[::max(1, len(candidates) // LEDGER_SAMPLE)][:LEDGER_SAMPLE]
+    count = min(LEDGER_SAMPLE, len(candidates))
+    return [candidates[i * len(candidates) // count] for i in range(count)]
 
 
 def plan_touched(touched: Iterable[KernelEntry], wants: Callable[[KernelEntry], bool], owned: AbstractSet[KernelEntry]) -> Plan:

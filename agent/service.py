@@ -264,7 +264,10 @@ class Agent:
                     client.close()
         finally:
             self.health.ready = False  # whatever ends the agent (a stop, a worker's death, a kernel error)
-            self._write_status(force=True)
+            try:
+                self._write_status(force=True)
+            except Exception as exc:  # noqa: BLE001 - the stop below (workers, ledger) must still happen
+                log.error("event=status-write-failed error=%r", str(exc))
             for worker in self._workers:
                 worker.stop()
             self.reconciler.close()

@@ -19,7 +19,7 @@ from agent.config import parse_config
 from agent.desired import RibView
 from agent.entries import KernelEntry, describe, entry_sort_key
 from agent.errors import KernelError
-from agent.ownedset import PackedEntries
+from agent.ownedset import OwnedSet, PackedEntries
 from agent.reconcile import FdbTable, OwnershipStore, PackedPlan, Plan, Reconciler, plan_packed, plan_touched
 from agent.routes import ImetRoute, MacIpRoute, PathAttrs, RouteDistinguisher, RouteEvent, RouteTarget
 
@@ -730,13 +730,15 @@ some_entries = st.sets(st.sampled_from(PACKABLE_AND_NOT), max_size=30)
 @settings(max_examples=400, deadline=None)
 @given(desired=some_entries, present=some_entries, owned=some_entries)
 def test_plan_packed_is_plan_full(desired: set, present: set, owned: set) -> None:
-    packed = plan_packed(PackedEntries.of(desired), PackedEntries.of(present), PackedEntries.of(owned))
-    plan = Plan.of_packed(packed)
-    assert (plan.adds, plan.removes) == (len(desired - present), len((owned & present) - desired))  # counted unpacked
-    expected = plan_full(desired, present, owned & present)
-    assert list(map(repr, plan.add)) == list(map(repr, expected.add))  # same entries, same order, same spelling
-    assert list(map(repr, plan.remove)) == list(map(repr, expected.remove))
-    assert list(map(repr, PackedPlan.entries(packed.vanished))) == list(map(repr, sorted(owned - present, key=entry_sort_key)))
+    """Both forms of the owned side: an OwnedSet's arrays (a full sync) and sets (a ledger sync)."""
+    for owned_side in (OwnedSet(owned).packed(), PackedEntries.of(owned)):
+        packed = plan_packed(PackedEntries.of(desired), PackedEntries.of(present), owned_side)
+        plan = Plan.of_packed(packed)
+        assert (plan.adds, plan.removes) == (len(desired - present), len((owned & present) - desired))  # counted unpacked
+        expected = plan_full(desired, present, owned & present)
+        assert list(map(repr, plan.add)) == list(map(repr, expected.add))  # same entries, same order, same spelling
+        assert list(map(repr, plan.remove)) == list(map(repr, expected.remove))
+        assert list(map(repr, PackedPlan.entries(packed.vanished))) == list(map(repr, sorted(owned - present, key=entry_sort_key)))
 
 
 # -- a big plan applied as packed keys = the same outcome as entry by entry ----------------------------------
